@@ -1,0 +1,273 @@
+//! bidim's benchmark runner.
+//!
+//! Starts a tuned throwaway PostgreSQL 15 cluster (bidim preloaded), creates the peer
+//! extensions that are installed (`tdigest`, `hll`), runs named workloads whose cases
+//! do the same work different ways (heap, heap + btree, bidim, ...), and prints one
+//! markdown table: median of several runs per case and its ratio to the workload's
+//! reference case.
+//!
+//! ```text
+//! cargo run --release -p bidim-bench -- [--rows N] [--runs K] [--workload NAME]...
+//! ```
+
+use bidim_tests::{Client, Cluster, Result};
+use std::time::Instant;
+
+/// One way of doing a workload's work.
+struct Case {
+    name: &'static str,
+    /// Run before every timed run (not timed): create the target, indexes, ...
+    setup: String,
+    /// The timed statement(s).
+    timed: String,
+    /// After the run (not timed): a query returning the bytes to report, if any.
+    size: Option<String>,
+}
+
+/// A named workload: data prepared once, then cases timed side by side.
+struct Workload {
+    name: &'static str,
+    description: String,
+    /// Rows each timed run processes (for the rows/s column).
+    rows: i64,
+    /// Run once before all cases (not timed).
+    prepare: String,
+    /// The first case is the reference the ratios compare against.
+    cases: Vec<Case>,
+}
+
+struct Options {
+    rows: i64,
+    runs: usize,
+    workloads: Vec<String>,
+}
+
+fn parse_args() -> std::result::Result<Options, String> {
+    let mut o = Options {
+        rows: 10_000_000,
+        runs: 3,
+        workloads: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--rows" => {
+                let v = value("--rows")?;
+                o.rows = v
+                    .parse()
+                    .map_err(|_| format!("--rows: not a number: {v}"))?
+            }
+            "--runs" => {
+                let v = value("--runs")?;
+                o.runs = v
+                    .parse()
+                    .map_err(|_| format!("--runs: not a number: {v}"))?
+            }
+            "--workload" => o.workloads.push(value("--workload")?),
+            "-h" | "--help" => {
+                println!("usage: bidim-bench [--rows N] [--runs K] [--workload copy]...");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    if o.rows < 1000 || o.runs == 0 {
+        return Err("--rows must be at least 1000 and --runs at least 1".into());
+    }
+    Ok(o)
+}
+
+/// COPY of TSBS cpu-only shaped rows (`time, tags_id int, 10 x float8`: 1000 hosts,
+/// one row per host every 10 s, in time order, values 0..100 as TSBS truncates them).
+fn copy_workload(rows: i64, file: &str) -> Workload {
+    let hosts = 1000;
+    let epochs = rows / hosts;
+    let table = "CREATE TABLE cpu (time timestamptz NOT NULL, tags_id integer NOT NULL, \
+        usage_user float8, usage_system float8, usage_idle float8, usage_nice float8, \
+        usage_iowait float8, usage_irq float8, usage_softirq float8, usage_steal float8, \
+        usage_guest float8, usage_guest_nice float8)";
+    let fresh = format!("DROP TABLE IF EXISTS cpu; {table}");
+    let copy = format!("COPY cpu FROM '{file}'");
+    let size = Some("SELECT pg_total_relation_size('cpu')".to_string());
+    Workload {
+        name: "copy",
+        rows: hosts * epochs,
+        description: format!(
+            "COPY of {} TSBS cpu-only rows ({hosts} hosts x {epochs} epochs of 10 s, 10 float8) from a server-side file",
+            hosts * epochs
+        ),
+        prepare: format!(
+            "COPY (SELECT timestamptz '2016-01-01 00:00:00+00' + make_interval(secs => 10 * e), h, \
+               floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
+               floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
+               floor(random() * 101), floor(random() * 101) \
+             FROM generate_series(0, {last_epoch}) e, generate_series(1, {hosts}) h ORDER BY e, h) TO '{file}'",
+            last_epoch = epochs - 1
+        ),
+        cases: vec![
+            Case {
+                name: "heap",
+                setup: fresh.clone(),
+                timed: copy.clone(),
+                size: size.clone(),
+            },
+            Case {
+                name: "heap + btree(tags_id, time)",
+                setup: format!("{fresh}; CREATE INDEX ON cpu (tags_id, time DESC)"),
+                timed: copy.clone(),
+                size: size.clone(),
+            },
+        ],
+    }
+}
+
+struct Measured {
+    case: &'static str,
+    secs: Vec<f64>,
+    bytes: Option<i64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn exec(c: &mut Client, sql: &str) -> Result<()> {
+    c.batch_execute(sql).map_err(|e| format!("{sql}: {e}"))
+}
+
+fn run_workload(c: &mut Client, w: &Workload, runs: usize) -> Result<Vec<Measured>> {
+    eprintln!("== {}: preparing", w.name);
+    exec(c, &w.prepare)?;
+    let mut out = Vec::new();
+    for case in &w.cases {
+        let mut m = Measured {
+            case: case.name,
+            secs: Vec::new(),
+            bytes: None,
+        };
+        for run in 0..runs {
+            exec(c, &case.setup)?;
+            exec(c, "CHECKPOINT")?;
+            let t = Instant::now();
+            exec(c, &case.timed)?;
+            let s = t.elapsed().as_secs_f64();
+            eprintln!("   {} run {}: {:.3} s", case.name, run + 1, s);
+            m.secs.push(s);
+            if let Some(q) = &case.size {
+                m.bytes = Some(
+                    c.query_one(q.as_str(), &[])
+                        .map_err(|e| e.to_string())?
+                        .get(0),
+                );
+            }
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+fn print_table(w: &Workload, results: &[Measured]) {
+    println!("\n### {}\n\n{}\n", w.name, w.description);
+    println!(
+        "| case | median s | rows/s | vs {} | size MB | runs |",
+        results[0].case
+    );
+    println!("|---|---:|---:|---:|---:|---|");
+    let reference = median(&results[0].secs);
+    for m in results {
+        let med = median(&m.secs);
+        let runs: Vec<String> = m.secs.iter().map(|s| format!("{s:.2}")).collect();
+        println!(
+            "| {} | {:.3} | {:.0} k | {:.2}x | {} | {} |",
+            m.case,
+            med,
+            w.rows as f64 / med / 1000.0,
+            med / reference,
+            m.bytes
+                .map(|b| format!("{:.0}", b as f64 / 1048576.0))
+                .unwrap_or_else(|| "-".into()),
+            runs.join(", ")
+        );
+    }
+}
+
+fn main() {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bidim-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = real_main(&opts) {
+        eprintln!("bidim-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(opts: &Options) -> Result<()> {
+    let cluster = Cluster::builder()
+        .setting("shared_buffers", "'1GB'")
+        .setting("max_wal_size", "'16GB'")
+        .setting("checkpoint_timeout", "'30min'")
+        .setting("maintenance_work_mem", "'512MB'")
+        .setting("work_mem", "'64MB'")
+        .start()?;
+    let mut c = cluster.connect()?;
+    exec(&mut c, "CREATE EXTENSION bidim")?;
+    let mut peers = Vec::new();
+    for ext in ["tdigest", "hll"] {
+        let available: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)",
+                &[&ext],
+            )
+            .map_err(|e| e.to_string())?
+            .get(0);
+        if available {
+            exec(&mut c, &format!("CREATE EXTENSION {ext}"))?;
+            peers.push(ext);
+        }
+    }
+    let version: String = c
+        .query_one("SELECT version()", &[])
+        .map_err(|e| e.to_string())?
+        .get(0);
+    println!("# bidim benchmarks\n");
+    println!("- server: {version}");
+    println!("- settings: shared_buffers 1GB, max_wal_size 16GB, fsync on, 2 cores");
+    println!(
+        "- peer extensions loaded: {}",
+        if peers.is_empty() {
+            "none installed".to_string()
+        } else {
+            peers.join(", ")
+        }
+    );
+    println!("- {} runs per case, median reported", opts.runs);
+
+    let file = cluster.dir.join("cpu.tsv");
+    let file = file.to_str().ok_or("temp path is not UTF-8")?;
+    let all = vec![copy_workload(opts.rows, file)];
+    for name in &opts.workloads {
+        if !all.iter().any(|w| w.name == name) {
+            return Err(format!("unknown workload {name}"));
+        }
+    }
+    for w in &all {
+        if !opts.workloads.is_empty() && !opts.workloads.iter().any(|n| n == w.name) {
+            continue;
+        }
+        let results = run_workload(&mut c, w, opts.runs)?;
+        print_table(w, &results);
+    }
+    Ok(())
+}

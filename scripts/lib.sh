@@ -1,0 +1,62 @@
+# Shared shell helpers for bidim's scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+BIDIM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_MAJOR=15
+PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/${PG_MAJOR}/bin}
+PG_CONFIG=${PG_CONFIG:-${PG_BINDIR}/pg_config}
+export PATH="$HOME/.cargo/bin:$PATH" PG_BINDIR PG_CONFIG
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Run a command as the postgres OS user (initdb and the server refuse root).
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    (cd / && sudo -n -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+# Print a loopback TCP port nobody listens on, starting the search at $1.
+free_port() {
+  local p=${1:-55432}
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+
+# Build the extension (profile: "dev" or "release") and install it into PostgreSQL 15.
+install_extension() {
+  local profile=${1:-dev} flag=()
+  [ "$profile" = release ] && flag=(--release)
+  log "building and installing bidim ($profile) into $(${PG_CONFIG} --pkglibdir)"
+  (cd "$BIDIM_ROOT" && cargo pgrx install "${flag[@]}" --pg-config "$PG_CONFIG" >/dev/null)
+}
+
+# start_cluster DIR PORT [preload=yes] [extra postgresql.conf lines...]
+# Creates a cluster in DIR (owned by postgres) and starts it on 127.0.0.1:PORT.
+start_cluster() {
+  local dir=$1 port=$2 preload=${3:-yes}
+  shift 3 || shift $#
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
+  as_pg "$PG_BINDIR/initdb" -D "$dir/data" --auth=trust --encoding=UTF8 --locale=C -U postgres >/dev/null
+  {
+    echo "# bidim"
+    echo "listen_addresses = '127.0.0.1'"
+    echo "port = $port"
+    echo "unix_socket_directories = '$dir'"
+    [ "$preload" = yes ] && echo "shared_preload_libraries = 'bidim'"
+    for line in "$@"; do echo "$line"; done
+  } >>"$dir/data/postgresql.conf"
+  as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null ||
+    { tail -n 30 "$dir/server.log" >&2; die "could not start PostgreSQL in $dir"; }
+}
+
+# stop_cluster DIR [mode]
+stop_cluster() {
+  local dir=$1 mode=${2:-fast}
+  [ -f "$dir/data/postmaster.pid" ] && as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null
+  return 0
+}

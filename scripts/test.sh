@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test of bidim. Installs what is missing first (scripts/install-deps.sh).
+#   1. cargo fmt --check and cargo clippy -D warnings (whole workspace, all targets)
+#   2. plain cargo test: the pure Rust cores (no PostgreSQL)
+#   3. cargo pgrx test: #[pg_test] functions inside a real PostgreSQL 15
+#   4. pg_regress golden files (pg_regress/) against a throwaway cluster
+#   5. integration tests (tests/): real clusters, several connections, crashes
+#   6. a smoke run of the benchmark harness (tiny data; numbers are not checked)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$BIDIM_ROOT"
+
+bash scripts/install-deps.sh
+
+log "1/6 format and lint"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --features bidim/pg_test -- -D warnings
+
+log "2/6 pure Rust unit tests"
+cargo test --lib
+
+log "3/6 #[pg_test] tests in PostgreSQL"
+pgdata=$(mktemp -d /tmp/bidim-pgrx-XXXXXX)
+chown postgres:postgres "$pgdata"
+trap 'rm -rf "$pgdata"' EXIT
+cargo pgrx test pg15 --runas postgres --pgdata "$pgdata/data"
+
+# pgrx test installed a test build; install the plain one the remaining suites use.
+install_extension dev
+
+log "4/6 pg_regress"
+bash scripts/regress.sh
+
+log "5/6 integration tests"
+cargo test -p bidim-tests
+
+log "6/6 benchmark harness smoke run"
+cargo run -q -p bidim-bench -- --rows 20000 --runs 1 >/dev/null
+
+log "all tests passed"
