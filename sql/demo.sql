@@ -6,7 +6,7 @@
 \pset footer off
 
 CREATE EXTENSION bidim;
-\echo '--- the extension, as \dx shows it'
+\echo '--- the extension, as listed by psql (dx bidim)'
 \dx bidim
 SELECT bidim.version() AS library_version, bidim.preloaded() AS preloaded;
 

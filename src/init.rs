@@ -19,6 +19,7 @@ pub extern "C-unwind" fn _PG_init() {
     // `shared_preload_libraries`; `_PG_init` runs on PostgreSQL's main thread.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
     LOADED_AT_PRELOAD.store(preloading, Ordering::Relaxed);
+    crate::tam::catalog::register_callbacks();
 }
 
 /// Whether this backend's copy of the library was loaded through

@@ -9,6 +9,7 @@
 //!
 //! [`init`] holds `_PG_init` and the SQL functions that describe the library itself.
 
+pub mod error;
 pub mod init;
 pub mod sketch;
 pub mod tags;

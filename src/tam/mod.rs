@@ -1,5 +1,12 @@
 //! The `bidim` table access method: rows partitioned by key range and time.
 //!
-//! Built in issue #3 (chunk storage) and #4 (key splits, retention, maintenance).
-//! Layout to come: `codec` (pure Rust chunk codecs), `directory` (chunk catalog),
-//! `handler` (the `TableAmRoutine` callbacks).
+//! * [`tid`], [`cell`]: pure Rust (TID encoding, time partitions), unit-tested.
+//! * [`catalog`]: the chunk directory, configuration, chunk creation, routing cache.
+//! * [`handler`]: the `TableAmRoutine` callbacks.
+//! * [`api`]: SQL functions (`bidim.configure`, `bidim.seal`, ...).
+
+pub mod api;
+pub mod catalog;
+pub mod cell;
+pub mod handler;
+pub mod tid;

@@ -1,0 +1,837 @@
+//! The chunk directory and per-table configuration: SQL objects, reads, chunk creation,
+//! and the per-backend routing cache.
+//!
+//! * `bidim.table_config`: one row per table that `bidim.configure` touched (no row
+//!   means defaults). Dumped by pg_dump (`pg_extension_config_dump`); `rel` is a
+//!   `regclass`, so a restore re-resolves it by name.
+//! * `bidim.chunk`: one row per chunk. A chunk exists exactly when its row is visible
+//!   (MVCC, WAL-logged heap). Chunks are heap relations `bidim_internal.c<table oid>_<n>`
+//!   owned by the bootstrap superuser, members of the extension (so pg_dump skips
+//!   them: it dumps the rows through the table) and internally dependent on the table
+//!   (dropped with it, refused on their own).
+//!
+//! Visibility rule (why it is safe to read the directory with the scan's snapshot): a
+//! row visible to snapshot S was inserted by a transaction that saw its chunk's
+//! directory row, so that row committed before the inserter did, hence before S.
+
+use super::cell;
+use crate::error::raise;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+
+pgrx::extension_sql!(
+    r#"
+CREATE SCHEMA IF NOT EXISTS bidim;
+GRANT USAGE ON SCHEMA bidim TO PUBLIC;
+CREATE SCHEMA bidim_internal;
+COMMENT ON SCHEMA bidim_internal IS 'bidim: chunk relations of bidim tables (internal, do not touch)';
+REVOKE ALL ON SCHEMA bidim_internal FROM PUBLIC;
+
+CREATE TABLE bidim.table_config (
+    rel                regclass PRIMARY KEY,
+    key_column         name     NOT NULL,
+    time_column        name     NOT NULL,
+    hot_chunk_rows     bigint   NOT NULL CHECK (hot_chunk_rows > 0),
+    partition_interval interval NOT NULL
+);
+COMMENT ON TABLE bidim.table_config IS 'bidim: per-table settings written by bidim.configure (no row: defaults)';
+SELECT pg_catalog.pg_extension_config_dump('bidim.table_config', '');
+
+CREATE TABLE bidim.chunk (
+    rel        oid         NOT NULL,
+    chunk_id   int4        NOT NULL,
+    chunk_rel  oid         NOT NULL,
+    range_id   int4        NOT NULL DEFAULT 0,
+    key_lo     text,
+    key_hi     text,
+    time_lo    timestamptz NOT NULL,
+    time_hi    timestamptz NOT NULL,
+    state      text        NOT NULL DEFAULT 'hot' CHECK (state IN ('hot', 'sealed', 'cold')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sealed_at  timestamptz,
+    PRIMARY KEY (rel, chunk_id)
+);
+COMMENT ON TABLE bidim.chunk IS 'bidim: chunk directory (one row per chunk; internal)';
+GRANT SELECT ON bidim.table_config, bidim.chunk TO PUBLIC;
+
+-- Chunks are extension members (so pg_dump skips them), not dependents of their
+-- table: a dropped table's chunks are dropped here.
+CREATE FUNCTION bidim._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o record;
+BEGIN
+    FOR o IN SELECT objid FROM pg_event_trigger_dropped_objects()
+             WHERE classid = 'pg_class'::regclass AND objsubid = 0 AND object_type = 'table'
+    LOOP
+        IF EXISTS (SELECT 1 FROM bidim.chunk c WHERE c.rel = o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.table_config c WHERE c.rel::oid = o.objid)
+           OR to_regclass('bidim_internal.s' || o.objid::text) IS NOT NULL THEN
+            PERFORM bidim._forget_table(o.objid);
+        END IF;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER bidim_sql_drop ON sql_drop EXECUTE FUNCTION bidim._on_sql_drop();
+
+-- PostgreSQL timestamp (microseconds since 2000-01-01) from its raw int8 value.
+CREATE FUNCTION bidim._ts(us int8) RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT timestamptz '2000-01-01 00:00:00+00' + (us::text || ' microseconds')::interval $$;
+
+CREATE FUNCTION bidim_tam_handler(internal) RETURNS table_am_handler
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'bidim_tam_handler';
+CREATE ACCESS METHOD bidim TYPE TABLE HANDLER bidim_tam_handler;
+COMMENT ON ACCESS METHOD bidim IS 'bidim: rows partitioned by key range and time into hot and sealed chunks';
+
+-- A chunk is sealed once a newer chunk of its cell exists or bidim.seal() marked it.
+CREATE VIEW bidim.chunks AS
+SELECT c.rel::regclass AS rel,
+       c.chunk_id,
+       c.key_lo,
+       c.key_hi,
+       c.time_lo,
+       c.time_hi,
+       CASE WHEN c.state = 'hot' AND EXISTS (
+                 SELECT 1 FROM bidim.chunk n
+                 WHERE n.rel = c.rel AND n.range_id = c.range_id AND n.time_lo = c.time_lo
+                   AND n.chunk_id > c.chunk_id)
+            THEN 'sealed' ELSE c.state END AS state,
+       greatest(pg_catalog.pg_stat_get_live_tuples(c.chunk_rel), 0) AS rows,
+       pg_catalog.pg_total_relation_size(c.chunk_rel) AS bytes,
+       c.time_lo AS partition,
+       c.created_at,
+       c.sealed_at
+FROM bidim.chunk c
+JOIN pg_catalog.pg_class k ON k.oid = c.chunk_rel;
+COMMENT ON VIEW bidim.chunks IS 'bidim: chunks of every bidim table (rows: live tuples from statistics)';
+
+CREATE VIEW bidim.time_partitions AS
+SELECT rel, partition, min(time_lo) AS time_lo, max(time_hi) AS time_hi,
+       count(*) AS chunks, sum(rows)::bigint AS rows, sum(bytes)::bigint AS bytes
+FROM bidim.chunks
+GROUP BY rel, partition;
+COMMENT ON VIEW bidim.time_partitions IS 'bidim: time partitions of every bidim table';
+GRANT SELECT ON bidim.chunks, bidim.time_partitions TO PUBLIC;
+"#,
+    name = "tam_catalog",
+    bootstrap
+);
+
+/// Settings of one bidim table, resolved to attribute numbers.
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    pub key_attnum: i16,
+    pub time_attnum: i16,
+    pub hot_chunk_rows: i64,
+    /// Partition width in microseconds.
+    pub width: i64,
+}
+
+/// Default settings, as SQL_API.md gives them.
+pub const DEFAULT_HOT_CHUNK_ROWS: i64 = 1_000_000;
+pub const DEFAULT_PARTITION_DAYS: i32 = 1;
+
+/// One directory row.
+#[derive(Clone, Debug)]
+pub struct ChunkRow {
+    pub chunk_id: u32,
+    pub chunk_rel: pg_sys::Oid,
+    pub range_id: i32,
+    pub time_lo: i64,
+    pub state_hot: bool,
+}
+
+/// The hot chunk this backend routes a cell's rows to.
+#[derive(Clone, Debug)]
+pub struct HotChunk {
+    pub ordinal: u32,
+    pub relid: pg_sys::Oid,
+    /// Rows this backend inserted since the last size check.
+    pub since_check: u64,
+}
+
+#[derive(Default)]
+struct FacadeCache {
+    config: Option<TableConfig>,
+    /// (range_id, partition start) -> hot chunk.
+    cells: HashMap<(i32, i64), HotChunk>,
+    /// ordinal -> (chunk relation, range_id, partition start).
+    chunks: HashMap<u32, (pg_sys::Oid, i32, i64)>,
+}
+
+thread_local! {
+    static CACHE: RefCell<HashMap<pg_sys::Oid, FacadeCache>> = RefCell::new(HashMap::new());
+}
+
+/// Forget everything cached about `facade` (InvalidOid: about every table).
+pub fn invalidate(facade: pg_sys::Oid) {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if facade == pg_sys::InvalidOid {
+            c.clear();
+        } else {
+            c.remove(&facade);
+        }
+    });
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    invalidate(relid);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn xact_callback(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    {
+        invalidate(pg_sys::InvalidOid);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        invalidate(pg_sys::InvalidOid);
+    }
+}
+
+/// Queues a relcache invalidation of `facade` (other backends drop their routing
+/// caches for it when we commit), if the table exists (it does not yet while
+/// CREATE TABLE runs, nor any more while its drop is cleaned up).
+pub fn invalidate_relcache(facade: pg_sys::Oid) {
+    // SAFETY: syscache probe, then an invalidation of an existing relation.
+    unsafe {
+        if pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(facade),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        ) {
+            pg_sys::CacheInvalidateRelcacheByRelid(facade);
+        }
+    }
+}
+
+/// Registers the cache's invalidation callbacks; called once per process from `_PG_init`.
+pub fn register_callbacks() {
+    // SAFETY: registering plain function pointers with PostgreSQL, once per process.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0));
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
+    }
+}
+
+fn namespace_oid(name: &str) -> pg_sys::Oid {
+    let c = CString::new(name).unwrap();
+    // SAFETY: a syscache lookup by name; errors are raised as PostgreSQL errors.
+    unsafe { pg_sys::get_namespace_oid(c.as_ptr(), false) }
+}
+
+fn relation_oid(ns: pg_sys::Oid, name: &str) -> pg_sys::Oid {
+    let c = CString::new(name).unwrap();
+    // SAFETY: a syscache lookup by name in a namespace.
+    unsafe { pg_sys::get_relname_relid(c.as_ptr(), ns) }
+}
+
+/// Name of chunk `ordinal` of table `facade` inside schema `bidim_internal`.
+pub fn chunk_name(facade: pg_sys::Oid, ordinal: u32) -> String {
+    format!("c{}_{}", facade.to_u32(), ordinal)
+}
+
+/// The chunk relation of `ordinal`, if it exists (visible to this backend's catalog view).
+pub fn chunk_relid(facade: pg_sys::Oid, ordinal: u32) -> Option<pg_sys::Oid> {
+    let oid = relation_oid(
+        namespace_oid("bidim_internal"),
+        &chunk_name(facade, ordinal),
+    );
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// Reads the directory rows of `facade` under `snapshot`, ordered by chunk id.
+///
+/// # Safety
+/// `snapshot` must be a valid snapshot for the duration of the call.
+pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Vec<ChunkRow> {
+    let ns = namespace_oid("bidim");
+    let dir = relation_oid(ns, "chunk");
+    let idx = relation_oid(ns, "chunk_pkey");
+    if dir == pg_sys::InvalidOid || idx == pg_sys::InvalidOid {
+        error!(
+            "bidim: the chunk directory is missing; is the extension installed in this database?"
+        );
+    }
+    let mut out = Vec::new();
+    // SAFETY: open/scan/close of our own directory table with an index scan keyed on
+    // the table oid; every call is a guarded pg_sys function.
+    unsafe {
+        let rel = pg_sys::table_open(dir, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            1,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::F_OIDEQ.into(),
+            pg_sys::Datum::from(facade),
+        );
+        let scan = pg_sys::systable_beginscan(rel, idx, true, snapshot, 1, &mut key);
+        let mut values = [pg_sys::Datum::from(0); 11];
+        let mut nulls = [false; 11];
+        loop {
+            let tup = pg_sys::systable_getnext(scan);
+            if tup.is_null() {
+                break;
+            }
+            pg_sys::heap_deform_tuple(tup, (*rel).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
+            let state = String::from_datum(values[8], nulls[8]).unwrap_or_default();
+            out.push(ChunkRow {
+                chunk_id: values[1].value() as u32,
+                chunk_rel: pg_sys::Oid::from(values[2].value() as u32),
+                range_id: values[3].value() as i32,
+                time_lo: values[6].value() as i64,
+                state_hot: state == "hot",
+            });
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    }
+    out.sort_by_key(|c| c.chunk_id);
+    out
+}
+
+/// The snapshot insert routing reads the directory with: the transaction snapshot with
+/// the current command id, so it sees chunks this transaction created a moment ago.
+fn routing_snapshot() -> pg_sys::Snapshot {
+    // SAFETY: inserts never run in parallel mode, where this would be refused.
+    unsafe { pg_sys::GetTransactionSnapshot() }
+}
+
+/// Type OIDs a key column may have.
+fn is_key_type(t: pg_sys::Oid) -> bool {
+    [
+        pg_sys::INT2OID,
+        pg_sys::INT4OID,
+        pg_sys::INT8OID,
+        pg_sys::TEXTOID,
+        pg_sys::VARCHAROID,
+    ]
+    .contains(&t)
+}
+
+fn is_time_type(t: pg_sys::Oid) -> bool {
+    t == pg_sys::TIMESTAMPTZOID || t == pg_sys::TIMESTAMPOID
+}
+
+/// Live columns of a relation: (attnum, name, type).
+///
+/// # Safety
+/// `rel` must be an open relation.
+pub unsafe fn columns(rel: pg_sys::Relation) -> Vec<(i16, String, pg_sys::Oid)> {
+    // SAFETY: reading the tuple descriptor of an open relation.
+    unsafe {
+        let desc = (*rel).rd_att;
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        attrs
+            .iter()
+            .filter(|a| !a.attisdropped)
+            .map(|a| {
+                let name = std::ffi::CStr::from_ptr(a.attname.data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned();
+                (a.attnum, name, a.atttypid)
+            })
+            .collect()
+    }
+}
+
+/// Default key and time columns of a table, or an ERROR with a hint.
+///
+/// # Safety
+/// `rel` must be an open relation.
+pub unsafe fn default_columns(rel: pg_sys::Relation) -> (i16, i16) {
+    // SAFETY: forwarded.
+    let cols = unsafe { columns(rel) };
+    let key = cols.iter().find(|c| is_key_type(c.2)).map(|c| c.0);
+    let time = cols.iter().find(|c| is_time_type(c.2)).map(|c| c.0);
+    match (key, time) {
+        (Some(k), Some(t)) => (k, t),
+        (None, _) => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+            "a bidim table needs a key column of type smallint, integer, bigint, text or varchar",
+            Some("Add such a column (for example series_id bigint), or create the table with another access method."),
+        ),
+        (_, None) => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+            "a bidim table needs a time column of type timestamptz or timestamp",
+            Some("Add such a column (for example ts timestamptz), or create the table with another access method."),
+        ),
+    }
+}
+
+/// Reads the configuration row of `facade`, if any: (key column, time column,
+/// hot_chunk_rows, partition width in microseconds).
+fn read_config_row(facade: pg_sys::Oid) -> Option<(String, String, i64, i64)> {
+    let row = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT key_column::text, time_column::text, hot_chunk_rows,
+                    extract(epoch FROM partition_interval)::float8
+             FROM bidim.table_config WHERE rel = $1",
+            Some(1),
+            &[facade.into()],
+        )?;
+        let mut out = None;
+        for r in rows {
+            out = Some((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<i64>(3)?.unwrap_or(DEFAULT_HOT_CHUNK_ROWS),
+                (r.get::<f64>(4)?.unwrap_or(86400.0) * 1e6).round() as i64,
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    });
+    row.unwrap_or_else(|e| error!("bidim: cannot read bidim.table_config: {e}"))
+}
+
+/// The configuration of an open bidim table (cached per backend).
+///
+/// # Safety
+/// `rel` must be an open bidim table.
+pub unsafe fn config(rel: pg_sys::Relation) -> TableConfig {
+    // SAFETY: reading the oid of an open relation.
+    let facade = unsafe { (*rel).rd_id };
+    if let Some(c) = CACHE.with(|c| c.borrow().get(&facade).and_then(|f| f.config.clone())) {
+        return c;
+    }
+    let cfg = match read_config_row(facade) {
+        None => {
+            // SAFETY: forwarded.
+            let (k, t) = unsafe { default_columns(rel) };
+            TableConfig {
+                key_attnum: k,
+                time_attnum: t,
+                hot_chunk_rows: DEFAULT_HOT_CHUNK_ROWS,
+                width: DEFAULT_PARTITION_DAYS as i64 * cell::USECS_PER_DAY,
+            }
+        }
+        Some((key, time, rows, width)) => {
+            // SAFETY: forwarded.
+            let cols = unsafe { columns(rel) };
+            let find = |n: &str, what: &str| {
+                cols.iter()
+                    .find(|c| c.1 == n)
+                    .map(|c| c.0)
+                    .unwrap_or_else(|| {
+                        error!("bidim: the configured {what} column \"{n}\" no longer exists")
+                    })
+            };
+            TableConfig {
+                key_attnum: find(&key, "key"),
+                time_attnum: find(&time, "time"),
+                hot_chunk_rows: rows,
+                width,
+            }
+        }
+    };
+    CACHE.with(|c| {
+        c.borrow_mut().entry(facade).or_default().config = Some(cfg.clone());
+    });
+    cfg
+}
+
+/// The hot chunk for cell (`range_id`, partition [`time_lo`, `time_hi`)) of `facade`,
+/// creating it if the cell has none.
+pub fn hot_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i64) -> HotChunk {
+    if let Some(h) = CACHE.with(|c| {
+        c.borrow()
+            .get(&facade)
+            .and_then(|f| f.cells.get(&(range_id, time_lo)).cloned())
+    }) {
+        return h;
+    }
+    // SAFETY: the routing snapshot is valid until the next snapshot call; read_chunks
+    // uses it at once.
+    let rows = unsafe { read_chunks(facade, routing_snapshot()) };
+    let found = rows
+        .iter()
+        .rev()
+        .find(|r| r.state_hot && r.range_id == range_id && r.time_lo == time_lo)
+        .map(|r| HotChunk {
+            ordinal: r.chunk_id,
+            relid: r.chunk_rel,
+            since_check: 0,
+        });
+    let hot = found.unwrap_or_else(|| create_chunk(facade, range_id, time_lo, time_hi));
+    remember(facade, range_id, time_lo, &hot);
+    hot
+}
+
+fn remember(facade: pg_sys::Oid, range_id: i32, time_lo: i64, hot: &HotChunk) {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let f = c.entry(facade).or_default();
+        f.cells.insert((range_id, time_lo), hot.clone());
+        f.chunks.insert(hot.ordinal, (hot.relid, range_id, time_lo));
+    });
+}
+
+/// Adds `n` inserted rows to the cell's counter; returns true when a size check is due.
+pub fn count_inserted(
+    facade: pg_sys::Oid,
+    range_id: i32,
+    time_lo: i64,
+    n: u64,
+    every: u64,
+) -> bool {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        match c
+            .get_mut(&facade)
+            .and_then(|f| f.cells.get_mut(&(range_id, time_lo)))
+        {
+            Some(h) => {
+                h.since_check += n;
+                if h.since_check >= every {
+                    h.since_check = 0;
+                    true
+                } else {
+                    false
+                }
+            }
+            None => false,
+        }
+    })
+}
+
+/// (range_id, partition start) of chunk `ordinal`, from the cache or the directory.
+pub fn chunk_cell(facade: pg_sys::Oid, ordinal: u32) -> Option<(i32, i64)> {
+    if let Some((_, r, t)) = CACHE.with(|c| {
+        c.borrow()
+            .get(&facade)
+            .and_then(|f| f.chunks.get(&ordinal).copied())
+    }) {
+        return Some((r, t));
+    }
+    // SAFETY: snapshot used at once.
+    let rows = unsafe { read_chunks(facade, routing_snapshot()) };
+    let row = rows.into_iter().find(|r| r.chunk_id == ordinal)?;
+    CACHE.with(|c| {
+        c.borrow_mut()
+            .entry(facade)
+            .or_default()
+            .chunks
+            .insert(ordinal, (row.chunk_rel, row.range_id, row.time_lo));
+    });
+    Some((row.range_id, row.time_lo))
+}
+
+/// Runs `f` as the bootstrap superuser (chunks and directory rows belong to the
+/// extension, whoever inserts), restoring the caller's identity afterwards. On error
+/// the transaction abort restores it.
+fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+    let mut user = pg_sys::InvalidOid;
+    let mut sec = 0;
+    // SAFETY: save/set/restore of the current user id, as SECURITY DEFINER code does.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
+        pg_sys::SetUserIdAndSecContext(
+            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
+            sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let r = f();
+    // SAFETY: restores what was saved above.
+    unsafe { pg_sys::SetUserIdAndSecContext(user, sec) };
+    r
+}
+
+/// Column definitions mirroring the facade's physical layout, dropped columns
+/// included (as placeholders dropped right after), so that a facade heap tuple is a
+/// valid tuple of the chunk and back.
+fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
+    let rows = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT attnum, quote_ident(attname), format_type(atttypid, atttypmod), attisdropped,
+                    CASE WHEN attcollation <> 0 THEN
+                      (SELECT ' COLLATE ' || quote_ident(n.nspname) || '.' || quote_ident(c.collname)
+                       FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+                       WHERE c.oid = attcollation) ELSE '' END
+             FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 ORDER BY attnum",
+            None,
+            &[facade.into()],
+        )?;
+        let mut v = Vec::new();
+        for r in rows {
+            v.push((
+                r.get::<i16>(1)?.unwrap_or(0),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+                r.get::<bool>(4)?.unwrap_or(false),
+                r.get::<String>(5)?.unwrap_or_default(),
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(v)
+    })
+    .unwrap_or_else(|e| error!("bidim: cannot read the columns of table {}: {e}", facade.to_u32()));
+    let mut defs = Vec::new();
+    let mut dropped = Vec::new();
+    for (num, name, typ, is_dropped, coll) in rows {
+        if is_dropped {
+            let n = format!("_bidim_dropped_{num}");
+            defs.push(format!("{n} int4"));
+            dropped.push(n);
+        } else {
+            defs.push(format!("{name} {typ}{coll}"));
+        }
+    }
+    (defs.join(", "), dropped)
+}
+
+/// Creates a new hot chunk for a cell: its heap relation, dependencies and directory row.
+/// Runs in the caller's transaction: the chunk exists for others once that commits.
+pub fn create_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i64) -> HotChunk {
+    as_superuser(|| {
+        let seq = format!("bidim_internal.s{}", facade.to_u32());
+        // The per-table ordinal sequence is created with the first chunk; a
+        // transaction-scoped lock makes concurrent first inserters take turns.
+        Spi::run_with_args(
+            "SELECT pg_advisory_xact_lock(1651076461, $1::int4)",
+            &[(facade.to_u32() as i32).into()],
+        )
+        .unwrap_or_else(|e| error!("bidim: {e}"));
+        let seq_exists = chunk_seq_exists(facade);
+        if !seq_exists {
+            Spi::run(&format!(
+                "CREATE SEQUENCE {seq} AS int4 MINVALUE 1 MAXVALUE {} NO CYCLE",
+                super::tid::MAX_ORDINAL
+            ))
+            .unwrap_or_else(|e| error!("bidim: cannot create the chunk sequence: {e}"));
+            let seqoid = relation_oid(
+                namespace_oid("bidim_internal"),
+                &format!("s{}", facade.to_u32()),
+            );
+            internal_member(seqoid, facade);
+        }
+        let ordinal: i32 = Spi::get_one::<i32>(&format!(
+            "SELECT CASE WHEN last_value < {max} OR NOT is_called THEN nextval('{seq}')::int4 END FROM {seq}",
+            max = super::tid::MAX_ORDINAL
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "bidim table {} has used all {} chunk numbers",
+                    facade.to_u32(),
+                    super::tid::MAX_ORDINAL
+                ),
+                Some("Raise hot_chunk_rows or partition_interval with bidim.configure, or copy the rows into a new table."),
+            )
+        });
+        let ordinal = ordinal as u32;
+        let name = chunk_name(facade, ordinal);
+        let (defs, dropped) = mirror_columns(facade);
+        Spi::run(&format!(
+            "CREATE TABLE bidim_internal.{name} ({defs}) USING heap"
+        ))
+        .unwrap_or_else(|e| error!("bidim: cannot create a chunk: {e}"));
+        for d in dropped {
+            Spi::run(&format!(
+                "ALTER TABLE bidim_internal.{name} DROP COLUMN {d}"
+            ))
+            .unwrap_or_else(|e| error!("bidim: cannot create a chunk: {e}"));
+        }
+        let relid = relation_oid(namespace_oid("bidim_internal"), &name);
+        internal_member(relid, facade);
+        Spi::run_with_args(
+            "INSERT INTO bidim.chunk (rel, chunk_id, chunk_rel, range_id, time_lo, time_hi)
+             VALUES ($1, $2, $3, $4, bidim._ts($5), bidim._ts($6))",
+            &[
+                facade.into(),
+                (ordinal as i32).into(),
+                relid.into(),
+                range_id.into(),
+                time_lo.into(),
+                time_hi.into(),
+            ],
+        )
+        .unwrap_or_else(|e| error!("bidim: cannot record a chunk: {e}"));
+        // Other backends drop their routing caches for this table when we commit.
+        invalidate_relcache(facade);
+        HotChunk {
+            ordinal,
+            relid,
+            since_check: 0,
+        }
+    })
+}
+
+fn chunk_seq_exists(facade: pg_sys::Oid) -> bool {
+    relation_oid(
+        namespace_oid("bidim_internal"),
+        &format!("s{}", facade.to_u32()),
+    ) != pg_sys::InvalidOid
+}
+
+/// Records `obj` (a relation of `facade`) as a member of the extension: pg_dump skips
+/// it (the table's rows are dumped through the table) and a user cannot drop it on its
+/// own. It goes when its table goes: TRUNCATE and the `bidim_sql_drop` event trigger
+/// drop it (see [`forget_table`]).
+fn internal_member(obj: pg_sys::Oid, _facade: pg_sys::Oid) {
+    let ext_name = CString::new("bidim").unwrap();
+    // SAFETY: a catalog dependency record between existing objects; guarded calls.
+    unsafe {
+        let ext = pg_sys::get_extension_oid(ext_name.as_ptr(), false);
+        let me = pg_sys::ObjectAddress {
+            classId: pg_sys::RelationRelationId,
+            objectId: obj,
+            objectSubId: 0,
+        };
+        let extension = pg_sys::ObjectAddress {
+            classId: pg_sys::ExtensionRelationId,
+            objectId: ext,
+            objectSubId: 0,
+        };
+        pg_sys::recordDependencyOn(
+            &me,
+            &extension,
+            pg_sys::DependencyType::DEPENDENCY_EXTENSION,
+        );
+        pg_sys::CommandCounterIncrement();
+    }
+}
+
+/// Drops one of our internal relations (a chunk or the ordinal sequence).
+fn drop_internal(relid: pg_sys::Oid, what: &str, name: &str) {
+    // SAFETY: removes the extension-membership record of a relation we created, so
+    // it can be dropped.
+    unsafe {
+        pg_sys::deleteDependencyRecordsFor(pg_sys::RelationRelationId, relid, false);
+        pg_sys::CommandCounterIncrement();
+    }
+    Spi::run(&format!("DROP {what} IF EXISTS bidim_internal.{name}"))
+        .unwrap_or_else(|e| error!("bidim: cannot drop {name}: {e}"));
+}
+
+/// Drops every chunk of `facade` and its directory rows (TRUNCATE), in the caller's
+/// transaction. The ordinal sequence is kept, so TIDs are never reused.
+pub fn drop_all_chunks(facade: pg_sys::Oid) {
+    // SAFETY: snapshot used at once.
+    let rows = unsafe { read_chunks(facade, routing_snapshot()) };
+    as_superuser(|| {
+        for r in &rows {
+            drop_internal(r.chunk_rel, "TABLE", &chunk_name(facade, r.chunk_id));
+        }
+        Spi::run_with_args("DELETE FROM bidim.chunk WHERE rel = $1", &[facade.into()])
+            .unwrap_or_else(|e| error!("bidim: {e}"));
+    });
+    invalidate_relcache(facade);
+    invalidate(facade);
+}
+
+/// Removes everything bidim keeps for table `facade`: chunks, directory rows, ordinal
+/// sequence and configuration. Runs when the table is dropped (event trigger) and
+/// when a new table reuses the oid of one whose clean-up was missed.
+pub fn forget_table(facade: pg_sys::Oid) {
+    drop_all_chunks(facade);
+    as_superuser(|| {
+        let seq = format!("s{}", facade.to_u32());
+        let seqoid = relation_oid(namespace_oid("bidim_internal"), &seq);
+        if seqoid != pg_sys::InvalidOid {
+            drop_internal(seqoid, "SEQUENCE", &seq);
+        }
+        Spi::run_with_args(
+            "DELETE FROM bidim.table_config WHERE rel::oid = $1",
+            &[facade.into()],
+        )
+        .unwrap_or_else(|e| error!("bidim: {e}"));
+    });
+    invalidate(facade);
+}
+
+/// Tries to take the right to seal chunk `ordinal` (one sealer at a time, never
+/// waiting: a busy lock means someone else is creating the successor).
+pub fn try_seal_lock(facade: pg_sys::Oid, ordinal: u32) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_try_advisory_xact_lock($1::int4, $2::int4)",
+        &[(facade.to_u32() as i32).into(), (ordinal as i32).into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Whether a newer hot chunk than `ordinal` exists for the cell (someone sealed it).
+pub fn has_successor(facade: pg_sys::Oid, range_id: i32, time_lo: i64, ordinal: u32) -> bool {
+    // SAFETY: snapshot used at once.
+    let rows = unsafe { read_chunks(facade, routing_snapshot()) };
+    rows.iter().any(|r| {
+        r.range_id == range_id
+            && r.time_lo == time_lo
+            && (r.chunk_id > ordinal || (r.chunk_id == ordinal && !r.state_hot))
+    })
+}
+
+/// Forget the cached hot chunk of a cell (the next row looks it up again).
+pub fn forget_cell(facade: pg_sys::Oid, range_id: i32, time_lo: i64) {
+    CACHE.with(|c| {
+        if let Some(f) = c.borrow_mut().get_mut(&facade) {
+            f.cells.remove(&(range_id, time_lo));
+        }
+    });
+}
+
+/// Inserts or updates the configuration row of `facade`.
+pub fn store_config(facade: pg_sys::Oid, key: &str, time: &str, rows: i64, width: &str) {
+    as_superuser(|| {
+        Spi::run_with_args(
+            "INSERT INTO bidim.table_config VALUES ($1::oid::regclass, $2, $3, $4, $5::interval)
+             ON CONFLICT ON CONSTRAINT table_config_pkey DO UPDATE
+             SET key_column = excluded.key_column, time_column = excluded.time_column,
+                 hot_chunk_rows = excluded.hot_chunk_rows,
+                 partition_interval = excluded.partition_interval",
+            &[
+                facade.into(),
+                key.into(),
+                time.into(),
+                rows.into(),
+                width.into(),
+            ],
+        )
+        .unwrap_or_else(|e| error!("bidim: cannot store the configuration: {e}"));
+    });
+    invalidate_relcache(facade);
+    invalidate(facade);
+}
+
+/// Marks every hot chunk of `facade` sealed; returns how many.
+pub fn seal_all(facade: pg_sys::Oid) -> i64 {
+    let n = as_superuser(|| {
+        Spi::get_one_with_args::<i64>(
+            "WITH s AS (UPDATE bidim.chunk SET state = 'sealed', sealed_at = now()
+                        WHERE rel = $1 AND state = 'hot' RETURNING 1)
+             SELECT count(*) FROM s",
+            &[facade.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+    });
+    invalidate_relcache(facade);
+    invalidate(facade);
+    n
+}
