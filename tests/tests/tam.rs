@@ -1,0 +1,497 @@
+//! The bidim table access method against real servers: an oracle (the same workload on
+//! a heap table), MVCC, concurrency, crashes, pg_dump/restore and plans.
+
+use bidim_tests::{Client, Cluster};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// A small deterministic generator (xorshift), so failures replay.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn one_i64(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// Rows of `a` not in `b` plus rows of `b` not in `a`, as multisets.
+fn difference(c: &mut Client, a: &str, b: &str) -> i64 {
+    one_i64(
+        c,
+        &format!(
+            "SELECT (SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x)
+                  + (SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y)"
+        ),
+    )
+}
+
+fn create_pair(c: &mut Client, rows: i64, interval: &str) {
+    c.batch_execute(&format!(
+        "CREATE EXTENSION IF NOT EXISTS bidim;
+         DROP TABLE IF EXISTS b, h;
+         CREATE TABLE b (series_id bigint, ts timestamptz, value float8, note text) USING bidim;
+         SELECT bidim.configure('b', hot_chunk_rows => {rows}, partition_interval => '{interval}');
+         CREATE TABLE h (series_id bigint, ts timestamptz, value float8, note text);"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn oracle_random_workload_matches_heap() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    create_pair(&mut c, 300, "1 hour");
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    for step in 0..120 {
+        let op = rng.below(100);
+        let a = rng.below(50) as i64;
+        let n = 1 + rng.below(400) as i64;
+        let sql = match op {
+            0..=34 => format!(
+                "INSERT INTO {{t}} SELECT (g * 7 + {a}) % 50, timestamptz '2026-01-01' + ((g * 37 + {a} * 1000) % 36000) * interval '1 second', g + {a}, CASE WHEN g % 5 = 0 THEN 'n' || g END FROM generate_series(1, {n}) g"
+            ),
+            35..=49 => format!(
+                "UPDATE {{t}} SET value = value * 2, note = 'u{step}' WHERE series_id = {a}"
+            ),
+            50..=59 => format!(
+                "UPDATE {{t}} SET ts = ts + interval '{} minutes' WHERE series_id % 10 = {}",
+                1 + rng.below(300),
+                a % 10
+            ),
+            60..=74 => format!("DELETE FROM {{t}} WHERE series_id = {a} AND value < {}", n * 2),
+            75..=79 => format!("DELETE FROM {{t}} WHERE ts < timestamptz '2026-01-01' + interval '{} minutes'", rng.below(120)),
+            80..=84 => "UPDATE {t} SET series_id = series_id + 1 WHERE note IS NOT NULL AND series_id < 10".to_string(),
+            85..=87 => "SELECT bidim.seal('b') WHERE '{t}' = 'b'".to_string(),
+            88 => "TRUNCATE {t}".to_string(),
+            _ => "VACUUM {t}".to_string(),
+        };
+        for t in ["b", "h"] {
+            let stmt = sql.replace("{t}", t);
+            c.batch_execute(&stmt)
+                .unwrap_or_else(|e| panic!("step {step}: {stmt}: {e}"));
+        }
+        // COPY goes through multi_insert.
+        if op % 7 == 0 {
+            let mut data = String::new();
+            for i in 0..(n * 3) {
+                data.push_str(&format!(
+                    "{}\t2026-01-01 {:02}:{:02}:{:02}+00\t{}\t\\N\n",
+                    (i * 13 + a) % 50,
+                    (i * 7 + a) % 24,
+                    i % 60,
+                    (i * 11) % 60,
+                    i
+                ));
+            }
+            for t in ["b", "h"] {
+                let mut w = c
+                    .copy_in(&format!("COPY {t} (series_id, ts, value, note) FROM STDIN"))
+                    .unwrap();
+                std::io::Write::write_all(&mut w, data.as_bytes()).unwrap();
+                w.finish().unwrap();
+            }
+        }
+        let d = difference(&mut c, "b", "h");
+        assert_eq!(
+            d, 0,
+            "step {step} ({sql}): bidim and heap differ by {d} rows"
+        );
+    }
+    let chunks = one_i64(&mut c, "SELECT count(*) FROM bidim.chunk");
+    let sealed = one_i64(
+        &mut c,
+        "SELECT count(*) FROM bidim.chunks WHERE state = 'sealed'",
+    );
+    let rows = one_i64(&mut c, "SELECT count(*) FROM b");
+    eprintln!("oracle: {rows} rows in {chunks} chunks, {sealed} sealed");
+    assert!(
+        sealed > 5,
+        "the workload should have sealed chunks, saw {sealed}"
+    );
+    // The ctid of every row is distinct and fetches that row.
+    assert_eq!(
+        one_i64(&mut c, "SELECT count(*) - count(DISTINCT ctid) FROM b"),
+        0
+    );
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM b x WHERE NOT EXISTS (SELECT 1 FROM b y WHERE y.ctid = x.ctid AND y.value IS NOT DISTINCT FROM x.value)"
+        ),
+        0
+    );
+}
+
+#[test]
+fn repeatable_read_is_stable_across_seals_and_concurrent_inserts() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    create_pair(&mut c, 100, "1 day");
+    c.batch_execute("INSERT INTO b SELECT g, '2026-01-01'::timestamptz + g * interval '1 s', g FROM generate_series(1, 1000) g")
+        .unwrap();
+    let mut rr = cluster.connect().unwrap();
+    rr.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .unwrap();
+    let before = one_i64(&mut rr, "SELECT count(*) FROM b");
+    assert_eq!(before, 1000);
+    // Others insert (creating and sealing chunks), seal, delete and commit.
+    c.batch_execute("INSERT INTO b SELECT g, '2026-01-02'::timestamptz + g * interval '1 s', g FROM generate_series(1, 1000) g")
+        .unwrap();
+    c.batch_execute("SELECT bidim.seal('b')").unwrap();
+    c.batch_execute("DELETE FROM b WHERE series_id < 100")
+        .unwrap();
+    c.batch_execute("INSERT INTO b VALUES (1, '2026-01-01', 1)")
+        .unwrap();
+    assert_eq!(one_i64(&mut rr, "SELECT count(*) FROM b"), before);
+    // Its own inserts are visible to it, also into a cell another session created.
+    rr.batch_execute("INSERT INTO b VALUES (5, '2026-01-02 00:00:01', 5)")
+        .unwrap();
+    assert_eq!(one_i64(&mut rr, "SELECT count(*) FROM b"), before + 1);
+    rr.batch_execute("COMMIT").unwrap();
+    // Both batches had series_id 1..1000, so the DELETE took 2 x 99 rows.
+    assert_eq!(
+        one_i64(&mut c, "SELECT count(*) FROM b"),
+        2000 - 2 * 99 + 1 + 1
+    );
+    // Uncommitted rows are invisible to others, aborted rows never show.
+    let mut w = cluster.connect().unwrap();
+    w.batch_execute("BEGIN; INSERT INTO b VALUES (77, '2027-01-01', 1)")
+        .unwrap();
+    assert_eq!(
+        one_i64(&mut c, "SELECT count(*) FROM b WHERE ts >= '2027-01-01'"),
+        0
+    );
+    w.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        one_i64(&mut c, "SELECT count(*) FROM b WHERE ts >= '2027-01-01'"),
+        0
+    );
+}
+
+/// 8 writers commit (or abort) small batches while 2 readers count and a sealer seals.
+#[test]
+fn concurrent_writers_readers_and_seals() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         CREATE TABLE b (writer int, batch int, n int, ts timestamptz) USING bidim;
+         SELECT bidim.configure('b', key_column => 'writer', hot_chunk_rows => 200, partition_interval => '1 hour');",
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let mut c = cluster.connect().unwrap();
+            thread::spawn(move || {
+                let mut committed = 0i64;
+                for batch in 0..40 {
+                    let mut tx = c.transaction().unwrap();
+                    tx.execute(
+                        "INSERT INTO b SELECT $1, $2, g, timestamptz '2026-01-01' + (($2 * 50 + g) % 240) * interval '1 minute' FROM generate_series(1, 25) g",
+                        &[&w, &batch],
+                    )
+                    .unwrap();
+                    if batch % 7 == 3 {
+                        tx.rollback().unwrap();
+                    } else {
+                        tx.commit().unwrap();
+                        committed += 25;
+                    }
+                }
+                committed
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = cluster.connect().unwrap();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut reads = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let n: i64 = c.query_one("SELECT count(*) FROM b", &[]).unwrap().get(0);
+                    assert_eq!(n % 25, 0, "a reader saw a partial batch: {n}");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let sealer = {
+        let mut c = cluster.connect().unwrap();
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut seals = 0;
+            while !stop.load(Ordering::Relaxed) {
+                c.batch_execute("SELECT bidim.seal('b')").unwrap();
+                seals += 1;
+                thread::sleep(Duration::from_millis(20));
+            }
+            seals
+        })
+    };
+    let committed: i64 = writers.into_iter().map(|h| h.join().unwrap()).sum();
+    stop.store(true, Ordering::Relaxed);
+    let reads: i32 = readers.into_iter().map(|h| h.join().unwrap()).sum();
+    let seals = sealer.join().unwrap();
+    assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), committed);
+    assert_eq!(
+        one_i64(&mut c, "SELECT count(*) FROM (SELECT writer, batch, n FROM b GROUP BY 1, 2, 3 HAVING count(*) > 1) d"),
+        0,
+        "duplicated rows"
+    );
+    assert_eq!(
+        one_i64(&mut c, "SELECT count(*) FROM b WHERE batch % 7 = 3"),
+        0,
+        "aborted rows visible"
+    );
+    let chunks = one_i64(&mut c, "SELECT count(*) FROM bidim.chunk");
+    eprintln!("concurrency: {committed} rows, {chunks} chunks, {reads} reads, {seals} seals");
+}
+
+/// Writers that log every acknowledged commit; after a crash, each batch must be
+/// there exactly when its commit was acknowledged (in-flight ones may go either way).
+fn crash_ingest(
+    cluster: &Cluster,
+    round: i32,
+    stop: Arc<AtomicBool>,
+) -> Vec<thread::JoinHandle<Vec<(i32, i32, bool)>>> {
+    (0..4)
+        .map(|w| {
+            let mut c = cluster.connect().unwrap();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut log = Vec::new();
+                let mut batch = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let writer = round * 100 + w;
+                    let r = (|| -> Result<bool, postgres::Error> {
+                        let mut tx = c.transaction()?;
+                        tx.execute(
+                            "INSERT INTO b SELECT $1, $2, g, timestamptz '2026-01-01' + (($2 * 31 + g) % 600) * interval '1 minute' FROM generate_series(1, 50) g",
+                            &[&writer, &batch],
+                        )?;
+                        if batch % 5 == 4 {
+                            tx.rollback()?;
+                            Ok(false)
+                        } else {
+                            tx.commit()?;
+                            Ok(true)
+                        }
+                    })();
+                    match r {
+                        Ok(committed) => log.push((writer, batch, committed)),
+                        Err(_) => break, // the server went away mid-transaction
+                    }
+                    batch += 1;
+                }
+                log
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn committed_rows_survive_kill9_during_ingest_and_seal() {
+    let mut cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         CREATE TABLE b (writer int, batch int, n int, ts timestamptz) USING bidim;
+         SELECT bidim.configure('b', key_column => 'writer', hot_chunk_rows => 300, partition_interval => '2 hours');",
+    )
+    .unwrap();
+    drop(c);
+    let mut acked: Vec<(i32, i32)> = Vec::new();
+    let mut aborted: Vec<(i32, i32)> = Vec::new();
+    for round in 0..3 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = crash_ingest(&cluster, round, stop.clone());
+        // A session sealing in a loop, so the crash also hits seals and chunk creation.
+        let sealer = {
+            let mut c = cluster.connect().unwrap();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if c.batch_execute("SELECT bidim.seal('b')").is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        thread::sleep(Duration::from_millis(1500 + 500 * round as u64));
+        cluster.kill9_postmaster().expect("kill -9");
+        stop.store(true, Ordering::Relaxed);
+        for h in writers {
+            for (w, b, ok) in h.join().unwrap() {
+                if ok {
+                    acked.push((w, b));
+                } else {
+                    aborted.push((w, b));
+                }
+            }
+        }
+        sealer.join().unwrap();
+        cluster.restart_after_crash().expect("restart");
+        let mut c = cluster.connect().unwrap();
+        let present: std::collections::HashSet<(i32, i32)> = c
+            .query("SELECT writer, batch, count(*) FROM b GROUP BY 1, 2", &[])
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let n: i64 = r.get(2);
+                let key = (r.get::<_, i32>(0), r.get::<_, i32>(1));
+                assert_eq!(n, 50, "batch {key:?} is torn: {n} rows");
+                key
+            })
+            .collect();
+        for k in &acked {
+            assert!(
+                present.contains(k),
+                "round {round}: acknowledged batch {k:?} lost"
+            );
+        }
+        for k in &aborted {
+            assert!(
+                !present.contains(k),
+                "round {round}: aborted batch {k:?} visible"
+            );
+        }
+        // The table keeps working after recovery.
+        c.batch_execute(
+            "INSERT INTO b VALUES (-1, -1, -1, '2026-01-01'); DELETE FROM b WHERE writer = -1",
+        )
+        .unwrap();
+        eprintln!(
+            "crash round {round}: {} acknowledged batches survive",
+            acked.len()
+        );
+    }
+    assert!(
+        acked.len() > 20,
+        "too little ingest to mean anything: {}",
+        acked.len()
+    );
+}
+
+#[test]
+fn pg_dump_and_restore_give_the_same_rows_once() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute("CREATE DATABASE src").unwrap();
+    c.batch_execute("CREATE DATABASE dst").unwrap();
+    let mut s = cluster.connect_db("src").unwrap();
+    create_pair(&mut s, 500, "6 hours");
+    s.batch_execute(
+        "INSERT INTO b SELECT g % 100, timestamptz '2026-01-01' + g * interval '13 seconds', g, 'x' || g FROM generate_series(1, 20000) g;
+         INSERT INTO h SELECT * FROM b;",
+    )
+    .unwrap();
+    let dump = cluster.dir.join("dump.sql");
+    let out = std::process::Command::new(cluster.bindir.join("pg_dump"))
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(cluster.port.to_string())
+        .arg("-f")
+        .arg(&dump)
+        .arg("src")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&dump).unwrap();
+    assert!(
+        !text.contains("bidim_internal"),
+        "chunks must not be dumped"
+    );
+    let out = std::process::Command::new(cluster.bindir.join("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+        ])
+        .arg(cluster.port.to_string())
+        .arg("-d")
+        .arg("dst")
+        .arg("-f")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut d = cluster.connect_db("dst").unwrap();
+    assert_eq!(difference(&mut d, "b", "h"), 0);
+    assert_eq!(one_i64(&mut d, "SELECT count(*) FROM b"), 20000);
+    assert_eq!(
+        one_i64(
+            &mut d,
+            "SELECT hot_chunk_rows FROM bidim.table_config WHERE rel = 'b'::regclass"
+        ),
+        500,
+        "configuration restored"
+    );
+    assert!(one_i64(&mut d, "SELECT count(*) FROM bidim.chunk") > 1);
+}
+
+#[test]
+fn large_table_with_parallel_plans_answers_right() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         CREATE TABLE b (series_id bigint, ts timestamptz, value float8) USING bidim;
+         SELECT bidim.configure('b', hot_chunk_rows => 50000, partition_interval => '1 day');
+         INSERT INTO b SELECT g % 1000, timestamptz '2026-01-01' + g * interval '1 second', g FROM generate_series(1, 400000) g;
+         ANALYZE b;
+         SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;",
+    )
+    .unwrap();
+    let plan: Vec<String> = c
+        .query(
+            "EXPLAIN (COSTS OFF) SELECT count(*), sum(value) FROM b",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("Parallel Seq Scan")),
+        "expected a parallel plan: {plan:?}"
+    );
+    let row = c
+        .query_one("SELECT count(*), sum(value) FROM b", &[])
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 400000);
+    assert_eq!(row.get::<_, f64>(1), 400000.0 * 400001.0 / 2.0);
+    let groups = one_i64(
+        &mut c,
+        "SELECT count(*) FROM (SELECT series_id, count(*) FROM b GROUP BY 1 HAVING count(*) <> 400) x",
+    );
+    assert_eq!(groups, 0);
+}
