@@ -84,7 +84,7 @@ fn oracle_random_workload_matches_heap() {
                 .unwrap_or_else(|e| panic!("step {step}: {stmt}: {e}"));
         }
         // COPY goes through multi_insert.
-        if op % 7 == 0 {
+        if op.is_multiple_of(7) {
             let mut data = String::new();
             for i in 0..(n * 3) {
                 data.push_str(&format!(
