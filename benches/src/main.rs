@@ -39,6 +39,7 @@ struct Workload {
 struct Options {
     rows: i64,
     runs: usize,
+    batches: i64,
     workloads: Vec<String>,
 }
 
@@ -46,6 +47,7 @@ fn parse_args() -> std::result::Result<Options, String> {
     let mut o = Options {
         rows: 10_000_000,
         runs: 3,
+        batches: 10,
         workloads: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -65,8 +67,17 @@ fn parse_args() -> std::result::Result<Options, String> {
                     .map_err(|_| format!("--runs: not a number: {v}"))?
             }
             "--workload" => o.workloads.push(value("--workload")?),
+            "--batches" => {
+                let v = value("--batches")?;
+                o.batches = v
+                    .parse()
+                    .map_err(|_| format!("--batches: not a number: {v}"))?
+            }
             "-h" | "--help" => {
-                println!("usage: bidim-bench [--rows N] [--runs K] [--workload copy]...");
+                println!(
+                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest]... [--batches B]\n\
+                     copy runs by default; ingest (B batches of N rows) only when named"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument: {other}")),
@@ -78,48 +89,141 @@ fn parse_args() -> std::result::Result<Options, String> {
     Ok(o)
 }
 
-/// COPY of TSBS cpu-only shaped rows (`time, tags_id int, 10 x float8`: 1000 hosts,
-/// one row per host every 10 s, in time order, values 0..100 as TSBS truncates them).
+const HOSTS: i64 = 1000;
+
+/// `CREATE TABLE` of TSBS's cpu table (`time, tags_id, 10 x float8`) named `name`.
+fn cpu_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE {name} (time timestamptz NOT NULL, tags_id integer NOT NULL, \
+         usage_user float8, usage_system float8, usage_idle float8, usage_nice float8, \
+         usage_iowait float8, usage_irq float8, usage_softirq float8, usage_steal float8, \
+         usage_guest float8, usage_guest_nice float8)"
+    )
+}
+
+/// The three ways of storing TSBS rows every ingest workload compares, as
+/// (case name, SQL that creates table `name`).
+fn cpu_cases(name: &str) -> Vec<(&'static str, String)> {
+    let t = cpu_table(name);
+    vec![
+        ("heap", t.clone()),
+        (
+            "heap + btree(tags_id, time)",
+            format!("{t}; CREATE INDEX ON {name} (tags_id, time DESC)"),
+        ),
+        (
+            "bidim",
+            format!("{t} USING bidim; SELECT bidim.configure('{name}', key_column => 'tags_id', time_column => 'time')"),
+        ),
+    ]
+}
+
+/// Bytes on disk of table `t`, whatever its access method.
+fn size_sql(t: &str) -> String {
+    format!(
+        "SELECT CASE WHEN (SELECT amname FROM pg_am a JOIN pg_class c ON c.relam = a.oid WHERE c.oid = '{t}'::regclass) = 'bidim' \
+         THEN bidim.table_size('{t}') ELSE pg_total_relation_size('{t}') END"
+    )
+}
+
+/// SQL writing `epochs` TSBS cpu-only epochs (1000 hosts, one row per host every 10 s,
+/// in time order, values 0..100 as TSBS truncates them) starting at epoch `first` to a
+/// server-side file.
+fn tsbs_file_sql(file: &str, first: i64, epochs: i64) -> String {
+    format!(
+        "COPY (SELECT timestamptz '2016-01-01 00:00:00+00' + make_interval(secs => 10 * e), h, \
+           floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
+           floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
+           floor(random() * 101), floor(random() * 101) \
+         FROM generate_series({first}, {last}) e, generate_series(1, {HOSTS}) h ORDER BY e, h) TO '{file}'",
+        last = first + epochs - 1
+    )
+}
+
+/// COPY of TSBS cpu-only shaped rows into an empty table, each way.
 fn copy_workload(rows: i64, file: &str) -> Workload {
-    let hosts = 1000;
-    let epochs = rows / hosts;
-    let table = "CREATE TABLE cpu (time timestamptz NOT NULL, tags_id integer NOT NULL, \
-        usage_user float8, usage_system float8, usage_idle float8, usage_nice float8, \
-        usage_iowait float8, usage_irq float8, usage_softirq float8, usage_steal float8, \
-        usage_guest float8, usage_guest_nice float8)";
-    let fresh = format!("DROP TABLE IF EXISTS cpu; {table}");
-    let copy = format!("COPY cpu FROM '{file}'");
-    let size = Some("SELECT pg_total_relation_size('cpu')".to_string());
+    let epochs = rows / HOSTS;
+    let size = Some(size_sql("cpu"));
     Workload {
         name: "copy",
-        rows: hosts * epochs,
+        rows: HOSTS * epochs,
         description: format!(
-            "COPY of {} TSBS cpu-only rows ({hosts} hosts x {epochs} epochs of 10 s, 10 float8) from a server-side file",
-            hosts * epochs
+            "COPY of {} TSBS cpu-only rows ({HOSTS} hosts x {epochs} epochs of 10 s, 10 float8) from a server-side file into an empty table",
+            HOSTS * epochs
         ),
-        prepare: format!(
-            "COPY (SELECT timestamptz '2016-01-01 00:00:00+00' + make_interval(secs => 10 * e), h, \
-               floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
-               floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
-               floor(random() * 101), floor(random() * 101) \
-             FROM generate_series(0, {last_epoch}) e, generate_series(1, {hosts}) h ORDER BY e, h) TO '{file}'",
-            last_epoch = epochs - 1
-        ),
-        cases: vec![
-            Case {
-                name: "heap",
-                setup: fresh.clone(),
-                timed: copy.clone(),
+        prepare: tsbs_file_sql(file, 0, epochs),
+        cases: cpu_cases("cpu")
+            .into_iter()
+            .map(|(name, create)| Case {
+                name,
+                setup: format!("DROP TABLE IF EXISTS cpu; {create}"),
+                timed: format!("COPY cpu FROM '{file}'"),
                 size: size.clone(),
-            },
-            Case {
-                name: "heap + btree(tags_id, time)",
-                setup: format!("{fresh}; CREATE INDEX ON cpu (tags_id, time DESC)"),
-                timed: copy.clone(),
-                size: size.clone(),
-            },
-        ],
+            })
+            .collect(),
     }
+}
+
+/// The seed experiment of the access method: `batches` COPYs of `rows` rows each, later
+/// batches later in time, into tables that keep growing; prints every batch's time.
+fn ingest_workload(c: &mut Client, rows: i64, batches: i64, file: &str) -> Result<()> {
+    let epochs = rows / HOSTS;
+    let cases = cpu_cases("ingest");
+    let tables: Vec<String> = (0..cases.len()).map(|i| format!("ingest_{i}")).collect();
+    for ((_, create), t) in cases.iter().zip(&tables) {
+        let create = create.replace("ingest", t);
+        exec(c, &format!("DROP TABLE IF EXISTS {t}; {create}"))?;
+    }
+    println!("\n### ingest\n");
+    println!(
+        "{batches} batches of {} TSBS cpu-only rows ({HOSTS} hosts x {epochs} epochs of 10 s), each batch later in time, COPY from a server-side file into tables that keep growing.\n",
+        HOSTS * epochs
+    );
+    let names: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
+    println!("| batch | rows before | {} |", names.join(" s | ") + " s");
+    println!("|---:|---:|{}", "---:|".repeat(names.len()));
+    let mut first = vec![0f64; names.len()];
+    let mut last = vec![0f64; names.len()];
+    for b in 0..batches {
+        eprintln!("== ingest: generating batch {}", b + 1);
+        exec(c, &tsbs_file_sql(file, b * epochs, epochs))?;
+        let mut cells = Vec::new();
+        for (i, t) in tables.iter().enumerate() {
+            exec(c, "CHECKPOINT")?;
+            let start = Instant::now();
+            exec(c, &format!("COPY {t} FROM '{file}'"))?;
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!("   {} batch {}: {secs:.3} s", names[i], b + 1);
+            if b == 0 {
+                first[i] = secs;
+            }
+            last[i] = secs;
+            cells.push(format!("{secs:.2}"));
+        }
+        println!(
+            "| {} | {:.1} M | {} |",
+            b + 1,
+            (b * HOSTS * epochs) as f64 / 1e6,
+            cells.join(" | ")
+        );
+    }
+    let total_rows = (batches * HOSTS * epochs) as f64;
+    println!("\n| case | last / first batch | size MB | bytes per row |");
+    println!("|---|---:|---:|---:|");
+    for (i, t) in tables.iter().enumerate() {
+        let bytes: i64 = c
+            .query_one(&size_sql(t), &[])
+            .map_err(|e| e.to_string())?
+            .get(0);
+        println!(
+            "| {} | {:.2}x | {:.0} | {:.1} |",
+            names[i],
+            last[i] / first[i],
+            bytes as f64 / 1048576.0,
+            bytes as f64 / total_rows
+        );
+    }
+    Ok(())
 }
 
 struct Measured {
@@ -258,7 +362,7 @@ fn real_main(opts: &Options) -> Result<()> {
     let file = file.to_str().ok_or("temp path is not UTF-8")?;
     let all = vec![copy_workload(opts.rows, file)];
     for name in &opts.workloads {
-        if !all.iter().any(|w| w.name == name) {
+        if name != "ingest" && !all.iter().any(|w| w.name == name) {
             return Err(format!("unknown workload {name}"));
         }
     }
@@ -268,6 +372,10 @@ fn real_main(opts: &Options) -> Result<()> {
         }
         let results = run_workload(&mut c, w, opts.runs)?;
         print_table(w, &results);
+    }
+    // The batched ingest runs only when asked for: it is long (batches x 3 COPYs).
+    if opts.workloads.iter().any(|n| n == "ingest") {
+        ingest_workload(&mut c, opts.rows, opts.batches, file)?;
     }
     Ok(())
 }

@@ -110,6 +110,23 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION bidim.table_size(rel regclass) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = rel)
+       IS DISTINCT FROM 'bidim' THEN
+        RAISE EXCEPTION 'table "%" is not a bidim table', rel
+            USING ERRCODE = 'wrong_object_type', HINT = 'Use pg_total_relation_size for other tables.';
+    END IF;
+    RETURN pg_total_relation_size(rel)
+         + coalesce((SELECT sum(pg_total_relation_size(c.chunk_rel))
+                     FROM bidim.chunk c JOIN pg_class k ON k.oid = c.chunk_rel
+                     WHERE c.rel = table_size.rel), 0)::bigint;
+END
+$$;
+COMMENT ON FUNCTION bidim.table_size(regclass) IS
+    'bidim: bytes on disk of a bidim table: all its chunks (with TOAST) and its own empty file';
+
 -- Drops a table's chunks without asking: only the extension's own event trigger
 -- (SECURITY DEFINER) and superusers may call it. The other internal entry points
 -- check that the caller owns the table.
