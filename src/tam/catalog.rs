@@ -151,6 +151,8 @@ pub struct HotChunk {
     pub relid: pg_sys::Oid,
     /// Rows this backend inserted since the last size check.
     pub since_check: u64,
+    /// Rows this backend inserted into the chunk in all.
+    pub mine: u64,
 }
 
 #[derive(Default)]
@@ -473,6 +475,7 @@ pub fn hot_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i64)
             ordinal: r.chunk_id,
             relid: r.chunk_rel,
             since_check: 0,
+            mine: 0,
         });
     let hot = found.unwrap_or_else(|| create_chunk(facade, range_id, time_lo, time_hi));
     remember(facade, range_id, time_lo, &hot);
@@ -488,30 +491,27 @@ fn remember(facade: pg_sys::Oid, range_id: i32, time_lo: i64, hot: &HotChunk) {
     });
 }
 
-/// Adds `n` inserted rows to the cell's counter; returns true when a size check is due.
+/// Adds `n` inserted rows to the cell's counters; when a size check is due, returns
+/// how many rows this backend has put into the chunk in all.
 pub fn count_inserted(
     facade: pg_sys::Oid,
     range_id: i32,
     time_lo: i64,
     n: u64,
     every: u64,
-) -> bool {
+) -> Option<u64> {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        match c
+        let h = c
             .get_mut(&facade)
-            .and_then(|f| f.cells.get_mut(&(range_id, time_lo)))
-        {
-            Some(h) => {
-                h.since_check += n;
-                if h.since_check >= every {
-                    h.since_check = 0;
-                    true
-                } else {
-                    false
-                }
-            }
-            None => false,
+            .and_then(|f| f.cells.get_mut(&(range_id, time_lo)))?;
+        h.since_check += n;
+        h.mine += n;
+        if h.since_check >= every {
+            h.since_check = 0;
+            Some(h.mine)
+        } else {
+            None
         }
     })
 }
@@ -676,6 +676,7 @@ pub fn create_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i
             ordinal,
             relid,
             since_check: 0,
+            mine: 0,
         }
     })
 }

@@ -120,6 +120,33 @@ fn fix_slot(rel: pg_sys::Relation, ordinal: u32, slot: *mut pg_sys::TupleTableSl
     }
 }
 
+/// Runs a heap call on `chunk`; an error whose message names the chunk is re-raised
+/// naming the table instead (users never see chunk names, e.g. in "could not obtain
+/// lock on row in relation ...").
+fn in_terms_of_table<R>(
+    rel: pg_sys::Relation,
+    chunk: pg_sys::Relation,
+    f: impl FnOnce() -> R,
+) -> R {
+    use pgrx::pg_sys::panic::CaughtError;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            if let Some(CaughtError::PostgresError(report)) = payload.downcast_ref::<CaughtError>()
+            {
+                let quoted = format!("\"{}\"", rel_name(chunk));
+                if report.message().contains(&quoted) {
+                    let message = report
+                        .message()
+                        .replace(&quoted, &format!("\"{}\"", rel_name(rel)));
+                    raise(report.sql_error_code(), message, report.hint());
+                }
+            }
+            std::panic::resume_unwind(payload)
+        }
+    }
+}
+
 fn open_chunk(relid: pg_sys::Oid, lockmode: u32) -> pg_sys::Relation {
     // SAFETY: guarded open of a relation by oid.
     unsafe { pg_sys::table_open(relid, lockmode as pg_sys::LOCKMODE) }
@@ -216,14 +243,17 @@ fn maybe_seal(
     hot: &catalog::HotChunk,
     cellkey: (i32, i64, i64),
     tuple_len: u32,
+    mine: u64,
 ) {
     let facade = rel_oid(rel);
     // SAFETY: size of an open relation's main fork.
     let blocks =
         unsafe { pg_sys::RelationGetNumberOfBlocksInFork(chunk, pg_sys::ForkNumber::MAIN_FORKNUM) };
+    // Full pages hold about per_page rows each (the last one is still filling); this
+    // backend knows its own rows exactly, which matters for small thresholds.
     let per_tuple = tuple_len.max(24).div_ceil(8) * 8 + 4;
     let per_page = ((pg_sys::BLCKSZ - 24) / per_tuple).max(1) as i64;
-    let estimate = blocks as i64 * per_page;
+    let estimate = (blocks.saturating_sub(1) as i64 * per_page).max(mine as i64);
     if estimate < cfg.hot_chunk_rows && blocks < tid::SEAL_AT_BLOCKS {
         return;
     }
@@ -284,14 +314,14 @@ fn insert_into_chunk(
             }
         }
     }
-    if catalog::count_inserted(
+    if let Some(mine) = catalog::count_inserted(
         facade,
         cellkey.0,
         cellkey.1,
         slots.len() as u64,
         check_every(cfg),
     ) {
-        maybe_seal(rel, cfg, chunk, &hot, cellkey, tuple_len);
+        maybe_seal(rel, cfg, chunk, &hot, cellkey, tuple_len, mine);
     }
     close_chunk(chunk);
 }
@@ -791,16 +821,18 @@ unsafe extern "C-unwind" fn bidim_tuple_delete(
     let relid = chunk_of_ordinal(rel, ordinal)
         .unwrap_or_else(|| error!("bidim: no chunk {ordinal} in table \"{}\"", rel_name(rel)));
     let chunk = open_chunk(relid, pg_sys::RowExclusiveLock);
-    let r = heap_call!(tuple_delete(
-        chunk,
-        &mut local,
-        cid,
-        snapshot,
-        crosscheck,
-        wait,
-        tmfd,
-        changing_part
-    ));
+    let r = in_terms_of_table(rel, chunk, || {
+        heap_call!(tuple_delete(
+            chunk,
+            &mut local,
+            cid,
+            snapshot,
+            crosscheck,
+            wait,
+            tmfd,
+            changing_part
+        ))
+    });
     if r != pg_sys::TM_Result::TM_Ok {
         // SAFETY: heap filled tmfd on failure.
         unsafe { encode_reported(ordinal, &mut (*tmfd).ctid) };
@@ -833,18 +865,20 @@ unsafe extern "C-unwind" fn bidim_tuple_update(
     if old_cell == Some((new_cell.0, new_cell.1)) {
         // Same cell: an ordinary heap update inside the row's chunk keeps the update
         // chain, so concurrent updaters follow it (EvalPlanQual).
-        let r = heap_call!(tuple_update(
-            chunk,
-            &mut local,
-            slot,
-            cid,
-            snapshot,
-            crosscheck,
-            wait,
-            tmfd,
-            lockmode,
-            update_indexes
-        ));
+        let r = in_terms_of_table(rel, chunk, || {
+            heap_call!(tuple_update(
+                chunk,
+                &mut local,
+                slot,
+                cid,
+                snapshot,
+                crosscheck,
+                wait,
+                tmfd,
+                lockmode,
+                update_indexes
+            ))
+        });
         if r == pg_sys::TM_Result::TM_Ok {
             fix_slot(rel, ordinal, slot);
         } else {
@@ -856,9 +890,11 @@ unsafe extern "C-unwind" fn bidim_tuple_update(
     }
     // The row moves to another cell: delete here (marked as moved, like partition row
     // movement, so a concurrent updater gets a clear error), insert there.
-    let r = heap_call!(tuple_delete(
-        chunk, &mut local, cid, snapshot, crosscheck, wait, tmfd, true
-    ));
+    let r = in_terms_of_table(rel, chunk, || {
+        heap_call!(tuple_delete(
+            chunk, &mut local, cid, snapshot, crosscheck, wait, tmfd, true
+        ))
+    });
     close_chunk(chunk);
     if r != pg_sys::TM_Result::TM_Ok {
         // SAFETY: heap filled tmfd on failure.
@@ -891,17 +927,19 @@ unsafe extern "C-unwind" fn bidim_tuple_lock(
     let relid = chunk_of_ordinal(rel, ordinal)
         .unwrap_or_else(|| error!("bidim: no chunk {ordinal} in table \"{}\"", rel_name(rel)));
     let chunk = open_chunk(relid, pg_sys::RowShareLock);
-    let r = heap_call!(tuple_lock(
-        chunk,
-        &mut local,
-        snapshot,
-        slot,
-        cid,
-        mode,
-        wait_policy,
-        flags,
-        tmfd
-    ));
+    let r = in_terms_of_table(rel, chunk, || {
+        heap_call!(tuple_lock(
+            chunk,
+            &mut local,
+            snapshot,
+            slot,
+            cid,
+            mode,
+            wait_policy,
+            flags,
+            tmfd
+        ))
+    });
     // heap may have followed the update chain: report where the row is now.
     encode_tid(ordinal, &mut local);
     // SAFETY: writing back the caller's item pointer and the failure data heap filled.
