@@ -86,6 +86,11 @@ ALTER TABLE plain SET ACCESS METHOD bidim;
 ALTER TABLE points ADD COLUMN host text DEFAULT 'web-1';
 INSERT INTO points VALUES (8, '2026-01-01 01:00', 8, 'web-2');
 SELECT host, count(*) FROM points GROUP BY 1 ORDER BY 1;
+-- Wide values in the new column (TOASTed) survive, for new rows and updated old rows.
+INSERT INTO points VALUES (8, '2026-01-01 01:00:01', 9, repeat('x', 5000));
+UPDATE points SET host = repeat('y', 6000) WHERE value = 101.5;
+SELECT value, length(host), left(host, 3) FROM points WHERE length(host) > 100 ORDER BY value;
+UPDATE points SET host = 'web-1' WHERE length(host) > 100;
 ALTER TABLE points RENAME COLUMN host TO hostname;
 ALTER TABLE points DROP COLUMN hostname;
 INSERT INTO points VALUES (8, '2040-01-01', 8);

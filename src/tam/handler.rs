@@ -268,6 +268,12 @@ fn maybe_seal(
     }
 }
 
+/// Whether `chunk` has fewer columns than its table (ADD COLUMN came after it).
+fn narrower(rel: pg_sys::Relation, chunk: pg_sys::Relation) -> bool {
+    // SAFETY: reading the tuple descriptors of two open relations.
+    unsafe { (*(*chunk).rd_att).natts < (*(*rel).rd_att).natts }
+}
+
 /// Inserts the slots of one chunk through heap, then presents them as facade rows.
 fn insert_into_chunk(
     rel: pg_sys::Relation,
@@ -278,8 +284,17 @@ fn insert_into_chunk(
     options: i32,
 ) {
     let facade = rel_oid(rel);
-    let hot = catalog::hot_chunk(facade, cellkey.0, cellkey.1, cellkey.2);
-    let chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
+    let mut hot = catalog::hot_chunk(facade, cellkey.0, cellkey.1, cellkey.2);
+    let mut chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
+    if narrower(rel, chunk) {
+        // Columns were added since the chunk was made: its rows stay readable through
+        // the table's descriptor, but new rows go to a chunk that has every column.
+        close_chunk(chunk);
+        catalog::forget_cell(facade, cellkey.0, cellkey.1);
+        catalog::create_chunk(facade, cellkey.0, cellkey.1, cellkey.2);
+        hot = catalog::hot_chunk(facade, cellkey.0, cellkey.1, cellkey.2);
+        chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
+    }
     // COPY FREEZE and skipping the FSM are decided from the facade's creation, which
     // says nothing about chunks.
     let options = options & !((pg_sys::TABLE_INSERT_FROZEN | pg_sys::TABLE_INSERT_SKIP_FSM) as i32);
@@ -862,8 +877,8 @@ unsafe extern "C-unwind" fn bidim_tuple_update(
     let new_cell = cell_of(rel, &cfg, slot);
     let old_cell = catalog::chunk_cell(facade, ordinal);
     let chunk = open_chunk(relid, pg_sys::RowExclusiveLock);
-    if old_cell == Some((new_cell.0, new_cell.1)) {
-        // Same cell: an ordinary heap update inside the row's chunk keeps the update
+    if old_cell == Some((new_cell.0, new_cell.1)) && !narrower(rel, chunk) {
+        // Same cell, chunk with every column: an ordinary heap update inside the row's chunk keeps the update
         // chain, so concurrent updaters follow it (EvalPlanQual).
         let r = in_terms_of_table(rel, chunk, || {
             heap_call!(tuple_update(
