@@ -1,7 +1,7 @@
 -- bidim demo: a small metrics walk-through.
 -- Run by scripts/demo.sh against a throwaway cluster with bidim preloaded.
--- As capabilities land, this script switches to them: points USING bidim (issue 3),
--- ddsketch_agg / approx_percentile (issue 5), tagset / tagquery (issue 6).
+-- Points live in a bidim table (key range x time chunks). As more capabilities land,
+-- this script switches to them: ddsketch_agg / approx_percentile, tagset / tagquery.
 \set ON_ERROR_STOP 1
 \pset footer off
 
@@ -19,7 +19,11 @@ SELECT h * 10 + s,
 FROM generate_series(1, 20) h, generate_series(0, 9) s;
 CREATE INDEX ON series USING gin (tags);
 
-CREATE TABLE points (series_id bigint NOT NULL, ts timestamptz NOT NULL, value float8 NOT NULL);
+CREATE TABLE points (series_id bigint NOT NULL, ts timestamptz NOT NULL, value float8 NOT NULL)
+    USING bidim;
+-- hourly time partitions, hot chunks sealed every 50,000 rows
+SELECT rel, key_column, time_column, hot_chunk_rows, partition_interval
+FROM bidim.configure('points', hot_chunk_rows => 50000, partition_interval => interval '1 hour');
 INSERT INTO points
 SELECT s.id,
        timestamptz '2026-11-21 00:00:00+00' + make_interval(secs => 10 * t),
@@ -30,6 +34,11 @@ SELECT s.id,
 FROM series s, generate_series(0, 6 * 360 - 1) t;
 ANALYZE series; ANALYZE points;
 SELECT count(*) AS points, count(DISTINCT series_id) AS series FROM points;
+
+\echo '--- how bidim stored them: one time partition per hour, sealed and hot chunks'
+SELECT partition, chunks, pg_size_pretty(bytes) AS size FROM bidim.time_partitions ORDER BY partition;
+SELECT state, count(*) AS chunks FROM bidim.chunks GROUP BY state ORDER BY state;
+SELECT pg_size_pretty(bidim.table_size('points')) AS table_size;
 
 \echo '--- tag query: which series are prod and service svc-7?'
 SELECT id, tags FROM series WHERE tags @> ARRAY['env:prod', 'service:svc-7'] ORDER BY id LIMIT 5;
