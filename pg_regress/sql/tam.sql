@@ -100,6 +100,47 @@ INSERT INTO points (series_id, ts) VALUES (8, '2041-01-01');
 SELECT value FROM points WHERE ts = '2041-01-01';
 ALTER TABLE points RENAME TO metrics;
 SELECT count(*) FROM metrics;
+CREATE SCHEMA other;
+ALTER TABLE metrics SET SCHEMA other;
+SELECT count(*) FROM other.metrics;
+ALTER TABLE other.metrics SET SCHEMA public;
+CREATE ROLE bidim_owner;
+ALTER TABLE metrics OWNER TO bidim_owner;
+SET ROLE bidim_owner;
+INSERT INTO metrics VALUES (7, '2042-01-01', 7);
+SELECT count(*) FROM metrics WHERE ts >= '2042-01-01';
+SELECT hot_chunk_rows FROM bidim.configure('metrics', hot_chunk_rows => 500);
+RESET ROLE;
+ALTER TABLE metrics OWNER TO CURRENT_USER;
+DROP ROLE bidim_owner;
+DROP SCHEMA other;
+
+-- Row triggers: BEFORE triggers change the row (and so its chunk), AFTER triggers
+-- see old and new rows.
+CREATE TABLE trigger_log (op text, old_v float8, new_v float8, new_ts timestamptz);
+CREATE FUNCTION metrics_before() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.value < 0 THEN NEW.value := -NEW.value; NEW.ts := NEW.ts + interval '1 year'; END IF;
+    RETURN NEW;
+END $$;
+CREATE FUNCTION metrics_after() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO trigger_log VALUES (TG_OP,
+        CASE WHEN TG_OP <> 'INSERT' THEN OLD.value END,
+        CASE WHEN TG_OP <> 'DELETE' THEN NEW.value END,
+        CASE WHEN TG_OP <> 'DELETE' THEN NEW.ts END);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER b BEFORE INSERT OR UPDATE ON metrics FOR EACH ROW EXECUTE FUNCTION metrics_before();
+CREATE TRIGGER a AFTER INSERT OR UPDATE OR DELETE ON metrics FOR EACH ROW EXECUTE FUNCTION metrics_after();
+INSERT INTO metrics VALUES (6, '2043-01-01', -6);
+UPDATE metrics SET value = value + 1 WHERE ts >= '2043-01-01';
+DELETE FROM metrics WHERE ts >= '2043-01-01';
+SELECT * FROM trigger_log;
+DROP TRIGGER a ON metrics;
+DROP TRIGGER b ON metrics;
+DROP TABLE trigger_log;
+DROP FUNCTION metrics_before(), metrics_after();
 
 -- Maintenance.
 VACUUM metrics;
