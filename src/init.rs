@@ -20,6 +20,7 @@ pub extern "C-unwind" fn _PG_init() {
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
     LOADED_AT_PRELOAD.store(preloading, Ordering::Relaxed);
     crate::tam::catalog::register_callbacks();
+    crate::tam::scan::install();
 }
 
 /// Whether this backend's copy of the library was loaded through

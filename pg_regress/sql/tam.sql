@@ -202,3 +202,4 @@ SELECT count(*) FROM shared_points;
 RESET ROLE;
 DROP TABLE shared_points;
 DROP ROLE bidim_regress_user;
+DROP EXTENSION bidim;

@@ -141,6 +141,7 @@ pub struct ChunkRow {
     pub chunk_rel: pg_sys::Oid,
     pub range_id: i32,
     pub time_lo: i64,
+    pub time_hi: i64,
     pub state_hot: bool,
 }
 
@@ -304,6 +305,7 @@ pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Ve
                 chunk_rel: pg_sys::Oid::from(values[2].value() as u32),
                 range_id: values[3].value() as i32,
                 time_lo: values[6].value() as i64,
+                time_hi: values[7].value() as i64,
                 state_hot: state == "hot",
             });
         }
@@ -456,7 +458,13 @@ pub unsafe fn config(rel: pg_sys::Relation) -> TableConfig {
 
 /// The hot chunk for cell (`range_id`, partition [`time_lo`, `time_hi`)) of `facade`,
 /// creating it if the cell has none.
-pub fn hot_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i64) -> HotChunk {
+pub fn hot_chunk(
+    facade: pg_sys::Oid,
+    cfg: &TableConfig,
+    range_id: i32,
+    time_lo: i64,
+    time_hi: i64,
+) -> HotChunk {
     if let Some(h) = CACHE.with(|c| {
         c.borrow()
             .get(&facade)
@@ -477,7 +485,7 @@ pub fn hot_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i64)
             since_check: 0,
             mine: 0,
         });
-    let hot = found.unwrap_or_else(|| create_chunk(facade, range_id, time_lo, time_hi));
+    let hot = found.unwrap_or_else(|| create_chunk(facade, cfg, range_id, time_lo, time_hi));
     remember(facade, range_id, time_lo, &hot);
     hot
 }
@@ -559,17 +567,25 @@ fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Column definitions mirroring the facade's physical layout, dropped columns
-/// included (as placeholders dropped right after), so that a facade heap tuple is a
-/// valid tuple of the chunk and back.
+/// included (as placeholders of the same length, alignment and by-value-ness, dropped
+/// right after), so that a facade heap tuple is a valid tuple of the chunk and back.
 fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
     let rows = Spi::connect(|client| {
         let rows = client.select(
-            "SELECT attnum, quote_ident(attname), format_type(atttypid, atttypmod), attisdropped,
+            "SELECT attnum, quote_ident(attname),
+                    CASE WHEN attisdropped THEN
+                      -- a placeholder of the dropped column's physical shape
+                      coalesce((SELECT format_type(t.oid, NULL) FROM pg_type t
+                                WHERE t.typlen = a.attlen AND t.typalign = a.attalign
+                                  AND t.typbyval = a.attbyval AND t.typtype = 'b' AND t.typisdefined
+                                ORDER BY t.typelem <> 0, t.oid LIMIT 1), 'int4')
+                    ELSE format_type(atttypid, atttypmod) END,
+                    attisdropped,
                     CASE WHEN attcollation <> 0 THEN
                       (SELECT ' COLLATE ' || quote_ident(n.nspname) || '.' || quote_ident(c.collname)
                        FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
                        WHERE c.oid = attcollation) ELSE '' END
-             FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 ORDER BY attnum",
+             FROM pg_attribute a WHERE attrelid = $1 AND attnum > 0 ORDER BY attnum",
             None,
             &[facade.into()],
         )?;
@@ -591,7 +607,7 @@ fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
     for (num, name, typ, is_dropped, coll) in rows {
         if is_dropped {
             let n = format!("_bidim_dropped_{num}");
-            defs.push(format!("{n} int4"));
+            defs.push(format!("{n} {typ}"));
             dropped.push(n);
         } else {
             defs.push(format!("{name} {typ}{coll}"));
@@ -602,7 +618,13 @@ fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
 
 /// Creates a new hot chunk for a cell: its heap relation, dependencies and directory row.
 /// Runs in the caller's transaction: the chunk exists for others once that commits.
-pub fn create_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i64) -> HotChunk {
+pub fn create_chunk(
+    facade: pg_sys::Oid,
+    cfg: &TableConfig,
+    range_id: i32,
+    time_lo: i64,
+    time_hi: i64,
+) -> HotChunk {
     as_superuser(|| {
         let seq = format!("bidim_internal.s{}", facade.to_u32());
         // The per-table ordinal sequence is created with the first chunk; a
@@ -655,6 +677,13 @@ pub fn create_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i
             ))
             .unwrap_or_else(|e| error!("bidim: cannot create a chunk: {e}"));
         }
+        // The hot chunk's small (key, time) index: BidimScan reads it for queries that
+        // name a key; it is at most hot_chunk_rows entries, so it stays cached.
+        let (key, time) = column_names(facade, cfg);
+        Spi::run(&format!(
+            "CREATE INDEX {name}_kt ON bidim_internal.{name} ({key}, {time})"
+        ))
+        .unwrap_or_else(|e| error!("bidim: cannot index a chunk: {e}"));
         let relid = relation_oid(namespace_oid("bidim_internal"), &name);
         internal_member(relid, facade);
         Spi::run_with_args(
@@ -679,6 +708,25 @@ pub fn create_chunk(facade: pg_sys::Oid, range_id: i32, time_lo: i64, time_hi: i
             mine: 0,
         }
     })
+}
+
+/// Quoted names of the key and time columns.
+fn column_names(facade: pg_sys::Oid, cfg: &TableConfig) -> (String, String) {
+    let name = |attnum: i16| {
+        Spi::get_one_with_args::<String>(
+            "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
+            &[facade.into(), attnum.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            error!(
+                "bidim: column {attnum} of table {} is missing",
+                facade.to_u32()
+            )
+        })
+    };
+    (name(cfg.key_attnum), name(cfg.time_attnum))
 }
 
 fn chunk_seq_exists(facade: pg_sys::Oid) -> bool {

@@ -263,8 +263,61 @@ fn maybe_seal(
         return;
     }
     if catalog::try_seal_lock(facade, hot.ordinal) {
-        catalog::create_chunk(facade, range, lo, hi);
+        catalog::create_chunk(facade, cfg, range, lo, hi);
         catalog::forget_cell(facade, range, lo);
+    }
+}
+
+/// The chunk's (key, time) index, if it has one (opened RowExclusive / AccessShare).
+fn chunk_index(chunk: pg_sys::Relation, lockmode: u32) -> Option<pg_sys::Relation> {
+    // SAFETY: the relcache's index list of an open relation, then a guarded open.
+    unsafe {
+        let list = pg_sys::RelationGetIndexList(chunk);
+        if pg_sys::list_length(list) == 0 {
+            return None;
+        }
+        let oid = pg_sys::list_nth_oid(list, 0);
+        pg_sys::list_free(list);
+        Some(pg_sys::index_open(oid, lockmode as pg_sys::LOCKMODE))
+    }
+}
+
+/// Adds index entries for rows heap just wrote into `chunk` (their slots still hold
+/// chunk-local TIDs).
+fn index_rows(
+    chunk: pg_sys::Relation,
+    cfg: &catalog::TableConfig,
+    slots: &[*mut pg_sys::TupleTableSlot],
+) {
+    let Some(index) = chunk_index(chunk, pg_sys::RowExclusiveLock) else {
+        return;
+    };
+    // SAFETY: an open index of the open chunk; slots hold the rows just inserted,
+    // deformed up to the key and time columns before reading their values.
+    unsafe {
+        let info = pg_sys::BuildIndexInfo(index);
+        let need = cfg.key_attnum.max(cfg.time_attnum) as i32;
+        for &slot in slots {
+            if ((*slot).tts_nvalid as i32) < need {
+                pg_sys::slot_getsomeattrs_int(slot, need);
+            }
+            let k = (cfg.key_attnum - 1) as usize;
+            let t = (cfg.time_attnum - 1) as usize;
+            let mut values = [*(*slot).tts_values.add(k), *(*slot).tts_values.add(t)];
+            let mut nulls = [*(*slot).tts_isnull.add(k), *(*slot).tts_isnull.add(t)];
+            let mut tid = (*slot).tts_tid;
+            pg_sys::index_insert(
+                index,
+                values.as_mut_ptr(),
+                nulls.as_mut_ptr(),
+                &mut tid,
+                chunk,
+                pg_sys::IndexUniqueCheck::UNIQUE_CHECK_NO,
+                false,
+                info,
+            );
+        }
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
     }
 }
 
@@ -284,15 +337,15 @@ fn insert_into_chunk(
     options: i32,
 ) {
     let facade = rel_oid(rel);
-    let mut hot = catalog::hot_chunk(facade, cellkey.0, cellkey.1, cellkey.2);
+    let mut hot = catalog::hot_chunk(facade, cfg, cellkey.0, cellkey.1, cellkey.2);
     let mut chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
     if narrower(rel, chunk) {
         // Columns were added since the chunk was made: its rows stay readable through
         // the table's descriptor, but new rows go to a chunk that has every column.
         close_chunk(chunk);
         catalog::forget_cell(facade, cellkey.0, cellkey.1);
-        catalog::create_chunk(facade, cellkey.0, cellkey.1, cellkey.2);
-        hot = catalog::hot_chunk(facade, cellkey.0, cellkey.1, cellkey.2);
+        catalog::create_chunk(facade, cfg, cellkey.0, cellkey.1, cellkey.2);
+        hot = catalog::hot_chunk(facade, cfg, cellkey.0, cellkey.1, cellkey.2);
         chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
     }
     // COPY FREEZE and skipping the FSM are decided from the facade's creation, which
@@ -316,6 +369,7 @@ fn insert_into_chunk(
             std::ptr::null_mut()
         ));
     }
+    index_rows(chunk, cfg, slots);
     let mut tuple_len = 64;
     for &s in slots.iter() {
         fix_slot(rel, hot.ordinal, s);
@@ -358,6 +412,11 @@ struct BidimScan {
     tup: pg_sys::HeapTupleData,
     /// For ANALYZE: palloc'd cumulative start block of each chunk.
     starts: *mut u32,
+    /// Keys on the chunks' (key, time) index: when set, chunks are read by index scan.
+    ikeys: *mut pg_sys::ScanKeyData,
+    nikeys: i32,
+    index_rel: pg_sys::Relation,
+    index_scan: pg_sys::IndexScanDesc,
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -415,6 +474,21 @@ unsafe extern "C-unwind" fn bidim_scan_begin(
     flags: u32,
 ) -> pg_sys::TableScanDesc {
     let chunks = list_chunks(rel, snapshot);
+    begin_scan_of(rel, snapshot, nkeys, key, pscan, flags, &chunks, &[])
+}
+
+/// Begins a scan of the given chunks of `rel` (the pruning scan passes the chunks
+/// that can hold matching rows; a plain scan passes them all).
+pub(crate) fn begin_scan_of(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    nkeys: i32,
+    key: *mut pg_sys::ScanKeyData,
+    pscan: pg_sys::ParallelTableScanDesc,
+    flags: u32,
+    chunks: &[(u32, pg_sys::Oid)],
+    index_keys: &[pg_sys::ScanKeyData],
+) -> pg_sys::TableScanDesc {
     // SAFETY: the scan descriptor is palloc'd, zeroed and filled like heap's.
     unsafe {
         let s = pg_sys::palloc0(std::mem::size_of::<BidimScan>()) as *mut BidimScan;
@@ -424,13 +498,17 @@ unsafe extern "C-unwind" fn bidim_scan_begin(
         (*s).base.rs_key = key;
         (*s).base.rs_flags = flags;
         (*s).base.rs_parallel = pscan;
-        (*s).chunks = palloc_array(&chunks);
+        (*s).chunks = palloc_array(chunks);
         (*s).nchunks = chunks.len() as i32;
         (*s).cur = -1;
+        if !index_keys.is_empty() {
+            (*s).ikeys = palloc_array(index_keys);
+            (*s).nikeys = index_keys.len() as i32;
+        }
         if flags & pg_sys::ScanOptions::SO_TYPE_ANALYZE != 0 {
             let mut starts = Vec::with_capacity(chunks.len());
             let mut total = 0u32;
-            for &(_, relid) in &chunks {
+            for &(_, relid) in chunks {
                 starts.push(total);
                 let r = open_chunk(relid, pg_sys::AccessShareLock);
                 total +=
@@ -444,6 +522,15 @@ unsafe extern "C-unwind" fn bidim_scan_begin(
 }
 
 fn end_chunk_scan(s: &mut BidimScan) {
+    if !s.index_scan.is_null() {
+        // SAFETY: ends the index scan and closes the index we opened for this chunk.
+        unsafe {
+            pg_sys::index_endscan(s.index_scan);
+            pg_sys::index_close(s.index_rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        }
+        s.index_scan = std::ptr::null_mut();
+        s.index_rel = std::ptr::null_mut();
+    }
     if !s.chunk_scan.is_null() {
         heap_call!(scan_end(s.chunk_scan));
         s.chunk_scan = std::ptr::null_mut();
@@ -464,6 +551,20 @@ fn start_chunk_scan(s: &mut BidimScan, idx: i32) {
     // SAFETY: idx is within the palloc'd chunk array.
     let (_, relid) = unsafe { *s.chunks.add(idx as usize) };
     s.chunk_rel = open_chunk(relid, pg_sys::AccessShareLock);
+    s.cur = idx;
+    if s.nikeys > 0 {
+        if let Some(index) = chunk_index(s.chunk_rel, pg_sys::AccessShareLock) {
+            // SAFETY: an index scan of the open chunk through its own index, with
+            // the scan keys BidimScan built for the index's columns.
+            unsafe {
+                s.index_rel = index;
+                s.index_scan =
+                    pg_sys::index_beginscan(s.chunk_rel, index, s.base.rs_snapshot, s.nikeys, 0);
+                pg_sys::index_rescan(s.index_scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
+            }
+            return;
+        }
+    }
     s.chunk_scan = heap_call!(scan_begin(
         s.chunk_rel,
         s.base.rs_snapshot,
@@ -472,11 +573,15 @@ fn start_chunk_scan(s: &mut BidimScan, idx: i32) {
         std::ptr::null_mut(),
         chunk_flags(s)
     ));
-    s.cur = idx;
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn bidim_scan_end(scan: pg_sys::TableScanDesc) {
+    scan_finish(scan)
+}
+
+/// Ends a scan begun by [`begin_scan_of`] and frees it.
+pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
     // SAFETY: scan was created by bidim_scan_begin.
     let s = unsafe { &mut *(scan as *mut BidimScan) };
     end_chunk_scan(s);
@@ -486,6 +591,9 @@ unsafe extern "C-unwind" fn bidim_scan_end(scan: pg_sys::TableScanDesc) {
             pg_sys::UnregisterSnapshot(s.base.rs_snapshot);
         }
         pg_sys::pfree(s.chunks as *mut std::ffi::c_void);
+        if !s.ikeys.is_null() {
+            pg_sys::pfree(s.ikeys as *mut std::ffi::c_void);
+        }
         if !s.starts.is_null() {
             pg_sys::pfree(s.starts as *mut std::ffi::c_void);
         }
@@ -531,12 +639,40 @@ unsafe extern "C-unwind" fn bidim_scan_getnextslot(
     direction: pg_sys::ScanDirection::Type,
     slot: *mut pg_sys::TupleTableSlot,
 ) -> bool {
+    scan_next(scan, direction, slot)
+}
+
+/// Stores the scan's next row in `slot`; false at the end.
+pub(crate) fn scan_next(
+    scan: pg_sys::TableScanDesc,
+    direction: pg_sys::ScanDirection::Type,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
     // SAFETY: scan was created by bidim_scan_begin.
     let s = unsafe { &mut *(scan as *mut BidimScan) };
     if direction == pg_sys::ScanDirection::BackwardScanDirection {
         unsupported("backward scans (FETCH BACKWARD on a SCROLL cursor)");
     }
     loop {
+        if !s.index_scan.is_null() {
+            // SAFETY: fetches through the chunk's index into the caller's slot; heap
+            // stores the row with the slot's own tuple header, which fix_slot rewrites.
+            let found = unsafe {
+                pg_sys::index_getnext_slot(
+                    s.index_scan,
+                    pg_sys::ScanDirection::ForwardScanDirection,
+                    slot,
+                )
+            };
+            if found {
+                // SAFETY: cur indexes the chunk array.
+                let (ordinal, _) = unsafe { *s.chunks.add(s.cur as usize) };
+                fix_slot(s.base.rs_rd, ordinal, slot);
+                return true;
+            }
+            end_chunk_scan(s);
+            continue;
+        }
         if s.chunk_scan.is_null() {
             let next = if s.cur >= s.nchunks {
                 s.nchunks
@@ -550,6 +686,9 @@ unsafe extern "C-unwind" fn bidim_scan_getnextslot(
                 return false;
             }
             start_chunk_scan(s, next);
+            if !s.index_scan.is_null() {
+                continue;
+            }
         }
         if heap_call!(scan_getnextslot(s.chunk_scan, direction, slot)) {
             // SAFETY: cur indexes the chunk array; heap stored a buffer tuple whose
@@ -895,6 +1034,10 @@ unsafe extern "C-unwind" fn bidim_tuple_update(
             ))
         });
         if r == pg_sys::TM_Result::TM_Ok {
+            // SAFETY: heap's out-parameter: false for a HOT update (no new index entry).
+            if unsafe { *update_indexes } {
+                index_rows(chunk, &cfg, &[slot]);
+            }
             fix_slot(rel, ordinal, slot);
         } else {
             // SAFETY: heap filled tmfd on failure.
@@ -1302,4 +1445,14 @@ pub unsafe extern "C-unwind" fn bidim_tam_handler(
 ) -> pg_sys::Datum {
     let r = ROUTINE.get_or_init(|| SyncRoutine(routine()));
     pg_sys::Datum::from(&r.0 as *const pg_sys::TableAmRoutine)
+}
+
+/// Whether `rel` is a bidim table (its access method routine is ours).
+///
+/// # Safety
+/// `rel` must be an open relation.
+pub unsafe fn is_bidim(rel: pg_sys::Relation) -> bool {
+    let ours = &ROUTINE.get_or_init(|| SyncRoutine(routine())).0 as *const pg_sys::TableAmRoutine;
+    // SAFETY: reading the access method routine pointer of an open relation.
+    std::ptr::eq(unsafe { (*rel).rd_tableam }, ours)
 }

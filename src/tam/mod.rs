@@ -3,10 +3,12 @@
 //! * [`tid`], [`cell`]: pure Rust (TID encoding, time partitions), unit-tested.
 //! * [`catalog`]: the chunk directory, configuration, chunk creation, routing cache.
 //! * [`handler`]: the `TableAmRoutine` callbacks.
+//! * [`scan`]: the `BidimScan` custom scan that prunes chunks by time.
 //! * [`api`]: SQL functions (`bidim.configure`, `bidim.seal`, ...).
 
 pub mod api;
 pub mod catalog;
 pub mod cell;
 pub mod handler;
+pub mod scan;
 pub mod tid;

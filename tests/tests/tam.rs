@@ -495,3 +495,72 @@ fn large_table_with_parallel_plans_answers_right() {
     );
     assert_eq!(groups, 0);
 }
+
+/// 10M rows with the default planner settings (parallel workers allowed): every query
+/// answers as on a heap table holding the same rows, whatever plan the planner picks;
+/// EXPLAIN shows the plan (parallel scans, pruning by time, index by key).
+#[test]
+fn ten_million_rows_answer_like_heap() {
+    let cluster = Cluster::builder()
+        .setting("shared_buffers", "'512MB'")
+        .setting("max_wal_size", "'8GB'")
+        .start()
+        .expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         CREATE TABLE b (series_id bigint, ts timestamptz, value float8) USING bidim;
+         SELECT bidim.configure('b', partition_interval => '1 day');
+         CREATE TABLE h (series_id bigint, ts timestamptz, value float8);
+         INSERT INTO h SELECT g % 1000, timestamptz '2026-01-01' + (g / 1000) * interval '10 seconds', (g % 997) * 0.5
+         FROM generate_series(0, 9999999) g;
+         INSERT INTO b SELECT * FROM h;
+         ANALYZE b; ANALYZE h;",
+    )
+    .unwrap();
+    assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), 10_000_000);
+    let queries = [
+        "SELECT count(*), sum(value), min(ts), max(ts) FROM {t}",
+        "SELECT series_id, count(*), avg(value) FROM {t} GROUP BY 1 ORDER BY 1",
+        "SELECT date_trunc('hour', ts) h, count(*), max(value) FROM {t} WHERE ts >= '2026-01-05' AND ts < '2026-01-06 12:00' GROUP BY 1 ORDER BY 1",
+        "SELECT ts, value FROM {t} WHERE series_id = 42 AND ts >= '2026-01-10' AND ts < '2026-01-10 06:00' ORDER BY ts",
+        "SELECT count(*) FROM {t} WHERE series_id = 7",
+        "SELECT count(*) FROM {t} WHERE value > 400 AND ts < '2026-01-03'",
+        "SELECT * FROM {t} ORDER BY ts DESC, series_id LIMIT 5",
+    ];
+    for q in queries {
+        let fp = |t: &str| {
+            format!(
+                "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM ({}) x",
+                q.replace("{t}", t)
+            )
+        };
+        let a: Option<String> = c.query_one(fp("b").as_str(), &[]).unwrap().get(0);
+        let h: Option<String> = c.query_one(fp("h").as_str(), &[]).unwrap().get(0);
+        assert_eq!(a, h, "bidim and heap disagree on {q}");
+    }
+    let explain = |c: &mut Client, q: &str| -> String {
+        c.query(format!("EXPLAIN (COSTS OFF) {q}").as_str(), &[])
+            .unwrap()
+            .into_iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let full = explain(&mut c, "SELECT count(*), sum(value) FROM b");
+    assert!(full.contains("Parallel Seq Scan on b"), "{full}");
+    let by_time = explain(
+        &mut c,
+        "SELECT count(*) FROM b WHERE ts >= '2026-01-05' AND ts < '2026-01-06'",
+    );
+    assert!(
+        by_time.contains("Custom Scan (BidimScan) on b") && by_time.contains("Chunks: "),
+        "{by_time}"
+    );
+    let by_key = explain(
+        &mut c,
+        "SELECT * FROM b WHERE series_id = 42 AND ts >= '2026-01-10' AND ts < '2026-01-10 06:00'",
+    );
+    assert!(by_key.contains("by (key, time) index"), "{by_key}");
+    eprintln!("plans:\n{full}\n{by_time}\n{by_key}");
+}

@@ -1,0 +1,710 @@
+//! `BidimScan`: a custom scan that reads only the chunks whose time partition can hold
+//! rows matching the query's conditions on the time column.
+//!
+//! The planner hook (`set_rel_pathlist_hook`) looks at the restrictions of a bidim
+//! table for `time_column <op> expression` with `<op>` one of `< <= = >= >` and an
+//! expression that is constant during the scan (constants, `now() - interval '1 hour'`,
+//! parameters). It offers a `CustomPath` costed by the restrictions' selectivity. The
+//! plan keeps every restriction as its filter, so the scan returns exactly what a
+//! sequential scan would; pruning only skips chunks that cannot match. The bounds are
+//! evaluated at executor start (so generic plans and `now()` prune too) and the chunk
+//! list is read from the directory then, never expanded into the plan: planning cost
+//! does not grow with the number of chunks. EXPLAIN shows the chunks scanned of the
+//! total.
+
+use super::{catalog, handler};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::CStr;
+
+const NAME: &CStr = c"BidimScan";
+
+/// `bidim.enable_pruning`: lets the planner use BidimScan (default on).
+pub static ENABLE_PRUNING: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+static mut PREV_PATHLIST_HOOK: pg_sys::set_rel_pathlist_hook_type = None;
+
+static mut PATH_METHODS: pg_sys::CustomPathMethods = pg_sys::CustomPathMethods {
+    CustomName: NAME.as_ptr(),
+    PlanCustomPath: Some(plan_custom_path),
+    ReparameterizeCustomPathByChild: None,
+};
+
+static mut SCAN_METHODS: pg_sys::CustomScanMethods = pg_sys::CustomScanMethods {
+    CustomName: NAME.as_ptr(),
+    CreateCustomScanState: Some(create_scan_state),
+};
+
+static mut EXEC_METHODS: pg_sys::CustomExecMethods = pg_sys::CustomExecMethods {
+    CustomName: NAME.as_ptr(),
+    BeginCustomScan: Some(begin_scan),
+    ExecCustomScan: Some(exec_scan),
+    EndCustomScan: Some(end_scan),
+    ReScanCustomScan: Some(rescan),
+    MarkPosCustomScan: None,
+    RestrPosCustomScan: None,
+    EstimateDSMCustomScan: None,
+    InitializeDSMCustomScan: None,
+    ReInitializeDSMCustomScan: None,
+    InitializeWorkerCustomScan: None,
+    ShutdownCustomScan: None,
+    ExplainCustomScan: Some(explain_scan),
+};
+
+/// Installs the planner hook and registers the scan's methods (for plan copies sent to
+/// parallel workers). Called once per process from `_PG_init`.
+pub fn install() {
+    GucRegistry::define_bool_guc(
+        c"bidim.enable_pruning",
+        c"Lets the planner skip bidim chunks that cannot match conditions on the time column.",
+        c"When off, bidim tables are always read whole by a sequential scan.",
+        &ENABLE_PRUNING,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // SAFETY: chaining a planner hook and registering static method tables, once per
+    // process, on PostgreSQL's main thread.
+    unsafe {
+        PREV_PATHLIST_HOOK = pg_sys::set_rel_pathlist_hook;
+        pg_sys::set_rel_pathlist_hook = Some(pathlist_hook);
+        pg_sys::RegisterCustomScanMethods(std::ptr::addr_of!(SCAN_METHODS));
+    }
+}
+
+/// B-tree strategy numbers, as PostgreSQL numbers them.
+const LT: i32 = 1;
+const LE: i32 = 2;
+const EQ: i32 = 3;
+const GE: i32 = 4;
+const GT: i32 = 5;
+
+/// The time bounds [lo, hi) that restrictions (strategy, value) put on matching rows,
+/// or `None` when no row can match. Pure: unit-tested below.
+pub fn bounds(conds: &[(i32, Option<i64>)]) -> Option<(i64, i64)> {
+    let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+    for &(strategy, v) in conds {
+        // A NULL comparison is never true.
+        let v = v?;
+        match strategy {
+            LT => hi = hi.min(v),
+            LE => hi = hi.min(v.saturating_add(1)),
+            EQ => {
+                lo = lo.max(v);
+                hi = hi.min(v.saturating_add(1));
+            }
+            GE => lo = lo.max(v),
+            GT => lo = lo.max(v.saturating_add(1)),
+            _ => {}
+        }
+    }
+    (lo < hi).then_some((lo, hi))
+}
+
+/// Whether a chunk of partition [`time_lo`, `time_hi`) can hold a row in [lo, hi).
+pub fn overlaps(time_lo: i64, time_hi: i64, lo: i64, hi: i64) -> bool {
+    time_lo < hi && time_hi > lo
+}
+
+fn strip_relabel(mut n: *mut pg_sys::Node) -> *mut pg_sys::Node {
+    // SAFETY: walking down RelabelType nodes of a planner expression.
+    unsafe {
+        while !n.is_null() && (*n).type_ == pg_sys::NodeTag::T_RelabelType {
+            n = (*(n as *mut pg_sys::RelabelType)).arg as *mut pg_sys::Node;
+        }
+    }
+    n
+}
+
+fn is_column_var(n: *mut pg_sys::Node, rti: u32, attnum: i16) -> bool {
+    let n = strip_relabel(n);
+    // SAFETY: reading a Var node's fields after checking its tag.
+    unsafe {
+        !n.is_null()
+            && (*n).type_ == pg_sys::NodeTag::T_Var
+            && (*(n as *mut pg_sys::Var)).varno as u32 == rti
+            && (*(n as *mut pg_sys::Var)).varattno == attnum
+            && (*(n as *mut pg_sys::Var)).varlevelsup == 0
+    }
+}
+
+/// A restriction usable by the scan: `column <strategy> operand`, with the operator
+/// (as if the column were on its left) and the operand's type.
+#[derive(Clone, Copy)]
+struct Cond {
+    strategy: i32,
+    operand: *mut pg_sys::Node,
+    opno: pg_sys::Oid,
+    righttype: pg_sys::Oid,
+}
+
+/// The condition `clause` puts on column `attnum` of range table entry `rti`, if it
+/// compares the column with an expression constant during the scan through an
+/// operator of `opfamily` whose left input is `intype` (the right one too, unless
+/// `cross_type`: the key column's index takes cross-type keys such as int8 = int4).
+fn condition(
+    clause: *mut pg_sys::Node,
+    rti: u32,
+    attnum: i16,
+    intype: pg_sys::Oid,
+    opfamily: pg_sys::Oid,
+    cross_type: bool,
+) -> Option<Cond> {
+    // SAFETY: inspecting planner nodes by tag; catalog lookups by oid.
+    unsafe {
+        if clause.is_null() || (*clause).type_ != pg_sys::NodeTag::T_OpExpr {
+            return None;
+        }
+        let op = clause as *mut pg_sys::OpExpr;
+        if pg_sys::list_length((*op).args) != 2 {
+            return None;
+        }
+        let left = pg_sys::list_nth((*op).args, 0) as *mut pg_sys::Node;
+        let right = pg_sys::list_nth((*op).args, 1) as *mut pg_sys::Node;
+        let (other, var_on_left) = if is_column_var(left, rti, attnum) {
+            (right, true)
+        } else if is_column_var(right, rti, attnum) {
+            (left, false)
+        } else {
+            return None;
+        };
+        if !pg_sys::is_pseudo_constant_clause(other) || pg_sys::contain_subplans(other) {
+            return None;
+        }
+        let opno = if var_on_left {
+            (*op).opno
+        } else {
+            pg_sys::get_commutator((*op).opno)
+        };
+        if opno == pg_sys::InvalidOid || !pg_sys::op_in_opfamily(opno, opfamily) {
+            return None;
+        }
+        let mut strategy = 0;
+        let mut lefttype = pg_sys::InvalidOid;
+        let mut righttype = pg_sys::InvalidOid;
+        pg_sys::get_op_opfamily_properties(
+            opno,
+            opfamily,
+            false,
+            &mut strategy,
+            &mut lefttype,
+            &mut righttype,
+        );
+        if lefttype != intype || (!cross_type && righttype != intype) {
+            return None;
+        }
+        (LT..=GT).contains(&strategy).then_some(Cond {
+            strategy,
+            operand: other,
+            opno,
+            righttype,
+        })
+    }
+}
+
+/// Default b-tree operator family and input type of a column type.
+fn btree_family(coltype: pg_sys::Oid) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    // SAFETY: catalog lookups by oid.
+    unsafe {
+        let opclass = pg_sys::GetDefaultOpClass(coltype, pg_sys::BTREE_AM_OID);
+        (opclass != pg_sys::InvalidOid).then(|| {
+            (
+                pg_sys::get_opclass_family(opclass),
+                pg_sys::get_opclass_input_type(opclass),
+            )
+        })
+    }
+}
+
+/// Columns a condition may be on, as stored in the plan.
+const ON_TIME: i32 = 0;
+const ON_KEY: i32 = 1;
+
+#[pg_guard]
+unsafe extern "C-unwind" fn pathlist_hook(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    rti: pg_sys::Index,
+    rte: *mut pg_sys::RangeTblEntry,
+) {
+    // SAFETY: chaining to the previous hook with the arguments we were given.
+    unsafe {
+        if let Some(prev) = PREV_PATHLIST_HOOK {
+            prev(root, rel, rti, rte);
+        }
+    }
+    // SAFETY: planner structures handed to the hook; the relation is already locked
+    // by the planner, so opening it with NoLock is safe.
+    unsafe {
+        if !ENABLE_PRUNING.get()
+            || (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
+            || (*rte).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
+            || (*rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
+            || (*rel).baserestrictinfo.is_null()
+        {
+            return;
+        }
+        let relation = pg_sys::table_open((*rte).relid, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let ours = handler::is_bidim(relation);
+        let mut columns = Vec::new();
+        if ours {
+            let cfg = catalog::config(relation);
+            let desc = (*relation).rd_att;
+            let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+            for (on, attnum) in [(ON_TIME, cfg.time_attnum), (ON_KEY, cfg.key_attnum)] {
+                let coltype = attrs[(attnum - 1) as usize].atttypid;
+                if let Some((family, intype)) = btree_family(coltype) {
+                    columns.push((on, attnum, family, intype));
+                }
+            }
+        }
+        pg_sys::table_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+        if !ours {
+            return;
+        }
+
+        // custom_private: 4 ints per condition (column, strategy, operator, right type).
+        let mut exprs: *mut pg_sys::List = std::ptr::null_mut();
+        let mut strategies: *mut pg_sys::List = std::ptr::null_mut();
+        let mut used: *mut pg_sys::List = std::ptr::null_mut();
+        let n = pg_sys::list_length((*rel).baserestrictinfo);
+        for i in 0..n {
+            let ri = pg_sys::list_nth((*rel).baserestrictinfo, i) as *mut pg_sys::RestrictInfo;
+            let clause = (*ri).clause as *mut pg_sys::Node;
+            for &(on, attnum, family, intype) in &columns {
+                // Time bounds must be of the column's type; key equality may be
+                // cross-type (series_id = 42 compares int8 with int4).
+                let cond = condition(clause, rti, attnum, intype, family, on == ON_KEY)
+                    .filter(|c| on == ON_TIME || c.strategy == EQ);
+                if let Some(c) = cond {
+                    exprs = pg_sys::lappend(exprs, c.operand as *mut std::ffi::c_void);
+                    strategies = pg_sys::lappend_int(strategies, on);
+                    strategies = pg_sys::lappend_int(strategies, c.strategy);
+                    strategies = pg_sys::lappend_int(strategies, c.opno.to_u32() as i32);
+                    strategies = pg_sys::lappend_int(strategies, c.righttype.to_u32() as i32);
+                    used = pg_sys::lappend(used, ri as *mut std::ffi::c_void);
+                    break;
+                }
+            }
+        }
+        if exprs.is_null() {
+            return;
+        }
+        let mut base = f64::MAX;
+        let paths = (*rel).pathlist;
+        for i in 0..pg_sys::list_length(paths) {
+            let p = pg_sys::list_nth(paths, i) as *mut pg_sys::Path;
+            base = base.min((*p).total_cost);
+        }
+        if base == f64::MAX {
+            return;
+        }
+        let sel = pg_sys::clauselist_selectivity(
+            root,
+            used,
+            0,
+            pg_sys::JoinType::JOIN_INNER,
+            std::ptr::null_mut(),
+        )
+        .clamp(0.0001, 1.0);
+        let cpath =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>()) as *mut pg_sys::CustomPath;
+        (*cpath).path.type_ = pg_sys::NodeTag::T_CustomPath;
+        (*cpath).path.pathtype = pg_sys::NodeTag::T_CustomScan;
+        (*cpath).path.parent = rel;
+        (*cpath).path.pathtarget = (*rel).reltarget;
+        (*cpath).path.param_info = std::ptr::null_mut();
+        (*cpath).path.parallel_aware = false;
+        (*cpath).path.parallel_safe = false;
+        (*cpath).path.parallel_workers = 0;
+        (*cpath).path.rows = (*rel).rows;
+        (*cpath).path.startup_cost = 0.0;
+        // Chunks outside the bounds are skipped; the rest is a sequential scan.
+        (*cpath).path.total_cost = base * sel + 1.0;
+        (*cpath).path.pathkeys = std::ptr::null_mut();
+        (*cpath).flags = 0;
+        (*cpath).custom_paths = std::ptr::null_mut();
+        (*cpath).custom_private = pg_sys::lappend(
+            pg_sys::lappend(std::ptr::null_mut(), exprs as *mut std::ffi::c_void),
+            strategies as *mut std::ffi::c_void,
+        );
+        (*cpath).methods = std::ptr::addr_of!(PATH_METHODS);
+        pg_sys::add_path(rel, cpath as *mut pg_sys::Path);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn plan_custom_path(
+    _root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    best_path: *mut pg_sys::CustomPath,
+    tlist: *mut pg_sys::List,
+    clauses: *mut pg_sys::List,
+    _custom_plans: *mut pg_sys::List,
+) -> *mut pg_sys::Plan {
+    // SAFETY: building a plan node from the path we made in the hook.
+    unsafe {
+        let cscan =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomScan>()) as *mut pg_sys::CustomScan;
+        (*cscan).scan.plan.type_ = pg_sys::NodeTag::T_CustomScan;
+        (*cscan).scan.plan.targetlist = tlist;
+        // Every restriction stays a filter: pruning only skips chunks.
+        (*cscan).scan.plan.qual = pg_sys::extract_actual_clauses(clauses, false);
+        (*cscan).scan.scanrelid = (*rel).relid;
+        (*cscan).flags = (*best_path).flags;
+        let private = (*best_path).custom_private;
+        (*cscan).custom_exprs = pg_sys::list_nth(private, 0) as *mut pg_sys::List;
+        (*cscan).custom_private = pg_sys::list_nth(private, 1) as *mut pg_sys::List;
+        (*cscan).methods = std::ptr::addr_of!(SCAN_METHODS);
+        cscan as *mut pg_sys::Plan
+    }
+}
+
+/// Executor state of a BidimScan.
+#[repr(C)]
+struct BidimScanState {
+    css: pg_sys::CustomScanState,
+    /// ExprStates of the bound expressions, in the order of `strategies`.
+    exprs: *mut pg_sys::List,
+    strategies: *mut pg_sys::List,
+    scan: pg_sys::TableScanDesc,
+    started: bool,
+    chunks_scanned: i64,
+    chunks_total: i64,
+    /// Whether the chunks are read through their (key, time) index.
+    by_index: bool,
+    /// Holds the evaluated bounds (a key may be text) until the next (re)start.
+    bounds_cxt: pg_sys::MemoryContext,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn create_scan_state(
+    _cscan: *mut pg_sys::CustomScan,
+) -> *mut pg_sys::Node {
+    // SAFETY: a zeroed, palloc'd node whose head is a CustomScanState.
+    unsafe {
+        let st = pg_sys::palloc0(std::mem::size_of::<BidimScanState>()) as *mut BidimScanState;
+        (*st).css.ss.ps.type_ = pg_sys::NodeTag::T_CustomScanState;
+        (*st).css.methods = std::ptr::addr_of!(EXEC_METHODS);
+        st as *mut pg_sys::Node
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn begin_scan(
+    node: *mut pg_sys::CustomScanState,
+    _estate: *mut pg_sys::EState,
+    eflags: i32,
+) {
+    // SAFETY: node is our BidimScanState; its plan is our CustomScan.
+    unsafe {
+        let st = node as *mut BidimScanState;
+        let cscan = (*node).ss.ps.plan as *mut pg_sys::CustomScan;
+        (*st).exprs = pg_sys::ExecInitExprList((*cscan).custom_exprs, &mut (*node).ss.ps);
+        (*st).strategies = (*cscan).custom_private;
+        // PostgreSQL 15 gives a custom scan a virtual scan slot and compiles the
+        // filter and projection for it (skipping the deform step). Chunk rows are
+        // buffer heap tuples, and so is the test row EvalPlanQual hands the scan after
+        // a concurrent update: swap in a buffer-tuple slot and compile them again.
+        let rel = (*node).ss.ss_currentRelation;
+        pg_sys::ExecInitScanTupleSlot(
+            (*node).ss.ps.state,
+            &mut (*node).ss,
+            (*rel).rd_att,
+            &pg_sys::TTSOpsBufferHeapTuple,
+        );
+        (*node).ss.ps.qual = pg_sys::ExecInitQual((*cscan).scan.plan.qual, &mut (*node).ss.ps);
+        pg_sys::ExecAssignScanProjectionInfoWithVarno(
+            &mut (*node).ss,
+            (*cscan).scan.scanrelid as i32,
+        );
+        (*st).bounds_cxt = pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"BidimScan bounds".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        );
+        // Plain EXPLAIN shows the chunks too, unless a bound needs a run-time parameter.
+        let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
+        if !explain_only
+            || pg_sys::pull_paramids((*cscan).custom_exprs as *mut pg_sys::Expr).is_null()
+        {
+            start(st);
+        }
+    }
+}
+
+/// Scan key on column `attno` of a chunk's (key, time) index.
+fn index_key(
+    attno: i16,
+    strategy: i32,
+    opno: pg_sys::Oid,
+    subtype: pg_sys::Oid,
+    collation: pg_sys::Oid,
+    arg: pg_sys::Datum,
+) -> pg_sys::ScanKeyData {
+    // SAFETY: fills a zeroed scan key; get_opcode looks up the operator's function.
+    unsafe {
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyEntryInitialize(
+            &mut key,
+            0,
+            attno,
+            strategy as pg_sys::StrategyNumber,
+            subtype,
+            collation,
+            pg_sys::get_opcode(opno),
+            arg,
+        );
+        key
+    }
+}
+
+/// Evaluates the bounds, picks the chunks that can match and starts scanning them
+/// (through their (key, time) index when the query names a key).
+fn start(st: *mut BidimScanState) {
+    // SAFETY: st is our executor node; bounds are evaluated into its own memory
+    // context; the relation and snapshot belong to the running executor.
+    unsafe {
+        let ps = &mut (*st).css.ss.ps;
+        let econtext = ps.ps_ExprContext;
+        pg_sys::MemoryContextReset((*st).bounds_cxt);
+        let n = pg_sys::list_length((*st).exprs);
+        let mut time_conds = Vec::new();
+        let mut key_conds = Vec::new();
+        let mut impossible = false;
+        for i in 0..n {
+            let state = pg_sys::list_nth((*st).exprs, i) as *mut pg_sys::ExprState;
+            let on = pg_sys::list_nth_int((*st).strategies, 4 * i);
+            let strategy = pg_sys::list_nth_int((*st).strategies, 4 * i + 1);
+            let opno = pg_sys::Oid::from(pg_sys::list_nth_int((*st).strategies, 4 * i + 2) as u32);
+            let righttype =
+                pg_sys::Oid::from(pg_sys::list_nth_int((*st).strategies, 4 * i + 3) as u32);
+            let old = pg_sys::MemoryContextSwitchTo((*st).bounds_cxt);
+            let mut isnull = false;
+            let v = ((*state).evalfunc.expect("evalfunc"))(state, econtext, &mut isnull);
+            pg_sys::MemoryContextSwitchTo(old);
+            if on == ON_TIME {
+                time_conds.push((strategy, (!isnull).then(|| v.value() as i64)));
+            } else if isnull {
+                impossible = true;
+            } else {
+                key_conds.push((opno, righttype, v));
+            }
+        }
+        let rel = (*st).css.ss.ss_currentRelation;
+        let snapshot = (*ps.state).es_snapshot;
+        let all = catalog::read_chunks((*rel).rd_id, snapshot);
+        let range = if impossible {
+            None
+        } else {
+            bounds(&time_conds)
+        };
+        let chosen: Vec<(u32, pg_sys::Oid)> = match range {
+            None => Vec::new(),
+            Some((lo, hi)) => all
+                .iter()
+                .filter(|c| overlaps(c.time_lo, c.time_hi, lo, hi))
+                .map(|c| (c.chunk_id, c.chunk_rel))
+                .collect(),
+        };
+        let mut keys = Vec::new();
+        if let (false, Some((lo, hi))) = (key_conds.is_empty(), range) {
+            let cfg = catalog::config(rel);
+            let desc = (*rel).rd_att;
+            let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+            let key_attr = &attrs[(cfg.key_attnum - 1) as usize];
+            for &(opno, righttype, v) in &key_conds {
+                keys.push(index_key(1, EQ, opno, righttype, key_attr.attcollation, v));
+            }
+            let time_type = attrs[(cfg.time_attnum - 1) as usize].atttypid;
+            if let Some((family, intype)) = btree_family(time_type) {
+                let mut bound = |strategy: i32, v: i64| {
+                    let opno = pg_sys::get_opfamily_member(family, intype, intype, strategy as i16);
+                    keys.push(index_key(
+                        2,
+                        strategy,
+                        opno,
+                        intype,
+                        pg_sys::InvalidOid,
+                        pg_sys::Datum::from(v),
+                    ));
+                };
+                if lo > i64::MIN {
+                    bound(GE, lo);
+                }
+                if hi < i64::MAX {
+                    bound(LT, hi);
+                }
+            }
+        }
+        (*st).chunks_total = all.len() as i64;
+        (*st).chunks_scanned = chosen.len() as i64;
+        (*st).by_index = !keys.is_empty();
+        let flags = pg_sys::ScanOptions::SO_TYPE_SEQSCAN
+            | pg_sys::ScanOptions::SO_ALLOW_STRAT
+            | pg_sys::ScanOptions::SO_ALLOW_SYNC
+            | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE;
+        (*st).scan = handler::begin_scan_of(
+            rel,
+            snapshot,
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            flags,
+            &chosen,
+            &keys,
+        );
+        (*st).started = true;
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn access_next(ss: *mut pg_sys::ScanState) -> *mut pg_sys::TupleTableSlot {
+    let st = ss as *mut BidimScanState;
+    // SAFETY: ss is our BidimScanState; its scan slot matches the relation.
+    unsafe {
+        if !(*st).started {
+            start(st);
+        }
+        let slot = (*ss).ss_ScanTupleSlot;
+        if handler::scan_next(
+            (*st).scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        ) {
+            slot
+        } else {
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn recheck(
+    _ss: *mut pg_sys::ScanState,
+    _slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    // Every restriction is in the plan's filter, which ExecScan rechecks itself.
+    true
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn exec_scan(
+    node: *mut pg_sys::CustomScanState,
+) -> *mut pg_sys::TupleTableSlot {
+    // SAFETY: the generic scan loop (filter, projection, EvalPlanQual) over our node.
+    unsafe { pg_sys::ExecScan(&mut (*node).ss, Some(access_next), Some(recheck)) }
+}
+
+fn stop(st: *mut BidimScanState) {
+    // SAFETY: st is our executor node.
+    unsafe {
+        if !(*st).scan.is_null() {
+            handler::scan_finish((*st).scan);
+            (*st).scan = std::ptr::null_mut();
+        }
+        (*st).started = false;
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn end_scan(node: *mut pg_sys::CustomScanState) {
+    stop(node as *mut BidimScanState);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
+    // Parameters may have changed: the bounds are evaluated again at the next row.
+    stop(node as *mut BidimScanState);
+    // SAFETY: resets the generic scan state of our node.
+    unsafe { pg_sys::ExecScanReScan(&mut (*node).ss) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn explain_scan(
+    node: *mut pg_sys::CustomScanState,
+    _ancestors: *mut pg_sys::List,
+    es: *mut pg_sys::ExplainState,
+) {
+    let st = node as *mut BidimScanState;
+    // SAFETY: reading our node; ExplainProperty* copy the strings.
+    unsafe {
+        if (*st).chunks_total > 0 || (*st).started {
+            let text = format!(
+                "{} of {}{}",
+                (*st).chunks_scanned,
+                (*st).chunks_total,
+                if (*st).by_index {
+                    ", by (key, time) index"
+                } else {
+                    ""
+                }
+            );
+            let text = std::ffi::CString::new(text).unwrap();
+            pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), text.as_ptr(), es);
+        } else {
+            pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), c"chosen at run time".as_ptr(), es);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_combine_and_detect_empty_ranges() {
+        assert_eq!(bounds(&[]), Some((i64::MIN, i64::MAX)));
+        assert_eq!(bounds(&[(GE, Some(10)), (LT, Some(20))]), Some((10, 20)));
+        assert_eq!(bounds(&[(GT, Some(10)), (LE, Some(20))]), Some((11, 21)));
+        assert_eq!(bounds(&[(EQ, Some(15))]), Some((15, 16)));
+        assert_eq!(bounds(&[(GE, Some(20)), (LT, Some(20))]), None);
+        assert_eq!(bounds(&[(EQ, Some(5)), (GT, Some(5))]), None);
+        assert_eq!(bounds(&[(GE, None)]), None, "a NULL bound matches nothing");
+        assert_eq!(bounds(&[(GT, Some(i64::MAX))]), None);
+        assert_eq!(bounds(&[(LE, Some(i64::MAX))]), Some((i64::MIN, i64::MAX)));
+    }
+
+    #[test]
+    fn overlap_is_half_open() {
+        assert!(overlaps(0, 10, 9, 20));
+        assert!(!overlaps(0, 10, 10, 20));
+        assert!(!overlaps(10, 20, 0, 10));
+        assert!(overlaps(10, 20, 0, 11));
+    }
+
+    /// Brute force: a row at time t matches every condition iff it lies in bounds().
+    #[test]
+    fn bounds_agree_with_brute_force() {
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let n = next() % 4;
+            let conds: Vec<(i32, Option<i64>)> = (0..n)
+                .map(|_| ((next() % 5) as i32 + 1, Some((next() % 40) as i64 - 20)))
+                .collect();
+            let b = bounds(&conds);
+            for t in -25..25i64 {
+                let matches = conds.iter().all(|&(s, v)| {
+                    let v = v.unwrap();
+                    match s {
+                        LT => t < v,
+                        LE => t <= v,
+                        EQ => t == v,
+                        GE => t >= v,
+                        _ => t > v,
+                    }
+                });
+                let inside = b.is_some_and(|(lo, hi)| lo <= t && t < hi);
+                assert_eq!(matches, inside, "t={t} conds={conds:?} bounds={b:?}");
+            }
+        }
+    }
+}
