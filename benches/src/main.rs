@@ -75,8 +75,8 @@ fn parse_args() -> std::result::Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest]... [--batches B]\n\
-                     copy runs by default; ingest (B batches of N rows) only when named"
+                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries]... [--batches B]\n\
+                     copy runs by default; ingest (B batches of N rows) and queries only when named"
                 );
                 std::process::exit(0);
             }
@@ -170,8 +170,8 @@ fn ingest_workload(c: &mut Client, rows: i64, batches: i64, file: &str) -> Resul
     let epochs = rows / HOSTS;
     let cases = cpu_cases("ingest");
     let tables: Vec<String> = (0..cases.len()).map(|i| format!("ingest_{i}")).collect();
-    for ((_, create), t) in cases.iter().zip(&tables) {
-        let create = create.replace("ingest", t);
+    for (i, t) in tables.iter().enumerate() {
+        let create = &cpu_cases(t)[i].1;
         exec(c, &format!("DROP TABLE IF EXISTS {t}; {create}"))?;
     }
     println!("\n### ingest\n");
@@ -226,6 +226,72 @@ fn ingest_workload(c: &mut Client, rows: i64, batches: i64, file: &str) -> Resul
     Ok(())
 }
 
+/// TSBS-like queries on the same rows stored each way; median milliseconds per query.
+fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str) -> Result<()> {
+    let epochs = rows / HOSTS;
+    let cases = cpu_cases("q");
+    let tables: Vec<String> = (0..cases.len()).map(|i| format!("q_{i}")).collect();
+    eprintln!(
+        "== queries: loading {} rows into each table",
+        HOSTS * epochs
+    );
+    exec(c, &tsbs_file_sql(file, 0, epochs))?;
+    for (i, t) in tables.iter().enumerate() {
+        let create = &cpu_cases(t)[i].1;
+        exec(
+            c,
+            &format!("DROP TABLE IF EXISTS {t}; {create}; COPY {t} FROM '{file}'"),
+        )?;
+        exec(c, &format!("VACUUM ANALYZE {t}"))?;
+    }
+    // A window in the middle of the data.
+    let mid = "timestamptz '2016-01-01 00:00:00+00' + make_interval(secs => 10 * {e})";
+    let s = mid.replace("{e}", &(epochs / 2).to_string());
+    let queries: Vec<(&str, String)> = vec![
+        ("1 host, 1 h, max per minute", format!("SELECT date_trunc('minute', time) m, max(usage_user) FROM {{t}} WHERE tags_id = 42 AND time >= {s} AND time < {s} + interval '1 hour' GROUP BY 1 ORDER BY 1")),
+        ("1 host, 12 h, usage_user > 90", format!("SELECT * FROM {{t}} WHERE tags_id = 7 AND usage_user > 90 AND time >= {s} AND time < {s} + interval '12 hours'")),
+        ("8 hosts, 8 h, max per hour", format!("SELECT date_trunc('hour', time) h, max(usage_user), max(usage_system) FROM {{t}} WHERE tags_id IN (1, 50, 99, 200, 333, 512, 700, 999) AND time >= {s} AND time < {s} + interval '8 hours' GROUP BY 1 ORDER BY 1")),
+        ("all hosts, 1 h, max per host", format!("SELECT tags_id, max(usage_user) FROM {{t}} WHERE time >= {s} AND time < {s} + interval '1 hour' GROUP BY 1")),
+        ("1 host, last point", "SELECT * FROM {t} WHERE tags_id = 42 ORDER BY time DESC LIMIT 1".to_string()),
+        ("whole table, avg", "SELECT count(*), avg(usage_user) FROM {t}".to_string()),
+    ];
+    println!("\n### queries\n");
+    println!(
+        "TSBS-like queries on {} rows ({HOSTS} hosts x {epochs} epochs of 10 s) stored each way, after VACUUM ANALYZE; median of {runs} warm runs (one unmeasured run first), ms.\n",
+        HOSTS * epochs
+    );
+    let names: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
+    println!("| query | {} |", names.join(" | "));
+    println!("|---|{}", "---:|".repeat(names.len()));
+    for (label, q) in &queries {
+        let mut cells = Vec::new();
+        let mut answers = Vec::new();
+        for t in &tables {
+            let sql = q.replace("{t}", t);
+            let fingerprint =
+                format!("SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM ({sql}) x");
+            let a: Option<String> = c
+                .query_one(fingerprint.as_str(), &[])
+                .map_err(|e| format!("{sql}: {e}"))?
+                .get(0);
+            answers.push(a);
+            let mut times = Vec::new();
+            for _ in 0..runs.max(1) {
+                let start = Instant::now();
+                c.query(sql.as_str(), &[])
+                    .map_err(|e| format!("{sql}: {e}"))?;
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+            cells.push(format!("{:.1}", median(&times)));
+        }
+        if answers.iter().any(|a| a != &answers[0]) {
+            return Err(format!("the tables answer {label} differently"));
+        }
+        println!("| {label} | {} |", cells.join(" | "));
+    }
+    Ok(())
+}
+
 struct Measured {
     case: &'static str,
     secs: Vec<f64>,
@@ -244,7 +310,13 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn exec(c: &mut Client, sql: &str) -> Result<()> {
-    c.batch_execute(sql).map_err(|e| format!("{sql}: {e}"))
+    c.batch_execute(sql).map_err(|e| {
+        let why = e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| e.to_string());
+        format!("{sql}: {why}")
+    })
 }
 
 fn run_workload(c: &mut Client, w: &Workload, runs: usize) -> Result<Vec<Measured>> {
@@ -362,7 +434,7 @@ fn real_main(opts: &Options) -> Result<()> {
     let file = file.to_str().ok_or("temp path is not UTF-8")?;
     let all = vec![copy_workload(opts.rows, file)];
     for name in &opts.workloads {
-        if name != "ingest" && !all.iter().any(|w| w.name == name) {
+        if name != "ingest" && name != "queries" && !all.iter().any(|w| w.name == name) {
             return Err(format!("unknown workload {name}"));
         }
     }
@@ -372,6 +444,9 @@ fn real_main(opts: &Options) -> Result<()> {
         }
         let results = run_workload(&mut c, w, opts.runs)?;
         print_table(w, &results);
+    }
+    if opts.workloads.iter().any(|n| n == "queries") {
+        query_workload(&mut c, opts.rows, opts.runs, file)?;
     }
     // The batched ingest runs only when asked for: it is long (batches x 3 COPYs).
     if opts.workloads.iter().any(|n| n == "ingest") {

@@ -19,10 +19,19 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// heap's routine, to which row work is delegated.
+/// heap's routine, to which row work is delegated (looked up once per process: the
+/// lookup is an FFI call, and this is on the per-row path).
 fn heap() -> &'static pg_sys::TableAmRoutine {
-    // SAFETY: GetHeapamTableAmRoutine returns a pointer to a static struct.
-    unsafe { &*pg_sys::GetHeapamTableAmRoutine() }
+    static HEAP: std::sync::atomic::AtomicPtr<pg_sys::TableAmRoutine> =
+        std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+    let mut p = HEAP.load(Ordering::Relaxed);
+    if p.is_null() {
+        // SAFETY: GetHeapamTableAmRoutine returns a pointer to a static struct.
+        p = unsafe { pg_sys::GetHeapamTableAmRoutine() } as *mut pg_sys::TableAmRoutine;
+        HEAP.store(p, Ordering::Relaxed);
+    }
+    // SAFETY: p points to heap's static routine, which lives as long as the process.
+    unsafe { &*p }
 }
 
 /// Calls one of heap's callbacks under a PostgreSQL error boundary.
@@ -1281,9 +1290,28 @@ unsafe extern "C-unwind" fn bidim_relation_size(
     rel: pg_sys::Relation,
     fork: pg_sys::ForkNumber::Type,
 ) -> u64 {
+    if analyzing(rel) {
+        // ANALYZE prefetches its sample blocks from the table's own file, which stays
+        // empty: past its first 1 GiB segment that is an error ("previous segment is
+        // only 0 blocks"). The blocks live in the chunks, which ANALYZE reads through
+        // scan_analyze_next_block, so turn the prefetch off for this transaction.
+        // SAFETY: sets a user-settable GUC for the current transaction only.
+        unsafe {
+            pg_sys::set_config_option(
+                c"maintenance_io_concurrency".as_ptr(),
+                c"0".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_LOCAL,
+                true,
+                0,
+                false,
+            );
+        }
+    }
     let mut total = 0u64;
     for (_, relid) in list_chunks(rel, std::ptr::null_mut()) {
-        // SAFETY: guarded open without a lock: a chunk dropped meanwhile is skipped.
+        // SAFETY: guarded open; a chunk dropped meanwhile is skipped.
         let chunk =
             unsafe { pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
         if chunk.is_null() {
@@ -1293,6 +1321,17 @@ unsafe extern "C-unwind" fn bidim_relation_size(
         close_chunk(chunk);
     }
     total
+}
+
+/// Whether this backend is running ANALYZE on `rel` (its progress report says so).
+fn analyzing(rel: pg_sys::Relation) -> bool {
+    // SAFETY: reads this backend's own status entry, which only it writes.
+    unsafe {
+        let be = pg_sys::MyBEEntry;
+        !be.is_null()
+            && (*be).st_progress_command == pg_sys::ProgressCommandType::PROGRESS_COMMAND_ANALYZE
+            && (*be).st_progress_command_target == (*rel).rd_id
+    }
 }
 
 #[pg_guard]
