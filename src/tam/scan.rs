@@ -216,6 +216,30 @@ fn btree_family(coltype: pg_sys::Oid) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
     }
 }
 
+/// The time conditions as (strategy, value) when every operand is a constant now.
+fn constant_time_conds(
+    exprs: *mut pg_sys::List,
+    strategies: *mut pg_sys::List,
+) -> Option<Vec<(i32, Option<i64>)>> {
+    let mut out = Vec::new();
+    // SAFETY: walking the lists the hook built; reading Const nodes after checking tags.
+    unsafe {
+        for i in 0..pg_sys::list_length(exprs) {
+            if pg_sys::list_nth_int(strategies, 4 * i) != ON_TIME {
+                continue;
+            }
+            let e = strip_relabel(pg_sys::list_nth(exprs, i) as *mut pg_sys::Node);
+            if e.is_null() || (*e).type_ != pg_sys::NodeTag::T_Const {
+                return None;
+            }
+            let k = e as *mut pg_sys::Const;
+            let v = (!(*k).constisnull).then(|| (*k).constvalue.value() as i64);
+            out.push((pg_sys::list_nth_int(strategies, 4 * i + 1), v));
+        }
+    }
+    Some(out)
+}
+
 /// Columns a condition may be on, as stored in the plan.
 const ON_TIME: i32 = 0;
 const ON_KEY: i32 = 1;
@@ -307,6 +331,37 @@ unsafe extern "C-unwind" fn pathlist_hook(
             std::ptr::null_mut(),
         )
         .clamp(0.0001, 1.0);
+        // Without a key, the scan reads whole chunks: cost it by the share of chunks
+        // the bounds keep when they are constants now (one directory read, no chunk
+        // in the plan), else by the selectivity.
+        let has_key = (0..pg_sys::list_length(strategies) / 4)
+            .any(|i| pg_sys::list_nth_int(strategies, 4 * i) == ON_KEY);
+        let fraction = if has_key {
+            sel
+        } else {
+            match constant_time_conds(exprs, strategies).filter(|_| pg_sys::ActiveSnapshotSet()) {
+                Some(conds) => {
+                    let chunks = catalog::read_chunks((*rte).relid, pg_sys::GetActiveSnapshot());
+                    if chunks.is_empty() {
+                        sel
+                    } else {
+                        let kept = match bounds(&conds) {
+                            None => 0,
+                            Some((lo, hi)) => chunks
+                                .iter()
+                                .filter(|c| overlaps(c.time_lo, c.time_hi, lo, hi))
+                                .count(),
+                        };
+                        if kept == chunks.len() {
+                            // Nothing to skip: the sequential (and parallel) paths are better.
+                            return;
+                        }
+                        (kept as f64 / chunks.len() as f64).max(0.0001)
+                    }
+                }
+                None => sel,
+            }
+        };
         let cpath =
             pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>()) as *mut pg_sys::CustomPath;
         (*cpath).path.type_ = pg_sys::NodeTag::T_CustomPath;
@@ -320,7 +375,7 @@ unsafe extern "C-unwind" fn pathlist_hook(
         (*cpath).path.rows = (*rel).rows;
         (*cpath).path.startup_cost = 0.0;
         // Chunks outside the bounds are skipped; the rest is a sequential scan.
-        (*cpath).path.total_cost = base * sel + 1.0;
+        (*cpath).path.total_cost = base * fraction + 1.0;
         (*cpath).path.pathkeys = std::ptr::null_mut();
         (*cpath).flags = 0;
         (*cpath).custom_paths = std::ptr::null_mut();
