@@ -426,6 +426,10 @@ struct BidimScan {
     nikeys: i32,
     index_rel: pg_sys::Relation,
     index_scan: pg_sys::IndexScanDesc,
+    /// One bulk-read buffer ring for all chunk scans of a large table (each chunk is
+    /// below heap's own threshold for one, so without it a big scan would sweep
+    /// through shared_buffers); null when not used.
+    strategy: pg_sys::BufferAccessStrategy,
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -514,6 +518,13 @@ pub(crate) fn begin_scan_of(
             (*s).ikeys = palloc_array(index_keys);
             (*s).nikeys = index_keys.len() as i32;
         }
+        if flags & pg_sys::ScanOptions::SO_ALLOW_STRAT != 0
+            && flags & pg_sys::ScanOptions::SO_TYPE_SEQSCAN != 0
+            && chunks.len() > 1
+        {
+            (*s).strategy =
+                pg_sys::GetAccessStrategy(pg_sys::BufferAccessStrategyType::BAS_BULKREAD);
+        }
         if flags & pg_sys::ScanOptions::SO_TYPE_ANALYZE != 0 {
             let mut starts = Vec::with_capacity(chunks.len());
             let mut total = 0u32;
@@ -541,6 +552,13 @@ fn end_chunk_scan(s: &mut BidimScan) {
         s.index_rel = std::ptr::null_mut();
     }
     if !s.chunk_scan.is_null() {
+        // SAFETY: take our shared ring back so heap does not free it with its scan.
+        unsafe {
+            let hs = s.chunk_scan as *mut pg_sys::HeapScanDescData;
+            if !s.strategy.is_null() && (*hs).rs_strategy == s.strategy {
+                (*hs).rs_strategy = std::ptr::null_mut();
+            }
+        }
         heap_call!(scan_end(s.chunk_scan));
         s.chunk_scan = std::ptr::null_mut();
     }
@@ -582,6 +600,16 @@ fn start_chunk_scan(s: &mut BidimScan, idx: i32) {
         std::ptr::null_mut(),
         chunk_flags(s)
     ));
+    if !s.strategy.is_null() {
+        // SAFETY: heap's scan descriptor is a HeapScanDescData; before its first
+        // fetch, a ring it did not choose may be handed in (taken back in end_chunk_scan).
+        unsafe {
+            let hs = s.chunk_scan as *mut pg_sys::HeapScanDescData;
+            if (*hs).rs_strategy.is_null() {
+                (*hs).rs_strategy = s.strategy;
+            }
+        }
+    }
 }
 
 #[pg_guard]
@@ -602,6 +630,9 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
         pg_sys::pfree(s.chunks as *mut std::ffi::c_void);
         if !s.ikeys.is_null() {
             pg_sys::pfree(s.ikeys as *mut std::ffi::c_void);
+        }
+        if !s.strategy.is_null() {
+            pg_sys::FreeAccessStrategy(s.strategy);
         }
         if !s.starts.is_null() {
             pg_sys::pfree(s.starts as *mut std::ffi::c_void);
