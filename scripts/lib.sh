@@ -60,3 +60,43 @@ stop_cluster() {
   [ -f "$dir/data/postmaster.pid" ] && as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null
   return 0
 }
+
+# run_suite TOOL DIR EXT DBNAME [args...]: runs pg_regress-style TOOL ("pg_regress" or
+# "pg_isolation_regress") over DIR/sql|specs/*.EXT against a throwaway cluster with
+# bidim preloaded. Args: test names, or --accept to copy results over expected.
+run_suite() {
+  local tool=$1 dir=$2 ext=$3 dbname=$4
+  shift 4
+  local accept=no tests=() a f
+  for a in "$@"; do
+    case "$a" in
+      --accept) accept=yes ;;
+      *) tests+=("$a") ;;
+    esac
+  done
+  cd "$dir"
+  if [ ${#tests[@]} -eq 0 ]; then
+    for f in */*."$ext"; do tests+=("$(basename "$f" ."$ext")"); done
+  fi
+  local bin
+  bin=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/$( [ "$tool" = pg_regress ] && echo regress || echo isolation )/$tool
+  [ -x "$bin" ] || die "$tool not found at $bin (postgresql-server-dev-$PG_MAJOR)"
+  SUITE_DIR=$(mktemp -d /tmp/bidim-suite-XXXXXX)
+  local port
+  port=$(free_port 56432)
+  trap 'stop_cluster "$SUITE_DIR" immediate; rm -rf "$SUITE_DIR"' EXIT
+  start_cluster "$SUITE_DIR" "$port" yes "max_parallel_workers_per_gather = 0" "max_prepared_transactions = 10"
+  rm -rf results output_iso regression.diffs regression.out
+  local status=0
+  "$bin" --bindir="$PG_BINDIR" --host=127.0.0.1 --port="$port" --user=postgres \
+    --inputdir=. --outputdir=. --dbname="$dbname" "${tests[@]}" || status=$?
+  if [ "$accept" = yes ]; then
+    for a in "${tests[@]}"; do cp "results/$a.out" "expected/$a.out"; done
+    log "copied results over expected for: ${tests[*]}"
+    return 0
+  fi
+  if [ $status -ne 0 ] && [ -f regression.diffs ]; then
+    cat regression.diffs >&2
+  fi
+  return $status
+}

@@ -166,6 +166,19 @@ fn close_chunk(rel: pg_sys::Relation) {
     unsafe { pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE) }
 }
 
+/// Decodes the facade TID `t` and opens its chunk: (ordinal, chunk-local TID, chunk).
+fn open_row_chunk(
+    rel: pg_sys::Relation,
+    t: pg_sys::ItemPointer,
+    lockmode: u32,
+) -> (u32, pg_sys::ItemPointerData, pg_sys::Relation) {
+    // SAFETY: t comes from the executor and points to a valid item pointer.
+    let (ordinal, local) = decode_tid(unsafe { &*t });
+    let relid = chunk_of_ordinal(rel, ordinal)
+        .unwrap_or_else(|| error!("bidim: no chunk {ordinal} in table \"{}\"", rel_name(rel)));
+    (ordinal, local, open_chunk(relid, lockmode))
+}
+
 /// The chunk relation of a facade TID's ordinal, or an error naming the table.
 fn chunk_of_ordinal(rel: pg_sys::Relation, ordinal: u32) -> Option<pg_sys::Oid> {
     if ordinal == 0 {
@@ -1010,11 +1023,7 @@ unsafe extern "C-unwind" fn bidim_tuple_delete(
     tmfd: *mut pg_sys::TM_FailureData,
     changing_part: bool,
 ) -> pg_sys::TM_Result::Type {
-    // SAFETY: t comes from the executor.
-    let (ordinal, mut local) = decode_tid(unsafe { &*t });
-    let relid = chunk_of_ordinal(rel, ordinal)
-        .unwrap_or_else(|| error!("bidim: no chunk {ordinal} in table \"{}\"", rel_name(rel)));
-    let chunk = open_chunk(relid, pg_sys::RowExclusiveLock);
+    let (ordinal, mut local, chunk) = open_row_chunk(rel, t, pg_sys::RowExclusiveLock);
     let r = in_terms_of_table(rel, chunk, || {
         heap_call!(tuple_delete(
             chunk,
@@ -1049,16 +1058,14 @@ unsafe extern "C-unwind" fn bidim_tuple_update(
     update_indexes: *mut bool,
 ) -> pg_sys::TM_Result::Type {
     let facade = rel_oid(rel);
-    // SAFETY: otid comes from the executor; rel is an open bidim table.
-    let ((ordinal, mut local), cfg) = unsafe { (decode_tid(&*otid), catalog::config(rel)) };
-    let relid = chunk_of_ordinal(rel, ordinal)
-        .unwrap_or_else(|| error!("bidim: no chunk {ordinal} in table \"{}\"", rel_name(rel)));
+    // SAFETY: rel is an open bidim table.
+    let cfg = unsafe { catalog::config(rel) };
+    let (ordinal, mut local, chunk) = open_row_chunk(rel, otid, pg_sys::RowExclusiveLock);
     let new_cell = cell_of(rel, &cfg, slot);
     let old_cell = catalog::chunk_cell(facade, ordinal);
-    let chunk = open_chunk(relid, pg_sys::RowExclusiveLock);
     if old_cell == Some((new_cell.0, new_cell.1)) && !narrower(rel, chunk) {
-        // Same cell, chunk with every column: an ordinary heap update inside the row's chunk keeps the update
-        // chain, so concurrent updaters follow it (EvalPlanQual).
+        // Same cell, chunk with every column: an ordinary heap update inside the
+        // row's chunk keeps the update chain, so concurrent updaters follow it.
         let r = in_terms_of_table(rel, chunk, || {
             heap_call!(tuple_update(
                 chunk,
@@ -1120,11 +1127,7 @@ unsafe extern "C-unwind" fn bidim_tuple_lock(
     flags: u8,
     tmfd: *mut pg_sys::TM_FailureData,
 ) -> pg_sys::TM_Result::Type {
-    // SAFETY: t comes from the executor.
-    let (ordinal, mut local) = decode_tid(unsafe { &*t });
-    let relid = chunk_of_ordinal(rel, ordinal)
-        .unwrap_or_else(|| error!("bidim: no chunk {ordinal} in table \"{}\"", rel_name(rel)));
-    let chunk = open_chunk(relid, pg_sys::RowShareLock);
+    let (ordinal, mut local, chunk) = open_row_chunk(rel, t, pg_sys::RowShareLock);
     let r = in_terms_of_table(rel, chunk, || {
         heap_call!(tuple_lock(
             chunk,
