@@ -127,6 +127,20 @@ $$;
 COMMENT ON FUNCTION bidim.table_size(regclass) IS
     'bidim: bytes on disk of a bidim table: all its chunks (with TOAST) and its own empty file';
 
+CREATE FUNCTION bidim.drop_before(rel regclass, cutoff timestamptz) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM bidim._check_table(rel, 'bidim.drop_before');
+    IF cutoff IS NULL THEN
+        RAISE EXCEPTION 'bidim.drop_before: cutoff must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN bidim._drop_before(rel::oid, cutoff);
+END
+$$;
+COMMENT ON FUNCTION bidim.drop_before(regclass, timestamptz) IS
+    'bidim: drop every time partition of a bidim table that lies wholly before cutoff; returns the number dropped';
+
 -- Drops a table's chunks without asking: only the extension's own event trigger
 -- (SECURITY DEFINER) and superusers may call it. The other internal entry points
 -- check that the caller owns the table.
@@ -136,7 +150,7 @@ COMMENT ON FUNCTION bidim.seal(regclass) IS
     'bidim: seal every hot chunk of a bidim table now; returns the number sealed';
 "#,
     name = "tam_api",
-    requires = ["tam_catalog", store_config, seal, forget_table]
+    requires = ["tam_catalog", store_config, seal, forget_table, drop_before]
 );
 
 /// Raises an error unless the current user owns table `rel`.
@@ -184,6 +198,14 @@ mod bidim {
     #[pg_extern(name = "_forget_table", volatile, parallel_unsafe)]
     fn forget_table(rel: pg_sys::Oid) {
         crate::tam::catalog::forget_table(rel);
+    }
+
+    /// Drops the time partitions wholly before `cutoff` (bidim.drop_before wraps it).
+    #[pg_extern(name = "_drop_before", volatile, parallel_unsafe)]
+    fn drop_before(rel: pg_sys::Oid, cutoff: pgrx::datum::TimestampWithTimeZone) -> i64 {
+        super::require_owner(rel);
+        let micros: i64 = cutoff.into_inner();
+        crate::tam::catalog::drop_before(rel, micros)
     }
 
     /// Seals every hot chunk of a table now (bidim.seal wraps it with the checks).

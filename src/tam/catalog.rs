@@ -867,6 +867,63 @@ pub fn store_config(facade: pg_sys::Oid, key: &str, time: &str, rows: i64, width
     invalidate(facade);
 }
 
+/// Drops every time partition of `facade` that lies wholly before `cutoff` (all its
+/// chunks, hot or sealed: whole relations, so the files go at commit) and returns how
+/// many; partitions that straddle the cutoff stay (a NOTICE says so).
+pub fn drop_before(facade: pg_sys::Oid, cutoff: i64) -> i64 {
+    // One retention run at a time per table; inserts and reads go on.
+    // SAFETY: a heavyweight lock on a table the caller named (kept to commit).
+    unsafe {
+        pg_sys::LockRelationOid(facade, pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE)
+    };
+    // SAFETY: snapshot used at once.
+    let rows = unsafe { read_chunks(facade, routing_snapshot()) };
+    let mut partitions: Vec<(i64, i64)> = rows.iter().map(|r| (r.time_lo, r.time_hi)).collect();
+    partitions.sort();
+    partitions.dedup();
+    let doomed: Vec<(i64, i64)> = partitions
+        .iter()
+        .copied()
+        .filter(|&(_, hi)| hi <= cutoff)
+        .collect();
+    for &(lo, hi) in partitions
+        .iter()
+        .filter(|&&(lo, hi)| lo < cutoff && hi > cutoff)
+    {
+        let text = Spi::get_one_with_args::<String>(
+            "SELECT format('[%s, %s)', bidim._ts($1), bidim._ts($2))",
+            &[lo.into(), hi.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        pgrx::notice!("bidim.drop_before keeps time partition {text}: it extends past the cutoff");
+    }
+    // Chunks go in chunk-id order, the order scans open them in, so a drop waiting
+    // for a reader never holds a chunk that reader still needs.
+    let mut chunks: Vec<&ChunkRow> = rows
+        .iter()
+        .filter(|r| doomed.iter().any(|&(lo, _)| lo == r.time_lo))
+        .collect();
+    chunks.sort_by_key(|r| r.chunk_id);
+    as_superuser(|| {
+        for r in &chunks {
+            drop_internal(r.chunk_rel, "TABLE", &chunk_name(facade, r.chunk_id));
+        }
+        for &(lo, _) in &doomed {
+            Spi::run_with_args(
+                "DELETE FROM bidim.chunk WHERE rel = $1 AND time_lo = bidim._ts($2)",
+                &[facade.into(), lo.into()],
+            )
+            .unwrap_or_else(|e| error!("bidim: {e}"));
+        }
+    });
+    let dropped = doomed.len() as i64;
+    invalidate_relcache(facade);
+    invalidate(facade);
+    dropped
+}
+
 /// Marks every hot chunk of `facade` sealed; returns how many.
 pub fn seal_all(facade: pg_sys::Oid) -> i64 {
     let n = as_superuser(|| {

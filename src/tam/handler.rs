@@ -590,7 +590,19 @@ fn start_chunk_scan(s: &mut BidimScan, idx: i32) {
     end_chunk_scan(s);
     // SAFETY: idx is within the palloc'd chunk array.
     let (_, relid) = unsafe { *s.chunks.add(idx as usize) };
-    s.chunk_rel = open_chunk(relid, pg_sys::AccessShareLock);
+    // SAFETY: guarded open that returns null for a relation dropped meanwhile.
+    s.chunk_rel =
+        unsafe { pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    if s.chunk_rel.is_null() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "a time partition of bidim table \"{}\" was dropped while this query was reading it",
+                rel_name(s.base.rs_rd)
+            ),
+            Some("bidim.drop_before removed it after the query started; run the query again."),
+        );
+    }
     s.cur = idx;
     if s.nikeys > 0 {
         if let Some(index) = chunk_index(s.chunk_rel, pg_sys::AccessShareLock) {

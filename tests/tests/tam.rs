@@ -570,3 +570,88 @@ fn ten_million_rows_answer_like_heap() {
     assert!(by_key.contains("by (key, time) index"), "{by_key}");
     eprintln!("plans:\n{full}\n{by_time}\n{by_key}");
 }
+
+/// Retention with readers around and a crash right after: a reader that already read
+/// the partitions keeps its consistent answer (the drop waits for it); one whose
+/// snapshot predates the drop but reads after it gets a clear error; a kill -9 just
+/// after the drop commits loses nothing that should stay.
+#[test]
+fn drop_before_with_readers_and_a_crash() {
+    let mut cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         CREATE TABLE b (series_id bigint, ts timestamptz, value float8) USING bidim;
+         SELECT bidim.configure('b', hot_chunk_rows => 2000, partition_interval => '1 hour');
+         INSERT INTO b SELECT g % 10, timestamptz '2026-01-01' + g * interval '3 seconds', g FROM generate_series(0, 11999) g;",
+    )
+    .unwrap();
+    assert_eq!(
+        one_i64(&mut c, "SELECT count(*) FROM bidim.time_partitions"),
+        10
+    );
+
+    // A REPEATABLE READ reader that has read everything.
+    let mut rr = cluster.connect().unwrap();
+    rr.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .unwrap();
+    assert_eq!(one_i64(&mut rr, "SELECT count(*) FROM b"), 12000);
+    let dropper = {
+        let mut d = cluster.connect().unwrap();
+        thread::spawn(move || -> i64 {
+            d.query_one("SELECT bidim.drop_before('b', '2026-01-01 05:00')", &[])
+                .unwrap()
+                .get(0)
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        one_i64(&mut rr, "SELECT count(*) FROM b"),
+        12000,
+        "the reader's answer must not change"
+    );
+    rr.batch_execute("COMMIT").unwrap();
+    assert_eq!(dropper.join().unwrap(), 5);
+    assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), 6000);
+
+    // A reader whose snapshot predates the drop but reads after it.
+    let mut late = cluster.connect().unwrap();
+    late.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .unwrap();
+    assert_eq!(
+        one_i64(&mut c, "SELECT bidim.drop_before('b', '2026-01-01 07:00')"),
+        2
+    );
+    let err = late.query_one("SELECT count(*) FROM b", &[]).unwrap_err();
+    let msg = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
+    assert!(
+        msg.contains("was dropped while this query was reading it"),
+        "{msg}"
+    );
+    drop(late);
+
+    // Crash right after a committed drop.
+    assert_eq!(
+        one_i64(&mut c, "SELECT bidim.drop_before('b', '2026-01-01 08:00')"),
+        1
+    );
+    drop(c);
+    cluster.kill9_postmaster().unwrap();
+    cluster.restart_after_crash().unwrap();
+    let mut c = cluster.connect().unwrap();
+    assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), 2400);
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM b WHERE ts < '2026-01-01 08:00'"
+        ),
+        0
+    );
+    assert_eq!(
+        one_i64(&mut c, "SELECT count(*) FROM bidim.time_partitions"),
+        2
+    );
+}
