@@ -75,8 +75,8 @@ fn parse_args() -> std::result::Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries]... [--batches B]\n\
-                     copy runs by default; ingest (B batches of N rows) and queries only when named"
+                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention]... [--batches B]\n\
+                     copy runs by default; ingest (B batches of N rows), queries and retention only when named"
                 );
                 std::process::exit(0);
             }
@@ -292,6 +292,91 @@ fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str) -> Result<
     Ok(())
 }
 
+/// Retention: drop the oldest of 30 days of TSBS rows, three ways; seconds and WAL.
+fn retention_workload(c: &mut Client, rows: i64, file: &str) -> Result<()> {
+    let epochs_per_day = 8640;
+    let hosts = (rows / (30 * epochs_per_day)).max(1);
+    let per_day = hosts * epochs_per_day;
+    eprintln!(
+        "== retention: {hosts} hosts x 30 days = {} rows",
+        per_day * 30
+    );
+    let gen = format!(
+        "COPY (SELECT timestamptz '2016-01-01 00:00:00+00' + make_interval(secs => 10 * e), h, \
+           floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
+           floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
+           floor(random() * 101), floor(random() * 101) \
+         FROM generate_series(0, {last}) e, generate_series(1, {hosts}) h ORDER BY e, h) TO '{file}'",
+        last = 30 * epochs_per_day - 1
+    );
+    exec(c, &gen)?;
+    let cutoff = "timestamptz '2016-01-02 00:00:00+00'";
+    let mut parts = String::new();
+    for d in 0..30 {
+        parts.push_str(&format!(
+            "CREATE TABLE r_part_{d} PARTITION OF r_part FOR VALUES FROM (timestamptz '2016-01-01 00:00:00+00' + interval '{d} days') TO (timestamptz '2016-01-01 00:00:00+00' + interval '{} days');",
+            d + 1
+        ));
+    }
+    // (case, untimed set-up, timed statements run one by one: VACUUM cannot share a
+    // transaction).
+    let cases: Vec<(&str, String, Vec<String>)> = vec![
+        (
+            "heap: DELETE + VACUUM",
+            format!("DROP TABLE IF EXISTS r_heap; {}; COPY r_heap FROM '{file}'", cpu_table("r_heap")),
+            vec![format!("DELETE FROM r_heap WHERE time < {cutoff}"), "VACUUM r_heap".to_string()],
+        ),
+        (
+            "native partitions: DROP TABLE",
+            format!(
+                "DROP TABLE IF EXISTS r_part; {} PARTITION BY RANGE (time); {parts} COPY r_part FROM '{file}'",
+                cpu_table("r_part")
+            ),
+            vec!["DROP TABLE r_part_0".to_string()],
+        ),
+        (
+            "bidim: drop_before",
+            format!(
+                "DROP TABLE IF EXISTS r_bidim; {} USING bidim; SELECT bidim.configure('r_bidim', key_column => 'tags_id', time_column => 'time'); COPY r_bidim FROM '{file}'",
+                cpu_table("r_bidim")
+            ),
+            vec![format!("SELECT bidim.drop_before('r_bidim', {cutoff})")],
+        ),
+    ];
+    println!("\n### retention\n");
+    println!(
+        "Drop the oldest day of 30 ({hosts} hosts every 10 s, {per_day} rows a day, {} rows in all); one run each, after a CHECKPOINT.\n",
+        per_day * 30
+    );
+    println!("| case | seconds | WAL bytes |");
+    println!("|---|---:|---:|");
+    for (name, setup, timed) in &cases {
+        eprintln!("   {name}: loading");
+        exec(c, setup)?;
+        exec(c, "CHECKPOINT")?;
+        let before: String = c
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .map_err(|e| e.to_string())?
+            .get(0);
+        let start = Instant::now();
+        for stmt in timed {
+            exec(c, stmt)?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let wal: i64 = c
+            .query_one(
+                "SELECT (pg_current_wal_insert_lsn() - $1::text::pg_lsn)::int8",
+                &[&before],
+            )
+            .map_err(|e| e.to_string())?
+            .get(0);
+        eprintln!("   {name}: {secs:.3} s, {wal} WAL bytes");
+        println!("| {name} | {secs:.3} | {wal} |");
+        exec(c, "DROP TABLE IF EXISTS r_heap, r_part, r_bidim")?;
+    }
+    Ok(())
+}
+
 struct Measured {
     case: &'static str,
     secs: Vec<f64>,
@@ -434,7 +519,9 @@ fn real_main(opts: &Options) -> Result<()> {
     let file = file.to_str().ok_or("temp path is not UTF-8")?;
     let all = vec![copy_workload(opts.rows, file)];
     for name in &opts.workloads {
-        if name != "ingest" && name != "queries" && !all.iter().any(|w| w.name == name) {
+        if !["ingest", "queries", "retention"].contains(&name.as_str())
+            && !all.iter().any(|w| w.name == name)
+        {
             return Err(format!("unknown workload {name}"));
         }
     }
@@ -444,6 +531,9 @@ fn real_main(opts: &Options) -> Result<()> {
         }
         let results = run_workload(&mut c, w, opts.runs)?;
         print_table(w, &results);
+    }
+    if opts.workloads.iter().any(|n| n == "retention") {
+        retention_workload(&mut c, opts.rows, file)?;
     }
     if opts.workloads.iter().any(|n| n == "queries") {
         query_workload(&mut c, opts.rows, opts.runs, file)?;
