@@ -781,12 +781,24 @@ fn drop_internal(relid: pg_sys::Oid, what: &str, name: &str) {
 pub fn drop_all_chunks(facade: pg_sys::Oid) {
     // SAFETY: snapshot used at once.
     let rows = unsafe { read_chunks(facade, routing_snapshot()) };
+    drop_chunks(facade, rows.iter().collect());
+}
+
+/// Drops the given chunks of `facade` (relations and directory rows) in chunk-id
+/// order, the order scans open them in, so a drop waiting for a reader never holds a
+/// chunk that reader still needs; then makes every backend forget its routing.
+fn drop_chunks(facade: pg_sys::Oid, mut chunks: Vec<&ChunkRow>) {
+    chunks.sort_by_key(|r| r.chunk_id);
+    let ids: Vec<i32> = chunks.iter().map(|r| r.chunk_id as i32).collect();
     as_superuser(|| {
-        for r in &rows {
+        for r in &chunks {
             drop_internal(r.chunk_rel, "TABLE", &chunk_name(facade, r.chunk_id));
         }
-        Spi::run_with_args("DELETE FROM bidim.chunk WHERE rel = $1", &[facade.into()])
-            .unwrap_or_else(|e| error!("bidim: {e}"));
+        Spi::run_with_args(
+            "DELETE FROM bidim.chunk WHERE rel = $1 AND chunk_id = ANY($2)",
+            &[facade.into(), ids.into()],
+        )
+        .unwrap_or_else(|e| error!("bidim: {e}"));
     });
     invalidate_relcache(facade);
     invalidate(facade);
@@ -899,29 +911,12 @@ pub fn drop_before(facade: pg_sys::Oid, cutoff: i64) -> i64 {
         .unwrap_or_default();
         pgrx::notice!("bidim.drop_before keeps time partition {text}: it extends past the cutoff");
     }
-    // Chunks go in chunk-id order, the order scans open them in, so a drop waiting
-    // for a reader never holds a chunk that reader still needs.
-    let mut chunks: Vec<&ChunkRow> = rows
+    let chunks: Vec<&ChunkRow> = rows
         .iter()
         .filter(|r| doomed.iter().any(|&(lo, _)| lo == r.time_lo))
         .collect();
-    chunks.sort_by_key(|r| r.chunk_id);
-    as_superuser(|| {
-        for r in &chunks {
-            drop_internal(r.chunk_rel, "TABLE", &chunk_name(facade, r.chunk_id));
-        }
-        for &(lo, _) in &doomed {
-            Spi::run_with_args(
-                "DELETE FROM bidim.chunk WHERE rel = $1 AND time_lo = bidim._ts($2)",
-                &[facade.into(), lo.into()],
-            )
-            .unwrap_or_else(|e| error!("bidim: {e}"));
-        }
-    });
-    let dropped = doomed.len() as i64;
-    invalidate_relcache(facade);
-    invalidate(facade);
-    dropped
+    drop_chunks(facade, chunks);
+    doomed.len() as i64
 }
 
 /// Marks every hot chunk of `facade` sealed; returns how many.
