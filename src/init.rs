@@ -21,6 +21,7 @@ pub extern "C-unwind" fn _PG_init() {
     LOADED_AT_PRELOAD.store(preloading, Ordering::Relaxed);
     crate::tam::catalog::register_callbacks();
     crate::tam::scan::install();
+    crate::tam::worker::install(preloading);
 }
 
 /// Whether this backend's copy of the library was loaded through

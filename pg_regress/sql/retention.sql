@@ -36,5 +36,47 @@ SELECT bidim.drop_before('points', NULL);
 SELECT bidim.drop_before(NULL, now());
 CREATE TABLE plain (k int, t timestamptz);
 SELECT bidim.drop_before('plain', now());
+-- Totals.
+SELECT rows >= 0 AS rows, chunks >= 3 AS chunks, key_ranges, partitions, time_lo, time_hi,
+       bytes = bidim.table_size('points') AS bytes
+FROM bidim.table_stats('points');
+SELECT * FROM bidim.table_stats('plain');
+-- Retention policies: jobs the background worker runs; bidim.run_job runs one now.
+SELECT bidim.add_retention_policy('points', interval '2 days') AS job \gset
+SELECT bidim.add_retention_policy('points', interval '1 day');
+SELECT bidim.add_retention_policy('points', interval '1 day', if_not_exists => true);
+SELECT bidim.add_retention_policy('points', interval '0');
+SELECT bidim.add_retention_policy('points', NULL);
+SELECT bidim.add_retention_policy('plain', interval '1 day');
+SELECT kind, rel, drop_after, runs, failures, last_error FROM bidim.jobs ORDER BY job_id;
+INSERT INTO points VALUES (1, now() - interval '5 days', 1), (1, now(), 2);
+SELECT bidim.run_job(:job);
+SELECT count(*) FROM points WHERE ts < now() - interval '3 days';
+SELECT count(*) FROM points WHERE ts > now() - interval '1 day';
+SELECT kind, runs, failures, last_error IS NULL AS ok, last_success IS NOT NULL AS succeeded,
+       next_run > now() AS scheduled
+FROM bidim.jobs WHERE job_id = :job;
+SELECT bidim.run_job(-1);
+SELECT job_id AS maint FROM bidim.jobs WHERE kind = 'maintenance' \gset
+SELECT bidim.run_job(:maint);
+SELECT kind, runs, last_error FROM bidim.jobs WHERE job_id = :maint;
+-- A failing job records its error and stays scheduled.
+SELECT bidim.remove_retention_policy('points');
+SELECT bidim.add_retention_policy('points', interval '1000000 years') AS job \gset
+SELECT bidim.run_job(:job);
+SELECT kind, runs, failures, last_error, next_run > now() AS scheduled FROM bidim.jobs WHERE job_id = :job;
+SELECT bidim.remove_retention_policy('points');
+SELECT bidim.remove_retention_policy('points');
+SELECT bidim.remove_retention_policy('points', if_exists => true);
+-- Only superusers run jobs; owners manage their own tables' policies.
+CREATE ROLE bidim_retention_user;
+SET ROLE bidim_retention_user;
+SELECT bidim.run_job(:job);
+SELECT bidim.add_retention_policy('points', interval '1 day');
+RESET ROLE;
+-- Dropping a table drops its policy.
+SELECT bidim.add_retention_policy('points', interval '30 days') IS NOT NULL AS added;
 DROP TABLE plain, points;
+SELECT count(*) FROM bidim.jobs WHERE kind = 'retention';
+DROP ROLE bidim_retention_user;
 DROP EXTENSION bidim;

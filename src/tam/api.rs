@@ -141,6 +141,113 @@ $$;
 COMMENT ON FUNCTION bidim.drop_before(regclass, timestamptz) IS
     'bidim: drop every time partition of a bidim table that lies wholly before cutoff; returns the number dropped';
 
+CREATE FUNCTION bidim.table_stats(rel regclass)
+RETURNS TABLE (rows bigint, bytes bigint, chunks bigint, hot_chunks bigint, key_ranges bigint,
+               partitions bigint, time_lo timestamptz, time_hi timestamptz)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = rel)
+       IS DISTINCT FROM 'bidim' THEN
+        RAISE EXCEPTION 'table "%" is not a bidim table', rel
+            USING ERRCODE = 'wrong_object_type', HINT = 'Create it with CREATE TABLE ... USING bidim.';
+    END IF;
+    RETURN QUERY
+    SELECT coalesce(sum(c.rows), 0)::bigint,
+           bidim.table_size(table_stats.rel),
+           count(*),
+           count(*) FILTER (WHERE c.state = 'hot'),
+           greatest((SELECT count(*) FROM bidim.key_range r
+                     WHERE r.rel = table_stats.rel::oid AND r.state = 'active'), 1),
+           count(DISTINCT c.partition),
+           min(c.time_lo),
+           max(c.time_hi)
+    FROM bidim.chunks c
+    WHERE c.rel = table_stats.rel;
+END
+$$;
+COMMENT ON FUNCTION bidim.table_stats(regclass) IS
+    'bidim: totals of a bidim table: rows, bytes, chunks, hot chunks, active key ranges, time partitions, time span';
+
+CREATE FUNCTION bidim.add_retention_policy(rel regclass, drop_after interval,
+                                           if_not_exists boolean DEFAULT false)
+RETURNS int4
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM bidim._check_table(rel, 'bidim.add_retention_policy');
+    IF drop_after IS NULL OR drop_after <= interval '0' THEN
+        RAISE EXCEPTION 'bidim.add_retention_policy: drop_after must be a positive interval, not %',
+            coalesce(drop_after::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN bidim._add_retention_policy(rel::oid, drop_after::text, coalesce(if_not_exists, false));
+END
+$$;
+COMMENT ON FUNCTION bidim.add_retention_policy(regclass, interval, boolean) IS
+    'bidim: drop the time partitions of a bidim table older than drop_after in the background (needs bidim in shared_preload_libraries); returns the job id';
+
+CREATE FUNCTION bidim.remove_retention_policy(rel regclass, if_exists boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM bidim._check_table(rel, 'bidim.remove_retention_policy');
+    IF NOT bidim._remove_retention_policy(rel::oid) THEN
+        IF coalesce(if_exists, false) THEN
+            RAISE NOTICE 'table "%" has no retention policy, skipping', rel;
+        ELSE
+            RAISE EXCEPTION 'table "%" has no retention policy', rel
+                USING ERRCODE = 'undefined_object';
+        END IF;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION bidim.remove_retention_policy(regclass, boolean) IS
+    'bidim: remove the retention policy of a bidim table';
+
+-- Runs one job now and records the outcome (the maintenance worker calls it for every
+-- due job; superusers may call it to run a job at once). Errors inside the job are
+-- caught and recorded in bidim.jobs.last_error.
+CREATE FUNCTION bidim.run_job(job_id int4) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j bidim.job;
+    msg text;
+    nap interval := coalesce(nullif(current_setting('bidim.maintenance_naptime', true), '')::interval,
+                             interval '1 minute');
+BEGIN
+    SELECT * INTO j FROM bidim.job WHERE bidim.job.job_id = $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'bidim job % does not exist', $1 USING ERRCODE = 'undefined_object';
+    END IF;
+    BEGIN
+        IF j.kind = 'retention' THEN
+            PERFORM bidim.drop_before(j.rel, now() - j.drop_after);
+        ELSE
+            PERFORM bidim._maintain();
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    END;
+    UPDATE bidim.job AS u
+    SET last_run = now(), runs = u.runs + 1,
+        last_success = CASE WHEN msg IS NULL THEN now() ELSE u.last_success END,
+        last_error = msg,
+        failures = u.failures + (msg IS NOT NULL)::int,
+        next_run = now() + coalesce(u.schedule_interval, nap)
+    WHERE u.job_id = j.job_id;
+    RETURN msg IS NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION bidim.run_job(int4) FROM PUBLIC;
+COMMENT ON FUNCTION bidim.run_job(int4) IS
+    'bidim: run a background job now (superuser); returns false and records last_error if it failed';
+
+CREATE VIEW bidim.jobs AS
+SELECT j.job_id, j.kind, j.rel, j.drop_after, j.schedule_interval,
+       j.last_run, j.last_success, j.next_run, j.last_error, j.runs, j.failures
+FROM bidim.job j;
+COMMENT ON VIEW bidim.jobs IS 'bidim: background jobs of this database (retention policies, maintenance): last run, next run, last error';
+GRANT SELECT ON bidim.jobs TO PUBLIC;
+
 -- Drops a table's chunks without asking: only the extension's own event trigger
 -- (SECURITY DEFINER) and superusers may call it. The other internal entry points
 -- check that the caller owns the table.
@@ -150,7 +257,16 @@ COMMENT ON FUNCTION bidim.seal(regclass) IS
     'bidim: seal every hot chunk of a bidim table now; returns the number sealed';
 "#,
     name = "tam_api",
-    requires = ["tam_catalog", store_config, seal, forget_table, drop_before]
+    requires = [
+        "tam_catalog",
+        store_config,
+        seal,
+        forget_table,
+        drop_before,
+        add_retention_policy,
+        remove_retention_policy,
+        maintain
+    ]
 );
 
 /// Raises an error unless the current user owns table `rel`.
@@ -206,6 +322,38 @@ mod bidim {
         super::require_owner(rel);
         let micros: i64 = cutoff.into_inner();
         crate::tam::catalog::drop_before(rel, micros)
+    }
+
+    /// Adds a retention job (bidim.add_retention_policy wraps it with the checks).
+    #[pg_extern(name = "_add_retention_policy", volatile, parallel_unsafe)]
+    fn add_retention_policy(
+        rel: pg_sys::Oid,
+        drop_after: &str,
+        if_not_exists: bool,
+    ) -> Option<i32> {
+        super::require_owner(rel);
+        crate::tam::catalog::add_retention_policy(rel, drop_after, if_not_exists)
+    }
+
+    /// Removes a retention job; false if there was none.
+    #[pg_extern(name = "_remove_retention_policy", volatile, parallel_unsafe)]
+    fn remove_retention_policy(rel: pg_sys::Oid) -> bool {
+        super::require_owner(rel);
+        crate::tam::catalog::remove_retention_policy(rel)
+    }
+
+    /// The database's maintenance job (bidim.run_job calls it).
+    #[pg_extern(name = "_maintain", volatile, parallel_unsafe)]
+    fn maintain() -> i64 {
+        // SAFETY: reads the current user id.
+        if !unsafe { pg_sys::superuser() } {
+            crate::error::raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "must be superuser to run bidim maintenance",
+                None,
+            );
+        }
+        crate::tam::catalog::maintain()
     }
 
     /// Seals every hot chunk of a table now (bidim.seal wraps it with the checks).

@@ -15,6 +15,7 @@
 //! directory row, so that row committed before the inserter did, hence before S.
 
 use super::cell;
+use super::keyrange::{self, Key, KeyKind};
 use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -55,7 +56,49 @@ CREATE TABLE bidim.chunk (
     PRIMARY KEY (rel, chunk_id)
 );
 COMMENT ON TABLE bidim.chunk IS 'bidim: chunk directory (one row per chunk; internal)';
-GRANT SELECT ON bidim.table_config, bidim.chunk TO PUBLIC;
+
+-- Key ranges of each table: no row means the single range 0 covering every key. A
+-- split marks its range 'split' and adds two 'active' halves; chunks keep the bounds
+-- of the range they were made for (bidim.chunk.key_lo/key_hi).
+CREATE SEQUENCE bidim.key_range_id_seq AS int4 MINVALUE 1;
+CREATE TABLE bidim.key_range (
+    rel        oid         NOT NULL,
+    range_id   int4        NOT NULL,
+    key_lo     text,
+    key_hi     text,
+    state      text        NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'split')),
+    parent     int4,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    split_at   timestamptz,
+    PRIMARY KEY (rel, range_id)
+);
+COMMENT ON TABLE bidim.key_range IS 'bidim: key ranges of every bidim table (internal)';
+
+-- Background jobs of this database: one row per retention policy, plus the
+-- database's maintenance job (seals chunks of finished partitions, analyzes sealed
+-- chunks). The maintenance worker runs due jobs through bidim.run_job.
+CREATE SEQUENCE bidim.job_id_seq AS int4 MINVALUE 1;
+CREATE TABLE bidim.job (
+    job_id            int4        PRIMARY KEY DEFAULT nextval('bidim.job_id_seq'),
+    kind              text        NOT NULL CHECK (kind IN ('retention', 'maintenance')),
+    rel               regclass,
+    drop_after        interval,
+    schedule_interval interval    CHECK (schedule_interval > interval '0'),
+    next_run          timestamptz NOT NULL DEFAULT now(),
+    last_run          timestamptz,
+    last_success      timestamptz,
+    last_error        text,
+    runs              bigint      NOT NULL DEFAULT 0,
+    failures          bigint      NOT NULL DEFAULT 0,
+    UNIQUE (kind, rel),
+    CHECK ((kind = 'retention') = (rel IS NOT NULL AND drop_after IS NOT NULL))
+);
+COMMENT ON TABLE bidim.job IS 'bidim: background jobs (retention policies, maintenance); see the view bidim.jobs';
+SELECT pg_catalog.pg_extension_config_dump('bidim.job', 'WHERE kind = ''retention''');
+SELECT pg_catalog.pg_extension_config_dump('bidim.job_id_seq', '');
+INSERT INTO bidim.job (kind) VALUES ('maintenance');
+
+GRANT SELECT ON bidim.table_config, bidim.chunk, bidim.key_range, bidim.job TO PUBLIC;
 
 -- Chunks are extension members (so pg_dump skips them), not dependents of their
 -- table: a dropped table's chunks are dropped here.
@@ -69,6 +112,7 @@ BEGIN
     LOOP
         IF EXISTS (SELECT 1 FROM bidim.chunk c WHERE c.rel = o.objid)
            OR EXISTS (SELECT 1 FROM bidim.table_config c WHERE c.rel::oid = o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.job j WHERE j.rel::oid = o.objid)
            OR to_regclass('bidim_internal.s' || o.objid::text) IS NOT NULL THEN
             PERFORM bidim._forget_table(o.objid);
         END IF;
@@ -86,6 +130,14 @@ CREATE FUNCTION bidim_tam_handler(internal) RETURNS table_am_handler
 CREATE ACCESS METHOD bidim TYPE TABLE HANDLER bidim_tam_handler;
 COMMENT ON ACCESS METHOD bidim IS 'bidim: rows partitioned by key range and time into hot and sealed chunks';
 
+CREATE VIEW bidim.key_ranges AS
+SELECT r.rel::regclass AS rel, r.range_id, r.key_lo, r.key_hi, r.state, r.parent,
+       r.created_at, r.split_at
+FROM bidim.key_range r
+JOIN pg_catalog.pg_class k ON k.oid = r.rel;
+COMMENT ON VIEW bidim.key_ranges IS 'bidim: key ranges of every bidim table that has split (a table without rows here has one range holding every key)';
+GRANT SELECT ON bidim.key_ranges TO PUBLIC;
+
 -- A chunk is sealed once a newer chunk of its cell exists or bidim.seal() marked it.
 CREATE VIEW bidim.chunks AS
 SELECT c.rel::regclass AS rel,
@@ -99,11 +151,19 @@ SELECT c.rel::regclass AS rel,
                  WHERE n.rel = c.rel AND n.range_id = c.range_id AND n.time_lo = c.time_lo
                    AND n.chunk_id > c.chunk_id)
             THEN 'sealed' ELSE c.state END AS state,
-       greatest(pg_catalog.pg_stat_get_live_tuples(c.chunk_rel), 0) AS rows,
+       -- live tuples from the statistics system; after a stats reset (a crash) the
+       -- count ANALYZE (or the maintenance job) left in pg_class
+       CASE WHEN pg_catalog.pg_stat_get_tuples_inserted(c.chunk_rel) > 0
+                 OR pg_catalog.pg_stat_get_tuples_deleted(c.chunk_rel) > 0
+                 OR pg_catalog.pg_stat_get_last_analyze_time(c.chunk_rel) IS NOT NULL
+                 OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.chunk_rel) IS NOT NULL
+            THEN greatest(pg_catalog.pg_stat_get_live_tuples(c.chunk_rel), 0)
+            ELSE greatest(k.reltuples, 0)::bigint END AS rows,
        pg_catalog.pg_total_relation_size(c.chunk_rel) AS bytes,
        c.time_lo AS partition,
        c.created_at,
-       c.sealed_at
+       c.sealed_at,
+       c.range_id
 FROM bidim.chunk c
 JOIN pg_catalog.pg_class k ON k.oid = c.chunk_rel;
 COMMENT ON VIEW bidim.chunks IS 'bidim: chunks of every bidim table (rows: live tuples from statistics)';
@@ -128,6 +188,8 @@ pub struct TableConfig {
     pub hot_chunk_rows: i64,
     /// Partition width in microseconds.
     pub width: i64,
+    /// How the key column compares (routing to key ranges).
+    pub key_kind: KeyKind,
 }
 
 /// Default settings, as SQL_API.md gives them.
@@ -143,6 +205,18 @@ pub struct ChunkRow {
     pub time_lo: i64,
     pub time_hi: i64,
     pub state_hot: bool,
+    /// Bounds of the key range the chunk was made for (text form; `None` = unbounded).
+    pub key_lo: Option<String>,
+    pub key_hi: Option<String>,
+}
+
+impl ChunkRow {
+    /// Whether the chunk's key range may hold `k`.
+    pub fn may_hold(&self, kind: KeyKind, k: &Key) -> bool {
+        let lo = self.key_lo.as_deref().and_then(|s| Key::parse(kind, s));
+        let hi = self.key_hi.as_deref().and_then(|s| Key::parse(kind, s));
+        keyrange::contains(lo.as_ref(), hi.as_ref(), k)
+    }
 }
 
 /// The hot chunk this backend routes a cell's rows to.
@@ -163,6 +237,10 @@ struct FacadeCache {
     cells: HashMap<(i32, i64), HotChunk>,
     /// ordinal -> (chunk relation, range_id, partition start).
     chunks: HashMap<u32, (pg_sys::Oid, i32, i64)>,
+    /// Active key ranges, sorted by lower bound.
+    ranges: Option<Vec<keyrange::Range>>,
+    /// ordinal -> the key range bounds the chunk was made for.
+    chunk_keys: HashMap<u32, (Option<Key>, Option<Key>)>,
 }
 
 thread_local! {
@@ -307,6 +385,8 @@ pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Ve
                 time_lo: values[6].value() as i64,
                 time_hi: values[7].value() as i64,
                 state_hot: state == "hot",
+                key_lo: String::from_datum(values[4], nulls[4]),
+                key_hi: String::from_datum(values[5], nulls[5]),
             });
         }
         pg_sys::systable_endscan(scan);
@@ -420,6 +500,16 @@ pub unsafe fn config(rel: pg_sys::Relation) -> TableConfig {
     if let Some(c) = CACHE.with(|c| c.borrow().get(&facade).and_then(|f| f.config.clone())) {
         return c;
     }
+    // SAFETY: forwarded.
+    let cols = unsafe { columns(rel) };
+    let kind_of = |attnum: i16| {
+        let t = cols.iter().find(|c| c.0 == attnum).map(|c| c.2);
+        if matches!(t, Some(t) if t == pg_sys::TEXTOID || t == pg_sys::VARCHAROID) {
+            KeyKind::Text
+        } else {
+            KeyKind::Int
+        }
+    };
     let cfg = match read_config_row(facade) {
         None => {
             // SAFETY: forwarded.
@@ -429,11 +519,10 @@ pub unsafe fn config(rel: pg_sys::Relation) -> TableConfig {
                 time_attnum: t,
                 hot_chunk_rows: DEFAULT_HOT_CHUNK_ROWS,
                 width: DEFAULT_PARTITION_DAYS as i64 * cell::USECS_PER_DAY,
+                key_kind: kind_of(k),
             }
         }
         Some((key, time, rows, width)) => {
-            // SAFETY: forwarded.
-            let cols = unsafe { columns(rel) };
             let find = |n: &str, what: &str| {
                 cols.iter()
                     .find(|c| c.1 == n)
@@ -442,11 +531,13 @@ pub unsafe fn config(rel: pg_sys::Relation) -> TableConfig {
                         error!("bidim: the configured {what} column \"{n}\" no longer exists")
                     })
             };
+            let key_attnum = find(&key, "key");
             TableConfig {
-                key_attnum: find(&key, "key"),
+                key_attnum,
                 time_attnum: find(&time, "time"),
                 hot_chunk_rows: rows,
                 width,
+                key_kind: kind_of(key_attnum),
             }
         }
     };
@@ -456,21 +547,82 @@ pub unsafe fn config(rel: pg_sys::Relation) -> TableConfig {
     cfg
 }
 
+/// Reads the active key ranges of `facade` (no rows: the single range 0), sorted.
+fn load_ranges(facade: pg_sys::Oid, kind: KeyKind) -> Vec<keyrange::Range> {
+    let rows = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT range_id, key_lo, key_hi FROM bidim.key_range
+             WHERE rel = $1 AND state = 'active'",
+            None,
+            &[facade.into()],
+        )?;
+        let mut v = Vec::new();
+        for r in rows {
+            v.push((
+                r.get::<i32>(1)?.unwrap_or(0),
+                r.get::<String>(2)?,
+                r.get::<String>(3)?,
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(v)
+    })
+    .unwrap_or_else(|e| error!("bidim: cannot read bidim.key_range: {e}"));
+    let mut ranges: Vec<keyrange::Range> = rows
+        .into_iter()
+        .map(|(id, lo, hi)| keyrange::Range {
+            id,
+            lo: lo.and_then(|s| Key::parse(kind, &s)),
+            hi: hi.and_then(|s| Key::parse(kind, &s)),
+        })
+        .collect();
+    keyrange::sort(&mut ranges);
+    if ranges.is_empty() || !keyrange::tiles(&ranges) {
+        if !ranges.is_empty() {
+            warning!(
+                "bidim: the key ranges of table {} do not tile the key space; routing every row to range 0",
+                facade.to_u32()
+            );
+        }
+        ranges = vec![keyrange::whole()];
+    }
+    ranges
+}
+
+/// Runs `f` on the active key ranges of `facade` (cached per backend).
+pub fn with_ranges<R>(
+    facade: pg_sys::Oid,
+    kind: KeyKind,
+    f: impl FnOnce(&[keyrange::Range]) -> R,
+) -> R {
+    let cached = CACHE.with(|c| c.borrow().get(&facade).is_some_and(|f| f.ranges.is_some()));
+    if !cached {
+        let r = load_ranges(facade, kind);
+        CACHE.with(|c| c.borrow_mut().entry(facade).or_default().ranges = Some(r));
+    }
+    CACHE.with(|c| {
+        let c = c.borrow();
+        f(c.get(&facade)
+            .and_then(|f| f.ranges.as_deref())
+            .unwrap_or(&[]))
+    })
+}
+
 /// The hot chunk for cell (`range_id`, partition [`time_lo`, `time_hi`)) of `facade`,
-/// creating it if the cell has none.
+/// creating it if the cell has none. `None` when the range has been split since this
+/// backend cached the ranges: the caller routes the row again.
 pub fn hot_chunk(
     facade: pg_sys::Oid,
     cfg: &TableConfig,
     range_id: i32,
     time_lo: i64,
     time_hi: i64,
-) -> HotChunk {
+) -> Option<HotChunk> {
     if let Some(h) = CACHE.with(|c| {
         c.borrow()
             .get(&facade)
             .and_then(|f| f.cells.get(&(range_id, time_lo)).cloned())
     }) {
-        return h;
+        return Some(h);
     }
     // SAFETY: the routing snapshot is valid until the next snapshot call; read_chunks
     // uses it at once.
@@ -485,9 +637,21 @@ pub fn hot_chunk(
             since_check: 0,
             mine: 0,
         });
-    let hot = found.unwrap_or_else(|| create_chunk(facade, cfg, range_id, time_lo, time_hi));
+    let hot = match found {
+        Some(h) => h,
+        None => {
+            // Before making a chunk, make sure the range still exists (a split another
+            // session committed shows up here at the latest).
+            let fresh = load_ranges(facade, cfg.key_kind);
+            let Some(range) = fresh.iter().find(|r| r.id == range_id).cloned() else {
+                CACHE.with(|c| c.borrow_mut().entry(facade).or_default().ranges = Some(fresh));
+                return None;
+            };
+            create_chunk(facade, cfg, &range, time_lo, time_hi)
+        }
+    };
     remember(facade, range_id, time_lo, &hot);
-    hot
+    Some(hot)
 }
 
 fn remember(facade: pg_sys::Oid, range_id: i32, time_lo: i64, hot: &HotChunk) {
@@ -524,26 +688,36 @@ pub fn count_inserted(
     })
 }
 
-/// (range_id, partition start) of chunk `ordinal`, from the cache or the directory.
-pub fn chunk_cell(facade: pg_sys::Oid, ordinal: u32) -> Option<(i32, i64)> {
-    if let Some((_, r, t)) = CACHE.with(|c| {
-        c.borrow()
-            .get(&facade)
-            .and_then(|f| f.chunks.get(&ordinal).copied())
-    }) {
-        return Some((r, t));
+/// Partition start and key range bounds of chunk `ordinal`, from the cache or the
+/// directory.
+pub fn chunk_cell(
+    facade: pg_sys::Oid,
+    kind: KeyKind,
+    ordinal: u32,
+) -> Option<(i64, Option<Key>, Option<Key>)> {
+    let hit = CACHE.with(|c| {
+        let c = c.borrow();
+        let f = c.get(&facade)?;
+        let (_, _, t) = f.chunks.get(&ordinal).copied()?;
+        let (lo, hi) = f.chunk_keys.get(&ordinal)?.clone();
+        Some((t, lo, hi))
+    });
+    if hit.is_some() {
+        return hit;
     }
     // SAFETY: snapshot used at once.
     let rows = unsafe { read_chunks(facade, routing_snapshot()) };
     let row = rows.into_iter().find(|r| r.chunk_id == ordinal)?;
+    let lo = row.key_lo.as_deref().and_then(|s| Key::parse(kind, s));
+    let hi = row.key_hi.as_deref().and_then(|s| Key::parse(kind, s));
     CACHE.with(|c| {
-        c.borrow_mut()
-            .entry(facade)
-            .or_default()
-            .chunks
+        let mut c = c.borrow_mut();
+        let f = c.entry(facade).or_default();
+        f.chunks
             .insert(ordinal, (row.chunk_rel, row.range_id, row.time_lo));
+        f.chunk_keys.insert(ordinal, (lo.clone(), hi.clone()));
     });
-    Some((row.range_id, row.time_lo))
+    Some((row.time_lo, lo, hi))
 }
 
 /// Runs `f` as the bootstrap superuser (chunks and directory rows belong to the
@@ -621,10 +795,13 @@ fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
 pub fn create_chunk(
     facade: pg_sys::Oid,
     cfg: &TableConfig,
-    range_id: i32,
+    range: &keyrange::Range,
     time_lo: i64,
     time_hi: i64,
 ) -> HotChunk {
+    let range_id = range.id;
+    let key_lo = range.lo.as_ref().and_then(Key::to_text);
+    let key_hi = range.hi.as_ref().and_then(Key::to_text);
     as_superuser(|| {
         let seq = format!("bidim_internal.s{}", facade.to_u32());
         // The per-table ordinal sequence is created with the first chunk; a
@@ -687,8 +864,9 @@ pub fn create_chunk(
         let relid = relation_oid(namespace_oid("bidim_internal"), &name);
         internal_member(relid, facade);
         Spi::run_with_args(
-            "INSERT INTO bidim.chunk (rel, chunk_id, chunk_rel, range_id, time_lo, time_hi)
-             VALUES ($1, $2, $3, $4, bidim._ts($5), bidim._ts($6))",
+            "INSERT INTO bidim.chunk (rel, chunk_id, chunk_rel, range_id, time_lo, time_hi,
+                                      key_lo, key_hi)
+             VALUES ($1, $2, $3, $4, bidim._ts($5), bidim._ts($6), $7, $8)",
             &[
                 facade.into(),
                 (ordinal as i32).into(),
@@ -696,6 +874,8 @@ pub fn create_chunk(
                 range_id.into(),
                 time_lo.into(),
                 time_hi.into(),
+                key_lo.clone().into(),
+                key_hi.clone().into(),
             ],
         )
         .unwrap_or_else(|e| error!("bidim: cannot record a chunk: {e}"));
@@ -820,6 +1000,16 @@ pub fn forget_table(facade: pg_sys::Oid) {
             &[facade.into()],
         )
         .unwrap_or_else(|e| error!("bidim: {e}"));
+        Spi::run_with_args(
+            "DELETE FROM bidim.key_range WHERE rel = $1",
+            &[facade.into()],
+        )
+        .unwrap_or_else(|e| error!("bidim: {e}"));
+        Spi::run_with_args(
+            "DELETE FROM bidim.job WHERE rel::oid = $1",
+            &[facade.into()],
+        )
+        .unwrap_or_else(|e| error!("bidim: {e}"));
     });
     invalidate(facade);
 }
@@ -935,4 +1125,235 @@ pub fn seal_all(facade: pg_sys::Oid) -> i64 {
     invalidate_relcache(facade);
     invalidate(facade);
     n
+}
+
+/// A key range splits when it fills this many chunks in one time partition.
+pub const SPLIT_AFTER_CHUNKS: usize = 2;
+/// Most active key ranges a table gets (each costs a chunk per time partition).
+pub const MAX_KEY_RANGES: usize = 64;
+/// Keys sampled from a full chunk to choose a split key.
+const SPLIT_SAMPLE_ROWS: f64 = 20_000.0;
+
+/// Splits key range `range_id` of `facade` in two at the median of a sample of the keys
+/// in chunk `ordinal` (its full hot chunk), if the range has filled
+/// [`SPLIT_AFTER_CHUNKS`] chunks in partition `time_lo`. New rows route by the halves
+/// from now on (other sessions: once this transaction commits); existing chunks keep
+/// the range they were made for, and the range's hot chunks are sealed. Returns
+/// whether it split. Never waits: a concurrent split makes this one give up.
+pub fn split_range(
+    facade: pg_sys::Oid,
+    cfg: &TableConfig,
+    range_id: i32,
+    time_lo: i64,
+    ordinal: u32,
+) -> bool {
+    // A transaction-snapshot transaction could not see a split committed after it
+    // started, and would split the same range again; leave splitting to others.
+    // SAFETY: reads a backend-global setting.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        return false;
+    }
+    // SAFETY: snapshot used at once.
+    let rows = unsafe { read_chunks(facade, routing_snapshot()) };
+    let filled = rows
+        .iter()
+        .filter(|r| r.range_id == range_id && r.time_lo == time_lo)
+        .count();
+    if filled < SPLIT_AFTER_CHUNKS {
+        return false;
+    }
+    let ranges = with_ranges(facade, cfg.key_kind, |r| r.to_vec());
+    let Some(range) = ranges.iter().find(|r| r.id == range_id).cloned() else {
+        return false;
+    };
+    // One splitter per range (keys below zero: chunk ordinals are positive); splits of
+    // different ranges touch different rows and take ids from a sequence, so they run
+    // side by side.
+    if ranges.len() >= MAX_KEY_RANGES || !try_seal_lock(facade, (-1 - range_id) as u32) {
+        return false;
+    }
+    let (key, _) = column_names(facade, cfg);
+    let pct = (SPLIT_SAMPLE_ROWS * 100.0 / cfg.hot_chunk_rows.max(1) as f64).clamp(0.001, 100.0);
+    let name = chunk_name(facade, ordinal);
+    let kind = cfg.key_kind;
+    let mut sample: Vec<Key> = as_superuser(|| {
+        Spi::connect(|client| {
+            let rows = client.select(
+                &format!(
+                    "SELECT ({key})::text FROM bidim_internal.{name} TABLESAMPLE SYSTEM ({pct})"
+                ),
+                None,
+                &[],
+            )?;
+            let mut v = Vec::new();
+            for r in rows {
+                if let Some(k) = r.get::<String>(1)?.and_then(|s| Key::parse(kind, &s)) {
+                    v.push(k);
+                }
+            }
+            Ok::<_, pgrx::spi::Error>(v)
+        })
+        .unwrap_or_else(|e| error!("bidim: cannot sample chunk keys: {e}"))
+    });
+    sample.retain(|k| keyrange::contains(range.lo.as_ref(), range.hi.as_ref(), k));
+    let Some(at) = keyrange::split_point(&mut sample).and_then(|k| k.to_text()) else {
+        return false;
+    };
+    let done = as_superuser(|| {
+        if range_id == 0 {
+            Spi::run_with_args(
+                "INSERT INTO bidim.key_range (rel, range_id) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+                &[facade.into()],
+            )
+            .unwrap_or_else(|e| error!("bidim: cannot split a key range: {e}"));
+        }
+        let n = Spi::get_one_with_args::<i64>(
+            "WITH old AS (UPDATE bidim.key_range SET state = 'split', split_at = now()
+                          WHERE rel = $1 AND range_id = $2 AND state = 'active'
+                          RETURNING key_lo, key_hi),
+                  ids AS (SELECT nextval('bidim.key_range_id_seq')::int4 AS a,
+                                 nextval('bidim.key_range_id_seq')::int4 AS b),
+                  ins AS (INSERT INTO bidim.key_range (rel, range_id, key_lo, key_hi, parent)
+                          SELECT $1, ids.a, old.key_lo, $3, $2 FROM old, ids
+                          UNION ALL
+                          SELECT $1, ids.b, $3, old.key_hi, $2 FROM old, ids
+                          RETURNING 1)
+             SELECT count(*) FROM ins",
+            &[facade.into(), range_id.into(), at.clone().into()],
+        )
+        .unwrap_or_else(|e| error!("bidim: cannot split a key range: {e}"))
+        .unwrap_or(0);
+        if n != 2 {
+            return false;
+        }
+        Spi::run_with_args(
+            "UPDATE bidim.chunk SET state = 'sealed', sealed_at = now()
+             WHERE rel = $1 AND range_id = $2 AND state = 'hot'",
+            &[facade.into(), range_id.into()],
+        )
+        .unwrap_or_else(|e| error!("bidim: cannot split a key range: {e}"));
+        true
+    });
+    if done {
+        invalidate_relcache(facade);
+        invalidate(facade);
+    }
+    done
+}
+
+/// Adds a retention policy (a `retention` job) for `facade`; returns its job id, or
+/// `None` when one exists and `if_not_exists` is set.
+pub fn add_retention_policy(
+    facade: pg_sys::Oid,
+    drop_after: &str,
+    if_not_exists: bool,
+) -> Option<i32> {
+    let existing = Spi::get_one_with_args::<i32>(
+        "SELECT job_id FROM bidim.job WHERE kind = 'retention' AND rel::oid = $1",
+        &[facade.into()],
+    )
+    .ok()
+    .flatten();
+    if let Some(id) = existing {
+        if if_not_exists {
+            pgrx::notice!("table already has a retention policy (job {id}), skipping");
+            return None;
+        }
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            format!("table already has a retention policy (job {id})"),
+            Some("Remove it with bidim.remove_retention_policy first, or pass if_not_exists => true."),
+        );
+    }
+    as_superuser(|| {
+        Spi::get_one_with_args::<i32>(
+            "INSERT INTO bidim.job (kind, rel, drop_after) VALUES ('retention', $1::oid::regclass, $2::interval)
+             RETURNING job_id",
+            &[facade.into(), drop_after.into()],
+        )
+        .unwrap_or_else(|e| error!("bidim: cannot add the retention policy: {e}"))
+    })
+}
+
+/// Removes the retention policy of `facade`; returns whether there was one.
+pub fn remove_retention_policy(facade: pg_sys::Oid) -> bool {
+    as_superuser(|| {
+        Spi::get_one_with_args::<i64>(
+            "WITH d AS (DELETE FROM bidim.job WHERE kind = 'retention' AND rel::oid = $1 RETURNING 1)
+             SELECT count(*) FROM d",
+            &[facade.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+            > 0
+    })
+}
+
+/// Chunks the maintenance job analyzes per run at most.
+const ANALYZE_PER_RUN: i64 = 16;
+
+/// The database's maintenance job: seals the hot chunks of partitions that ended more
+/// than one partition width ago (late rows for them start a new chunk) and analyzes
+/// sealed chunks that have never been analyzed (so `bidim.chunks` counts survive a
+/// statistics reset). Returns the number of chunks sealed plus analyzed.
+pub fn maintain() -> i64 {
+    as_superuser(|| {
+        let sealed: Vec<pg_sys::Oid> = Spi::connect_mut(|client| {
+            let rows = client.update(
+                "WITH s AS (
+                   UPDATE bidim.chunk c SET state = 'sealed', sealed_at = now()
+                   WHERE c.state = 'hot'
+                     AND c.time_hi < now() - coalesce(
+                           (SELECT t.partition_interval FROM bidim.table_config t
+                            WHERE t.rel::oid = c.rel), interval '1 day')
+                   RETURNING c.rel)
+                 SELECT rel FROM s",
+                None,
+                &[],
+            )?;
+            let mut v = Vec::new();
+            for r in rows {
+                if let Some(o) = r.get::<pg_sys::Oid>(1)? {
+                    v.push(o);
+                }
+            }
+            Ok::<_, pgrx::spi::Error>(v)
+        })
+        .unwrap_or_else(|e| error!("bidim: maintenance cannot seal chunks: {e}"));
+        let mut tables = sealed.clone();
+        tables.sort_by_key(|o| o.to_u32());
+        tables.dedup();
+        for t in tables {
+            invalidate_relcache(t);
+            invalidate(t);
+        }
+        let to_analyze: Vec<String> = Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT format('%I.%I', n.nspname, k.relname)
+                 FROM bidim.chunks c
+                 JOIN pg_catalog.pg_class k ON k.oid = (SELECT d.chunk_rel FROM bidim.chunk d
+                                                        WHERE d.rel = c.rel::oid AND d.chunk_id = c.chunk_id)
+                 JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
+                 WHERE c.state <> 'hot' AND k.reltuples < 0
+                 ORDER BY c.sealed_at NULLS LAST, c.chunk_id
+                 LIMIT $1",
+                None,
+                &[ANALYZE_PER_RUN.into()],
+            )?;
+            let mut v = Vec::new();
+            for r in rows {
+                if let Some(n) = r.get::<String>(1)? {
+                    v.push(n);
+                }
+            }
+            Ok::<_, pgrx::spi::Error>(v)
+        })
+        .unwrap_or_else(|e| error!("bidim: maintenance cannot list chunks: {e}"));
+        for name in &to_analyze {
+            Spi::run(&format!("ANALYZE {name}"))
+                .unwrap_or_else(|e| error!("bidim: maintenance cannot analyze {name}: {e}"));
+        }
+        (sealed.len() + to_analyze.len()) as i64
+    })
 }

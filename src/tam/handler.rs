@@ -13,6 +13,7 @@
 // Callback signatures are PostgreSQL's, argument count included.
 #![allow(clippy::too_many_arguments)]
 
+use super::keyrange::{self, Key, KeyKind};
 use super::{catalog, cell, tid};
 use crate::error::raise;
 use pgrx::pg_sys;
@@ -237,8 +238,17 @@ fn cell_of(
         );
     }
     let t = time.value() as i64;
+    let facade = rel_oid(rel);
+    let range = catalog::with_ranges(facade, cfg.key_kind, |ranges| {
+        if ranges.len() == 1 {
+            return ranges[0].id;
+        }
+        // SAFETY: the key attribute was deformed above and is not null.
+        let key = unsafe { slot_key(cfg, slot) };
+        keyrange::route(ranges, &key).map_or(0, |r| r.id)
+    });
     match cell::partition_of(t, cfg.width) {
-        Ok((lo, hi)) => (0, lo, hi),
+        Ok((lo, hi)) => (range, lo, hi),
         Err(_) => raise(
             PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
             format!(
@@ -248,6 +258,44 @@ fn cell_of(
             ),
             None,
         ),
+    }
+}
+
+/// The key of the row in `slot`.
+///
+/// # Safety
+/// The slot must be deformed up to the key column, which must not be null.
+unsafe fn slot_key(cfg: &catalog::TableConfig, slot: *mut pg_sys::TupleTableSlot) -> Key {
+    // SAFETY: per the contract; the key's type is one of the kinds' types.
+    unsafe {
+        let k = (cfg.key_attnum - 1) as usize;
+        let d = *(*slot).tts_values.add(k);
+        let desc = (*slot).tts_tupleDescriptor;
+        let att = &(*desc).attrs.as_slice((*desc).natts as usize)[k];
+        datum_key(cfg.key_kind, att.atttypid, d).unwrap_or(Key::Int(0))
+    }
+}
+
+/// A key value from a datum of type `typ` (integer types and text-like varlenas).
+///
+/// # Safety
+/// `d` must be a valid, non-null datum of type `typ`.
+pub unsafe fn datum_key(kind: KeyKind, typ: pg_sys::Oid, d: pg_sys::Datum) -> Option<Key> {
+    match typ {
+        t if t == pg_sys::INT2OID => Some(Key::Int(d.value() as i16 as i64)),
+        t if t == pg_sys::INT4OID => Some(Key::Int(d.value() as i32 as i64)),
+        t if t == pg_sys::INT8OID => Some(Key::Int(d.value() as i64)),
+        t if (t == pg_sys::TEXTOID || t == pg_sys::VARCHAROID) && kind == KeyKind::Text => {
+            // SAFETY: a text-like varlena; detoasted (if needed) into the current memory
+            // context, read as bytes.
+            unsafe {
+                let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+                let len = pgrx::varlena::varsize_any_exhdr(p);
+                let data = pgrx::varlena::vardata_any(p) as *const u8;
+                Some(Key::Text(std::slice::from_raw_parts(data, len).to_vec()))
+            }
+        }
+        _ => None,
     }
 }
 
@@ -285,7 +333,16 @@ fn maybe_seal(
         return;
     }
     if catalog::try_seal_lock(facade, hot.ordinal) {
-        catalog::create_chunk(facade, cfg, range, lo, hi);
+        // A range that keeps filling chunks in one partition splits along the key;
+        // otherwise the full chunk gets a successor for the same range.
+        if !catalog::split_range(facade, cfg, range, lo, hot.ordinal) {
+            let r = catalog::with_ranges(facade, cfg.key_kind, |rs| {
+                rs.iter().find(|r| r.id == range).cloned()
+            });
+            if let Some(r) = r {
+                catalog::create_chunk(facade, cfg, &r, lo, hi);
+            }
+        }
         catalog::forget_cell(facade, range, lo);
     }
 }
@@ -359,15 +416,30 @@ fn insert_into_chunk(
     options: i32,
 ) {
     let facade = rel_oid(rel);
-    let mut hot = catalog::hot_chunk(facade, cfg, cellkey.0, cellkey.1, cellkey.2);
+    let Some(mut hot) = catalog::hot_chunk(facade, cfg, cellkey.0, cellkey.1, cellkey.2) else {
+        // The key range was split meanwhile: route these rows by the new ranges.
+        insert_rows(rel, cfg, slots, cid, options);
+        return;
+    };
     let mut chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
     if narrower(rel, chunk) {
         // Columns were added since the chunk was made: its rows stay readable through
         // the table's descriptor, but new rows go to a chunk that has every column.
         close_chunk(chunk);
         catalog::forget_cell(facade, cellkey.0, cellkey.1);
-        catalog::create_chunk(facade, cfg, cellkey.0, cellkey.1, cellkey.2);
-        hot = catalog::hot_chunk(facade, cfg, cellkey.0, cellkey.1, cellkey.2);
+        let range = catalog::with_ranges(facade, cfg.key_kind, |rs| {
+            rs.iter().find(|r| r.id == cellkey.0).cloned()
+        });
+        let Some(range) = range else {
+            insert_rows(rel, cfg, slots, cid, options);
+            return;
+        };
+        catalog::create_chunk(facade, cfg, &range, cellkey.1, cellkey.2);
+        let Some(h) = catalog::hot_chunk(facade, cfg, cellkey.0, cellkey.1, cellkey.2) else {
+            insert_rows(rel, cfg, slots, cid, options);
+            return;
+        };
+        hot = h;
         chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
     }
     // COPY FREEZE and skipping the FSM are decided from the facade's creation, which
@@ -987,18 +1059,28 @@ unsafe extern "C-unwind" fn bidim_multi_insert(
             std::slice::from_raw_parts(slots, nslots as usize),
         )
     };
-    // Group by cell, keeping the order of first appearance.
+    insert_rows(rel, &cfg, slots, cid, options);
+}
+
+/// Inserts rows grouped by cell, keeping the order of first appearance.
+fn insert_rows(
+    rel: pg_sys::Relation,
+    cfg: &catalog::TableConfig,
+    slots: &[*mut pg_sys::TupleTableSlot],
+    cid: pg_sys::CommandId,
+    options: i32,
+) {
     type Group = ((i32, i64, i64), Vec<*mut pg_sys::TupleTableSlot>);
     let mut groups: Vec<Group> = Vec::new();
     for &s in slots {
-        let c = cell_of(rel, &cfg, s);
+        let c = cell_of(rel, cfg, s);
         match groups.iter_mut().find(|g| g.0 == c) {
             Some(g) => g.1.push(s),
             None => groups.push((c, vec![s])),
         }
     }
     for (c, mut group) in groups {
-        insert_into_chunk(rel, &cfg, c, &mut group, cid, options);
+        insert_into_chunk(rel, cfg, c, &mut group, cid, options);
     }
 }
 
@@ -1074,8 +1156,17 @@ unsafe extern "C-unwind" fn bidim_tuple_update(
     let cfg = unsafe { catalog::config(rel) };
     let (ordinal, mut local, chunk) = open_row_chunk(rel, otid, pg_sys::RowExclusiveLock);
     let new_cell = cell_of(rel, &cfg, slot);
-    let old_cell = catalog::chunk_cell(facade, ordinal);
-    if old_cell == Some((new_cell.0, new_cell.1)) && !narrower(rel, chunk) {
+    // The row stays in its chunk when its new time is in the chunk's partition and its
+    // new key in the key range the chunk was made for (even if that range has split).
+    let stays = catalog::chunk_cell(facade, cfg.key_kind, ordinal).is_some_and(|(t, lo, hi)| {
+        t == new_cell.1
+            && (lo.is_none() && hi.is_none() || {
+                // SAFETY: cell_of deformed the slot up to the key, which is not null.
+                let k = unsafe { slot_key(&cfg, slot) };
+                keyrange::contains(lo.as_ref(), hi.as_ref(), &k)
+            })
+    });
+    if stays && !narrower(rel, chunk) {
         // Same cell, chunk with every column: an ordinary heap update inside the
         // row's chunk keeps the update chain, so concurrent updaters follow it.
         let r = in_terms_of_table(rel, chunk, || {

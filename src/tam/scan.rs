@@ -12,6 +12,7 @@
 //! does not grow with the number of chunks. EXPLAIN shows the chunks scanned of the
 //! total.
 
+use super::keyrange::Key;
 use super::{catalog, handler};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -556,17 +557,34 @@ fn start(st: *mut BidimScanState) {
         } else {
             bounds(&time_conds)
         };
+        // Key equality also prunes by the key range each chunk was made for.
+        let cfg = catalog::config(rel);
+        let key_collation = {
+            let desc = (*rel).rd_att;
+            (*desc).attrs.as_slice((*desc).natts as usize)[(cfg.key_attnum - 1) as usize]
+                .attcollation
+        };
+        let bytewise = key_collation == pg_sys::InvalidOid
+            || pg_sys::get_collation_isdeterministic(key_collation);
+        let wanted_keys: Vec<Key> = if bytewise {
+            key_conds
+                .iter()
+                .filter_map(|&(_, righttype, v)| handler::datum_key(cfg.key_kind, righttype, v))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let chosen: Vec<(u32, pg_sys::Oid)> = match range {
             None => Vec::new(),
             Some((lo, hi)) => all
                 .iter()
                 .filter(|c| overlaps(c.time_lo, c.time_hi, lo, hi))
+                .filter(|c| wanted_keys.iter().all(|k| c.may_hold(cfg.key_kind, k)))
                 .map(|c| (c.chunk_id, c.chunk_rel))
                 .collect(),
         };
         let mut keys = Vec::new();
         if let (false, Some((lo, hi))) = (key_conds.is_empty(), range) {
-            let cfg = catalog::config(rel);
             let desc = (*rel).rd_att;
             let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
             let key_attr = &attrs[(cfg.key_attnum - 1) as usize];
