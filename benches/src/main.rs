@@ -41,6 +41,8 @@ struct Options {
     runs: usize,
     batches: i64,
     workloads: Vec<String>,
+    /// Ingest keys drawn from a Zipf distribution instead of one row per host.
+    zipf: bool,
 }
 
 fn parse_args() -> std::result::Result<Options, String> {
@@ -48,6 +50,7 @@ fn parse_args() -> std::result::Result<Options, String> {
         rows: 10_000_000,
         runs: 3,
         batches: 10,
+        zipf: false,
         workloads: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -67,6 +70,7 @@ fn parse_args() -> std::result::Result<Options, String> {
                     .map_err(|_| format!("--runs: not a number: {v}"))?
             }
             "--workload" => o.workloads.push(value("--workload")?),
+            "--zipf" => o.zipf = true,
             "--batches" => {
                 let v = value("--batches")?;
                 o.batches = v
@@ -75,8 +79,9 @@ fn parse_args() -> std::result::Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention]... [--batches B]\n\
-                     copy runs by default; ingest (B batches of N rows), queries and retention only when named"
+                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention]... [--batches B] [--zipf]\n\
+                     copy runs by default; ingest (B batches of N rows), queries and retention only when named;\n\
+                     --zipf: ingest keys drawn from Zipf(s=1) over 100000 series instead of 1000 hosts in turn"
                 );
                 std::process::exit(0);
             }
@@ -130,8 +135,16 @@ fn size_sql(t: &str) -> String {
 /// in time order, values 0..100 as TSBS truncates them) starting at epoch `first` to a
 /// server-side file.
 fn tsbs_file_sql(file: &str, first: i64, epochs: i64) -> String {
+    tsbs_file_sql_keys(file, first, epochs, "h")
+}
+
+/// Zipf (s = 1) keys over 1..100000: log-uniform, P(k) ~ 1/k.
+const ZIPF_KEY: &str = "floor(exp(random() * ln(100000)))::int";
+
+/// As [`tsbs_file_sql`], with the key column computed by `key` (`h` = the host).
+fn tsbs_file_sql_keys(file: &str, first: i64, epochs: i64, key: &str) -> String {
     format!(
-        "COPY (SELECT timestamptz '2016-01-01 00:00:00+00' + make_interval(secs => 10 * e), h, \
+        "COPY (SELECT timestamptz '2016-01-01 00:00:00+00' + make_interval(secs => 10 * e), {key}, \
            floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
            floor(random() * 101), floor(random() * 101), floor(random() * 101), floor(random() * 101), \
            floor(random() * 101), floor(random() * 101) \
@@ -166,7 +179,8 @@ fn copy_workload(rows: i64, file: &str) -> Workload {
 
 /// The seed experiment of the access method: `batches` COPYs of `rows` rows each, later
 /// batches later in time, into tables that keep growing; prints every batch's time.
-fn ingest_workload(c: &mut Client, rows: i64, batches: i64, file: &str) -> Result<()> {
+fn ingest_workload(c: &mut Client, rows: i64, batches: i64, zipf: bool, file: &str) -> Result<()> {
+    let key = if zipf { ZIPF_KEY } else { "h" };
     let epochs = rows / HOSTS;
     let cases = cpu_cases("ingest");
     let tables: Vec<String> = (0..cases.len()).map(|i| format!("ingest_{i}")).collect();
@@ -176,8 +190,9 @@ fn ingest_workload(c: &mut Client, rows: i64, batches: i64, file: &str) -> Resul
     }
     println!("\n### ingest\n");
     println!(
-        "{batches} batches of {} TSBS cpu-only rows ({HOSTS} hosts x {epochs} epochs of 10 s), each batch later in time, COPY from a server-side file into tables that keep growing.\n",
-        HOSTS * epochs
+        "{batches} batches of {} TSBS cpu-only rows ({HOSTS} rows x {epochs} epochs of 10 s; keys: {}), each batch later in time, COPY from a server-side file into tables that keep growing.\n",
+        HOSTS * epochs,
+        if zipf { "Zipf(s=1) over 100000 series" } else { "the 1000 hosts in turn" }
     );
     let names: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
     println!("| batch | rows before | {} |", names.join(" s | ") + " s");
@@ -186,7 +201,7 @@ fn ingest_workload(c: &mut Client, rows: i64, batches: i64, file: &str) -> Resul
     let mut last = vec![0f64; names.len()];
     for b in 0..batches {
         eprintln!("== ingest: generating batch {}", b + 1);
-        exec(c, &tsbs_file_sql(file, b * epochs, epochs))?;
+        exec(c, &tsbs_file_sql_keys(file, b * epochs, epochs, key))?;
         let mut cells = Vec::new();
         for (i, t) in tables.iter().enumerate() {
             exec(c, "CHECKPOINT")?;
@@ -540,7 +555,7 @@ fn real_main(opts: &Options) -> Result<()> {
     }
     // The batched ingest runs only when asked for: it is long (batches x 3 COPYs).
     if opts.workloads.iter().any(|n| n == "ingest") {
-        ingest_workload(&mut c, opts.rows, opts.batches, file)?;
+        ingest_workload(&mut c, opts.rows, opts.batches, opts.zipf, file)?;
     }
     Ok(())
 }
