@@ -8,3 +8,10 @@ BIDIM_EXTRA_PKGS="postgresql-15-tdigest postgresql-15-hll postgresql-15-partman"
   bash scripts/install-deps.sh
 install_extension release
 cargo run --release -q -p bidim-bench -- "$@"
+# The sketch workload also reports the pure-Rust core's micro-benchmark.
+if [[ " $* " == *" sketch "* ]]; then
+  echo
+  echo "### sketch core (pure Rust, release build)"
+  echo
+  cargo test -q --release --lib sketch::tests::micro_benchmark -- --ignored --nocapture 2>/dev/null | grep '^|'
+fi

@@ -30,7 +30,12 @@ free_port() {
 install_extension() {
   local profile=${1:-dev} flag=()
   [ "$profile" = release ] && flag=(--release)
-  log "building and installing bidim ($profile) into $(${PG_CONFIG} --pkglibdir)"
+  local libdir
+  libdir=$(${PG_CONFIG} --pkglibdir)
+  log "building and installing bidim ($profile) into $libdir"
+  # Unlink the old library first: a running server keeps its mapping of the old file,
+  # where overwriting it in place would pull the pages from under it.
+  rm -f "$libdir/bidim.so"
   (cd "$BIDIM_ROOT" && cargo pgrx install "${flag[@]}" --pg-config "$PG_CONFIG" >/dev/null)
 }
 
@@ -85,7 +90,10 @@ run_suite() {
   local port
   port=$(free_port 56432)
   trap 'stop_cluster "$SUITE_DIR" immediate; rm -rf "$SUITE_DIR"' EXIT
-  start_cluster "$SUITE_DIR" "$port" yes "max_parallel_workers_per_gather = 0" "max_prepared_transactions = 10"
+  # Background maintenance off: golden outputs must not depend on when a round runs
+  # (tests/tests/maintenance.rs covers the worker).
+  start_cluster "$SUITE_DIR" "$port" yes "max_parallel_workers_per_gather = 0" \
+    "max_prepared_transactions = 10" "bidim.maintenance = off"
   rm -rf results output_iso regression.diffs regression.out
   local status=0
   "$bin" --bindir="$PG_BINDIR" --host=127.0.0.1 --port="$port" --user=postgres \

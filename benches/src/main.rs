@@ -392,6 +392,123 @@ fn retention_workload(c: &mut Client, rows: i64, file: &str) -> Result<()> {
     Ok(())
 }
 
+/// Percentile aggregates on `rows` lognormal values: avg, percentile_disc, tdigest and
+/// ddsketch side by side, over the whole table and GROUP BY 1000 groups; serial and
+/// with parallel workers; sketch sizes.
+fn sketch_workload(c: &mut Client, rows: i64, runs: usize, peers: bool) -> Result<()> {
+    let tdigest = peers
+        && c.query_one(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'tdigest'",
+            &[],
+        )
+        .map_err(|e| e.to_string())?
+        .get::<_, i64>(0)
+            > 0;
+    eprintln!("== sketch: loading {rows} lognormal rows");
+    exec(
+        c,
+        &format!(
+            "DROP TABLE IF EXISTS lat; SELECT setseed(0.5);
+             CREATE TABLE lat AS SELECT g % 1000 AS grp,
+               exp(sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))::float8 AS x
+             FROM generate_series(1, {rows}) g;"
+        ),
+    )?;
+    exec(c, "VACUUM ANALYZE lat")?;
+    let mut cases: Vec<(&str, &str, &str)> = vec![
+        (
+            "avg(x)",
+            "SELECT avg(x) FROM lat",
+            "SELECT grp, avg(x) FROM lat GROUP BY grp",
+        ),
+        (
+            "percentile_disc(0.99)",
+            "SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY x) FROM lat",
+            "SELECT grp, percentile_disc(0.99) WITHIN GROUP (ORDER BY x) FROM lat GROUP BY grp",
+        ),
+    ];
+    if tdigest {
+        cases.push((
+            "tdigest_percentile(x, 100, 0.99)",
+            "SELECT tdigest_percentile(x, 100, 0.99) FROM lat",
+            "SELECT grp, tdigest_percentile(x, 100, 0.99) FROM lat GROUP BY grp",
+        ));
+    }
+    cases.push((
+        "approx_percentile(ddsketch_agg(x), 0.99)",
+        "SELECT approx_percentile(ddsketch_agg(x), 0.99) FROM lat",
+        "SELECT grp, approx_percentile(ddsketch_agg(x), 0.99) FROM lat GROUP BY grp",
+    ));
+    println!("\n### sketch\n");
+    println!(
+        "{rows} lognormal values (exp of a standard normal) in one heap table, 1000 groups; median of {runs} warm runs (one unmeasured run first), ms; ratio to avg(x) in the same column.\n"
+    );
+    println!("| aggregate | 1 group, serial | ratio | 1000 groups, serial | ratio | 1000 / 1 | 1 group, 2 workers | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let time = |c: &mut Client, sql: &str, parallel: bool| -> Result<f64> {
+        exec(
+            c,
+            if parallel {
+                "SET max_parallel_workers_per_gather = 2"
+            } else {
+                "SET max_parallel_workers_per_gather = 0"
+            },
+        )?;
+        let mut times = Vec::new();
+        for i in 0..=runs.max(1) {
+            let start = Instant::now();
+            c.query(sql, &[]).map_err(|e| format!("{sql}: {e}"))?;
+            if i > 0 {
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        exec(c, "RESET max_parallel_workers_per_gather")?;
+        Ok(median(&times))
+    };
+    let mut base = (0.0, 0.0, 0.0);
+    for (i, (name, one, grouped)) in cases.iter().enumerate() {
+        eprintln!("   {name}");
+        let a = time(c, one, false)?;
+        let b = time(c, grouped, false)?;
+        let p = time(c, one, true)?;
+        if i == 0 {
+            base = (a, b, p);
+        }
+        println!(
+            "| `{name}` | {a:.0} | {:.2}x | {b:.0} | {:.2}x | {:.2}x | {p:.0} | {:.2}x |",
+            a / base.0,
+            b / base.1,
+            b / a,
+            p / base.2
+        );
+    }
+    let (bytes, bins, p99, exact): (i32, i32, f64, f64) = {
+        let r = c
+            .query_one(
+                "SELECT pg_column_size(s), ddsketch_bins(s), approx_percentile(s, 0.99),
+                        (SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY x) FROM lat)
+                 FROM (SELECT ddsketch_agg(x) s FROM lat) q",
+                &[],
+            )
+            .map_err(|e| e.to_string())?;
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    };
+    println!(
+        "\nddsketch of all {rows} values: {bytes} bytes on disk for {bins} non-empty bins ({:.2} bytes a bin); p99 {p99:.4} vs exact {exact:.4} (relative error {:.4}).",
+        bytes as f64 / bins as f64,
+        (p99 - exact).abs() / exact
+    );
+    if tdigest {
+        let t: i32 = c
+            .query_one("SELECT pg_column_size(tdigest(x, 100)) FROM lat", &[])
+            .map_err(|e| e.to_string())?
+            .get(0);
+        println!("tdigest(x, 100) of the same values: {t} bytes.");
+    }
+    exec(c, "DROP TABLE lat")?;
+    Ok(())
+}
+
 struct Measured {
     case: &'static str,
     secs: Vec<f64>,
@@ -534,7 +651,7 @@ fn real_main(opts: &Options) -> Result<()> {
     let file = file.to_str().ok_or("temp path is not UTF-8")?;
     let all = vec![copy_workload(opts.rows, file)];
     for name in &opts.workloads {
-        if !["ingest", "queries", "retention"].contains(&name.as_str())
+        if !["ingest", "queries", "retention", "sketch"].contains(&name.as_str())
             && !all.iter().any(|w| w.name == name)
         {
             return Err(format!("unknown workload {name}"));
@@ -552,6 +669,9 @@ fn real_main(opts: &Options) -> Result<()> {
     }
     if opts.workloads.iter().any(|n| n == "queries") {
         query_workload(&mut c, opts.rows, opts.runs, file)?;
+    }
+    if opts.workloads.iter().any(|n| n == "sketch") {
+        sketch_workload(&mut c, opts.rows, opts.runs, !peers.is_empty())?;
     }
     // The batched ingest runs only when asked for: it is long (batches x 3 COPYs).
     if opts.workloads.iter().any(|n| n == "ingest") {

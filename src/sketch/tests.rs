@@ -338,3 +338,65 @@ fn insert_is_fast_enough_to_matter() {
     assert_eq!(s.count(), 1_000_000);
     assert!(s.positive().bins().count() < 2048);
 }
+
+/// Micro-benchmark of the core (run by `scripts/bench.sh`, release build):
+/// `cargo test --release --lib sketch::tests::micro_benchmark -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn micro_benchmark() {
+    use std::hint::black_box;
+    use std::time::Instant;
+    let mut rng = Rng(7);
+    let values: Vec<f64> = (0..1_000_000).map(|_| rng.normal().exp()).collect();
+    let mut best_add = f64::MAX;
+    let mut sketch = Sketch::new(DEFAULT_ALPHA, DEFAULT_BUCKETS as i64).unwrap();
+    for _ in 0..5 {
+        let mut s = Sketch::new(DEFAULT_ALPHA, DEFAULT_BUCKETS as i64).unwrap();
+        let t = Instant::now();
+        for &v in &values {
+            s.add(black_box(v), 1).unwrap();
+        }
+        best_add = best_add.min(t.elapsed().as_nanos() as f64 / values.len() as f64);
+        sketch = s;
+    }
+    let parts: Vec<Sketch> = values
+        .chunks(1000)
+        .map(|c| {
+            let mut s = Sketch::new(DEFAULT_ALPHA, DEFAULT_BUCKETS as i64).unwrap();
+            for &v in c {
+                s.add(v, 1).unwrap();
+            }
+            s
+        })
+        .collect();
+    let mut best_merge = f64::MAX;
+    for _ in 0..5 {
+        let mut total = Sketch::new(DEFAULT_ALPHA, DEFAULT_BUCKETS as i64).unwrap();
+        let t = Instant::now();
+        for p in &parts {
+            total.merge(black_box(p)).unwrap();
+        }
+        best_merge = best_merge.min(t.elapsed().as_nanos() as f64 / parts.len() as f64);
+    }
+    let bytes = encode(&sketch);
+    let t = Instant::now();
+    for _ in 0..1000 {
+        black_box(decode(black_box(&bytes)).unwrap());
+    }
+    let decode_us = t.elapsed().as_nanos() as f64 / 1000.0 / 1000.0;
+    let t = Instant::now();
+    for _ in 0..1000 {
+        black_box(encode(black_box(&sketch)));
+    }
+    let encode_us = t.elapsed().as_nanos() as f64 / 1000.0 / 1000.0;
+    let bins = sketch.positive().bins().count();
+    println!("| operation | cost |");
+    println!("|---|---:|");
+    println!("| add one value (1M lognormal values, alpha 0.01) | {best_add:.1} ns |");
+    println!("| merge a 1000-value sketch into a running total | {best_merge:.0} ns |");
+    println!(
+        "| encode a {bins}-bin sketch ({} bytes) | {encode_us:.1} us |",
+        bytes.len()
+    );
+    println!("| decode (and validate) it | {decode_us:.1} us |");
+}

@@ -1296,19 +1296,15 @@ const ANALYZE_PER_RUN: i64 = 16;
 /// The database's maintenance job: seals the hot chunks of partitions that ended more
 /// than one partition width ago (late rows for them start a new chunk) and analyzes
 /// sealed chunks that have never been analyzed (so `bidim.chunks` counts survive a
-/// statistics reset). Returns the number of chunks sealed plus analyzed.
+/// statistics reset). Works table by table under the same ShareUpdateExclusive lock as
+/// `bidim.drop_before` (taken without waiting: a busy table waits for the next run), so
+/// it never touches chunks a retention run is dropping. Returns the number of chunks
+/// sealed plus analyzed.
 pub fn maintain() -> i64 {
     as_superuser(|| {
-        let sealed: Vec<pg_sys::Oid> = Spi::connect_mut(|client| {
-            let rows = client.update(
-                "WITH s AS (
-                   UPDATE bidim.chunk c SET state = 'sealed', sealed_at = now()
-                   WHERE c.state = 'hot'
-                     AND c.time_hi < now() - coalesce(
-                           (SELECT t.partition_interval FROM bidim.table_config t
-                            WHERE t.rel::oid = c.rel), interval '1 day')
-                   RETURNING c.rel)
-                 SELECT rel FROM s",
+        let tables: Vec<pg_sys::Oid> = Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT DISTINCT c.rel FROM bidim.chunk c ORDER BY 1",
                 None,
                 &[],
             )?;
@@ -1320,40 +1316,79 @@ pub fn maintain() -> i64 {
             }
             Ok::<_, pgrx::spi::Error>(v)
         })
-        .unwrap_or_else(|e| error!("bidim: maintenance cannot seal chunks: {e}"));
-        let mut tables = sealed.clone();
-        tables.sort_by_key(|o| o.to_u32());
-        tables.dedup();
+        .unwrap_or_else(|e| error!("bidim: maintenance cannot list tables: {e}"));
+        let mut done = 0i64;
+        let mut analyzed = 0i64;
         for t in tables {
-            invalidate_relcache(t);
-            invalidate(t);
-        }
-        let to_analyze: Vec<String> = Spi::connect(|client| {
-            let rows = client.select(
-                "SELECT format('%I.%I', n.nspname, k.relname)
-                 FROM bidim.chunks c
-                 JOIN pg_catalog.pg_class k ON k.oid = (SELECT d.chunk_rel FROM bidim.chunk d
-                                                        WHERE d.rel = c.rel::oid AND d.chunk_id = c.chunk_id)
-                 JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
-                 WHERE c.state <> 'hot' AND k.reltuples < 0
-                 ORDER BY c.sealed_at NULLS LAST, c.chunk_id
-                 LIMIT $1",
-                None,
-                &[ANALYZE_PER_RUN.into()],
-            )?;
-            let mut v = Vec::new();
-            for r in rows {
-                if let Some(n) = r.get::<String>(1)? {
-                    v.push(n);
-                }
+            // SAFETY: a conditional heavyweight lock (kept to commit), then a syscache
+            // probe: the table may have been dropped meanwhile.
+            let locked = unsafe {
+                pg_sys::ConditionalLockRelationOid(
+                    t,
+                    pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE,
+                ) && pg_sys::SearchSysCacheExists(
+                    pg_sys::SysCacheIdentifier::RELOID as i32,
+                    pg_sys::Datum::from(t),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                    pg_sys::Datum::from(0),
+                )
+            };
+            if !locked {
+                continue;
             }
-            Ok::<_, pgrx::spi::Error>(v)
-        })
-        .unwrap_or_else(|e| error!("bidim: maintenance cannot list chunks: {e}"));
-        for name in &to_analyze {
-            Spi::run(&format!("ANALYZE {name}"))
-                .unwrap_or_else(|e| error!("bidim: maintenance cannot analyze {name}: {e}"));
+            let sealed = Spi::get_one_with_args::<i64>(
+                "WITH s AS (
+                   UPDATE bidim.chunk c SET state = 'sealed', sealed_at = now()
+                   WHERE c.rel = $1 AND c.state = 'hot'
+                     AND c.time_hi < now() - coalesce(
+                           (SELECT t.partition_interval FROM bidim.table_config t
+                            WHERE t.rel::oid = c.rel), interval '1 day')
+                   RETURNING 1)
+                 SELECT count(*) FROM s",
+                &[t.into()],
+            )
+            .unwrap_or_else(|e| error!("bidim: maintenance cannot seal chunks: {e}"))
+            .unwrap_or(0);
+            if sealed > 0 {
+                invalidate_relcache(t);
+                invalidate(t);
+            }
+            done += sealed;
+            if analyzed >= ANALYZE_PER_RUN {
+                continue;
+            }
+            let to_analyze: Vec<String> = Spi::connect(|client| {
+                let rows = client.select(
+                    "SELECT format('%I.%I', n.nspname, k.relname)
+                     FROM bidim.chunk c
+                     JOIN pg_catalog.pg_class k ON k.oid = c.chunk_rel
+                     JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
+                     WHERE c.rel = $1 AND k.reltuples < 0
+                       AND (c.state <> 'hot' OR EXISTS (
+                             SELECT 1 FROM bidim.chunk d
+                             WHERE d.rel = c.rel AND d.range_id = c.range_id
+                               AND d.time_lo = c.time_lo AND d.chunk_id > c.chunk_id))
+                     ORDER BY c.chunk_id
+                     LIMIT $2",
+                    None,
+                    &[t.into(), (ANALYZE_PER_RUN - analyzed).into()],
+                )?;
+                let mut v = Vec::new();
+                for r in rows {
+                    if let Some(n) = r.get::<String>(1)? {
+                        v.push(n);
+                    }
+                }
+                Ok::<_, pgrx::spi::Error>(v)
+            })
+            .unwrap_or_else(|e| error!("bidim: maintenance cannot list chunks: {e}"));
+            for name in &to_analyze {
+                Spi::run(&format!("ANALYZE {name}"))
+                    .unwrap_or_else(|e| error!("bidim: maintenance cannot analyze {name}: {e}"));
+            }
+            analyzed += to_analyze.len() as i64;
         }
-        (sealed.len() + to_analyze.len()) as i64
+        done + analyzed
     })
 }
