@@ -24,6 +24,9 @@ log "3/6 #[pg_test] tests in PostgreSQL"
 pgdata=$(mktemp -d /tmp/bidim-pgrx-XXXXXX)
 chown postgres:postgres "$pgdata"
 trap 'rm -rf "$pgdata"' EXIT
+# cargo pgrx copies the library over the installed one in place; unlink it first so a
+# server running on the old file (a demo, a benchmark) keeps its mapping intact.
+rm -f "$(${PG_CONFIG} --pkglibdir)/bidim.so"
 cargo pgrx test pg15 --runas postgres --pgdata "$pgdata/data"
 
 # pgrx test installed a test build; install the plain one the remaining suites use.
