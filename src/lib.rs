@@ -10,6 +10,8 @@
 //! [`init`] holds `_PG_init` and the SQL functions that describe the library itself.
 
 pub mod error;
+#[macro_use]
+pub mod fmgr;
 pub mod init;
 pub mod sketch;
 pub mod tags;

@@ -17,6 +17,7 @@
 use super::codec;
 use super::core::{Sketch, SketchError, DEFAULT_ALPHA, DEFAULT_BUCKETS};
 use crate::error::raise;
+use crate::fmgr::{arg, nargs, null, varlena_bytes, varlena_of};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
@@ -103,7 +104,8 @@ CREATE FUNCTION ddsketch_buckets(sketch ddsketch)
     RETURNS TABLE (lower float8, upper float8, count int8)
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT b[2 * i - 1], b[2 * i], c[i]
-    FROM (SELECT ddsketch_bucket_bounds(sketch) AS b, ddsketch_bucket_counts(sketch) AS c) x,
+    FROM (SELECT @extschema@.ddsketch_bucket_bounds(sketch) AS b,
+                 @extschema@.ddsketch_bucket_counts(sketch) AS c) x,
          generate_series(1, cardinality(x.c)) AS i
     ORDER BY i
 $$;
@@ -161,48 +163,6 @@ CREATE OPERATOR CLASS ddsketch_hash_ops DEFAULT FOR TYPE ddsketch USING hash AS
 // ---------------------------------------------------------------------------------
 // Function-call plumbing
 
-/// Declares the `pg_finfo_` record that marks a C function as version 1.
-macro_rules! finfo {
-    ($finfo:ident) => {
-        #[no_mangle]
-        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-    };
-}
-
-/// Argument `i`: (datum, is null).
-///
-/// # Safety
-/// `fcinfo` must be a valid call with more than `i` arguments.
-unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> (pg_sys::Datum, bool) {
-    // SAFETY: per the contract, args holds nargs > i entries.
-    unsafe {
-        let a = &*(*fcinfo).args.as_ptr().add(i);
-        (a.value, a.isnull)
-    }
-}
-
-/// Number of arguments of the call.
-///
-/// # Safety
-/// `fcinfo` must be valid.
-unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
-    // SAFETY: per the contract.
-    unsafe { (*fcinfo).nargs as usize }
-}
-
-/// Returns SQL NULL.
-///
-/// # Safety
-/// `fcinfo` must be valid.
-unsafe fn null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: per the contract.
-    unsafe { (*fcinfo).isnull = true };
-    pg_sys::Datum::from(0)
-}
-
 fn f64_of(d: pg_sys::Datum) -> f64 {
     f64::from_bits(d.value() as u64)
 }
@@ -227,36 +187,6 @@ fn check<T>(r: Result<T, SketchError>) -> T {
 
 // ---------------------------------------------------------------------------------
 // Flat values and the expanded aggregate state
-
-/// The bytes of a (detoasted) varlena datum.
-///
-/// # Safety
-/// `d` must be a non-null varlena datum; the slice lives as long as the current
-/// memory context keeps the detoasted copy.
-unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
-    // SAFETY: detoasting (which also flattens expanded objects) a valid varlena.
-    unsafe {
-        let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-        let len = pgrx::varlena::varsize_any_exhdr(p);
-        std::slice::from_raw_parts(pgrx::varlena::vardata_any(p) as *const u8, len)
-    }
-}
-
-/// A new varlena holding `bytes`, in the current memory context.
-fn varlena_of(bytes: &[u8]) -> pg_sys::Datum {
-    // SAFETY: palloc of header + payload, then the 4-byte header and a copy.
-    unsafe {
-        let total = pg_sys::VARHDRSZ + bytes.len();
-        let p = pg_sys::palloc(total) as *mut pg_sys::varlena;
-        pgrx::set_varsize_4b(p, total as i32);
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr(),
-            (p as *mut u8).add(pg_sys::VARHDRSZ),
-            bytes.len(),
-        );
-        pg_sys::Datum::from(p)
-    }
-}
 
 fn sketch_datum(s: &Sketch) -> pg_sys::Datum {
     varlena_of(&codec::encode(s))

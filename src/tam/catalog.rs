@@ -116,6 +116,10 @@ BEGIN
            OR to_regclass('bidim_internal.s' || o.objid::text) IS NOT NULL THEN
             PERFORM bidim._forget_table(o.objid);
         END IF;
+        IF to_regclass('bidim.tag_dict') IS NOT NULL THEN
+            DELETE FROM bidim.tag_dict d WHERE d.rel::oid = o.objid;
+            DELETE FROM bidim.tag_dictionary d WHERE d.rel::oid = o.objid;
+        END IF;
     END LOOP;
 END
 $$;
