@@ -509,6 +509,129 @@ fn sketch_workload(c: &mut Client, rows: i64, runs: usize, peers: bool) -> Resul
     Ok(())
 }
 
+/// Tag queries on `rows` series with 6 tags of cardinalities 3/10/30/200/50000/20,
+/// stored as tagset + GIN (tagset_ops), text[] + GIN and jsonb + GIN (jsonb_path_ops).
+fn tags_workload(c: &mut Client, rows: i64, runs: usize) -> Result<()> {
+    eprintln!("== tags: loading {rows} series three ways");
+    let pick = |n: i64, salt: i64| format!("(abs(hashint4((g * {salt} + 1)::int4)) % {n})");
+    let (env, region, az, service, host, team) = (
+        format!("(ARRAY['prod', 'dev', 'staging'])[1 + {}]", pick(3, 7)),
+        pick(10, 11),
+        pick(30, 13),
+        pick(200, 17),
+        pick(50000, 19),
+        pick(20, 23),
+    );
+    exec(
+        c,
+        &format!(
+            "DROP TABLE IF EXISTS tg_src, tg_tagset, tg_text, tg_jsonb;
+             CREATE TABLE tg_src AS
+             SELECT g AS id, {env} AS env, 'r-' || {region} AS region, 'az-' || {az} AS az,
+                    'svc-' || {service} AS service, 'h-' || {host} AS host, 't-' || {team} AS team
+             FROM generate_series(1, {rows}) g;
+             CREATE TABLE tg_text AS SELECT id, ARRAY['env:' || env, 'region:' || region, 'az:' || az,
+                    'service:' || service, 'host:' || host, 'team:' || team] AS tags FROM tg_src;
+             CREATE TABLE tg_tagset AS SELECT id, tags(tags) AS tags FROM tg_text;
+             CREATE TABLE tg_jsonb AS SELECT id, jsonb_build_object('env', env, 'region', region, 'az', az,
+                    'service', service, 'host', host, 'team', team) AS tags FROM tg_src;"
+        ),
+    )?;
+    let mut build = Vec::new();
+    for (t, using) in [
+        ("tg_tagset", "gin (tags)"),
+        ("tg_text", "gin (tags)"),
+        ("tg_jsonb", "gin (tags jsonb_path_ops)"),
+    ] {
+        let start = Instant::now();
+        exec(c, &format!("CREATE INDEX {t}_idx ON {t} USING {using}"))?;
+        build.push(start.elapsed().as_secs_f64());
+        exec(c, &format!("VACUUM ANALYZE {t}"))?;
+    }
+    exec(c, "SELECT bidim.enable_tag_dictionary('tg_tagset', 'tags')")?;
+    let q: Vec<(&str, &str, &str, &str)> = vec![
+        (
+            "env:prod AND service:svc-17",
+            "SELECT count(*) FROM tg_tagset WHERE tags @@ 'env:prod AND service:svc-17'",
+            "SELECT count(*) FROM tg_text WHERE tags @> ARRAY['env:prod', 'service:svc-17']",
+            r#"SELECT count(*) FROM tg_jsonb WHERE tags @> '{"env": "prod", "service": "svc-17"}'"#,
+        ),
+        (
+            "rare tag host:h-123",
+            "SELECT count(*) FROM tg_tagset WHERE tags @@ 'host:h-123'",
+            "SELECT count(*) FROM tg_text WHERE tags @> ARRAY['host:h-123']",
+            r#"SELECT count(*) FROM tg_jsonb WHERE tags @> '{"host": "h-123"}'"#,
+        ),
+        (
+            "env:prod AND NOT region:r-1",
+            "SELECT count(*) FROM tg_tagset WHERE tags @@ 'env:prod AND NOT region:r-1'",
+            "SELECT count(*) FROM tg_text WHERE tags @> ARRAY['env:prod'] AND NOT tags @> ARRAY['region:r-1']",
+            r#"SELECT count(*) FROM tg_jsonb WHERE tags @> '{"env": "prod"}' AND NOT tags @> '{"region": "r-1"}'"#,
+        ),
+        (
+            "glob service:svc-1*",
+            "SELECT count(*) FROM tg_tagset WHERE tags @@ 'service:svc-1*'",
+            "SELECT count(*) FROM tg_text WHERE EXISTS (SELECT 1 FROM unnest(tags) t WHERE t LIKE 'service:svc-1%')",
+            "SELECT count(*) FROM tg_jsonb WHERE tags ->> 'service' LIKE 'svc-1%'",
+        ),
+        (
+            "regex service:/svc-1[0-9]/",
+            "SELECT count(*) FROM tg_tagset WHERE tags @@ 'service:/svc-1[0-9]/'",
+            "SELECT count(*) FROM tg_text WHERE EXISTS (SELECT 1 FROM unnest(tags) t WHERE t ~ '^service:svc-1[0-9]$')",
+            r#"SELECT count(*) FROM tg_jsonb WHERE tags @? '$.service ? (@ like_regex "^svc-1[0-9]$")'"#,
+        ),
+        (
+            "values of az (describe)",
+            "SELECT count(*) FROM bidim.tag_values('tg_tagset', 'az')",
+            "SELECT count(DISTINCT t) FROM tg_text, unnest(tags) t WHERE t LIKE 'az:%'",
+            "SELECT count(DISTINCT tags ->> 'az') FROM tg_jsonb",
+        ),
+    ];
+    println!("\n### tags\n");
+    println!(
+        "{rows} series, 6 tags each (env 3, region 10, az 30, service 200, host 50000, team 20 values), three ways with a GIN index each; median of {runs} warm runs (one unmeasured run first), ms; rows found in brackets.\n"
+    );
+    println!("| query | tagset + GIN (tagset_ops) | text[] + GIN | jsonb + GIN (jsonb_path_ops) |");
+    println!("|---|---:|---:|---:|");
+    for (label, a, b, j) in &q {
+        let mut cells = Vec::new();
+        for sql in [a, b, j] {
+            let n: i64 = c
+                .query_one(*sql, &[])
+                .map_err(|e| format!("{sql}: {e}"))?
+                .get(0);
+            let mut times = Vec::new();
+            for _ in 0..runs.max(1) {
+                let start = Instant::now();
+                c.query(*sql, &[]).map_err(|e| format!("{sql}: {e}"))?;
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+            cells.push(format!("{:.2} [{n}]", median(&times)));
+        }
+        println!("| {label} | {} |", cells.join(" | "));
+    }
+    let sizes: Vec<i64> = ["tg_tagset_idx", "tg_text_idx", "tg_jsonb_idx"]
+        .iter()
+        .map(|i| {
+            c.query_one(&format!("SELECT pg_relation_size('{i}')"), &[])
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+        })
+        .collect();
+    println!(
+        "| index size, MB | {:.1} | {:.1} | {:.1} |",
+        sizes[0] as f64 / 1048576.0,
+        sizes[1] as f64 / 1048576.0,
+        sizes[2] as f64 / 1048576.0
+    );
+    println!(
+        "| index build, s | {:.1} | {:.1} | {:.1} |",
+        build[0], build[1], build[2]
+    );
+    exec(c, "DROP TABLE tg_src, tg_tagset, tg_text, tg_jsonb")?;
+    Ok(())
+}
+
 struct Measured {
     case: &'static str,
     secs: Vec<f64>,
@@ -651,7 +774,7 @@ fn real_main(opts: &Options) -> Result<()> {
     let file = file.to_str().ok_or("temp path is not UTF-8")?;
     let all = vec![copy_workload(opts.rows, file)];
     for name in &opts.workloads {
-        if !["ingest", "queries", "retention", "sketch"].contains(&name.as_str())
+        if !["ingest", "queries", "retention", "sketch", "tags"].contains(&name.as_str())
             && !all.iter().any(|w| w.name == name)
         {
             return Err(format!("unknown workload {name}"));
@@ -669,6 +792,9 @@ fn real_main(opts: &Options) -> Result<()> {
     }
     if opts.workloads.iter().any(|n| n == "queries") {
         query_workload(&mut c, opts.rows, opts.runs, file)?;
+    }
+    if opts.workloads.iter().any(|n| n == "tags") {
+        tags_workload(&mut c, opts.rows, opts.runs)?;
     }
     if opts.workloads.iter().any(|n| n == "sketch") {
         sketch_workload(&mut c, opts.rows, opts.runs, !peers.is_empty())?;
