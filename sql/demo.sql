@@ -1,7 +1,7 @@
 -- bidim demo: a small metrics walk-through.
 -- Run by scripts/demo.sh against a throwaway cluster with bidim preloaded.
--- Points live in a bidim table (key range x time chunks). As more capabilities land,
--- this script switches to them: ddsketch_agg / approx_percentile, tagset / tagquery.
+-- Points live in a bidim table (key range x time chunks), series carry a tagset with a
+-- GIN index and a describe-tags dictionary, latencies are summarized with ddsketch.
 \set ON_ERROR_STOP 1
 \pset footer off
 
@@ -11,13 +11,14 @@ CREATE EXTENSION bidim;
 SELECT bidim.version() AS library_version, bidim.preloaded() AS preloaded;
 
 \echo '--- sample metrics: 200 series (host x service x env), one point per 10 s for 6 hours'
-CREATE TABLE series (id bigint PRIMARY KEY, metric text NOT NULL, tags text[] NOT NULL);
+CREATE TABLE series (id bigint PRIMARY KEY, metric text NOT NULL, tags tagset NOT NULL);
 INSERT INTO series
 SELECT h * 10 + s,
        'http.request.latency',
-       ARRAY['host:web-' || h, 'service:svc-' || s, 'env:' || (CASE WHEN h % 4 = 0 THEN 'staging' ELSE 'prod' END)]
+       tags(ARRAY['host:web-' || h, 'service:svc-' || s, 'env:' || (CASE WHEN h % 4 = 0 THEN 'staging' ELSE 'prod' END)])
 FROM generate_series(1, 20) h, generate_series(0, 9) s;
 CREATE INDEX ON series USING gin (tags);
+SELECT bidim.enable_tag_dictionary('series', 'tags') AS series_in_tag_dictionary;
 
 CREATE TABLE points (series_id bigint NOT NULL, ts timestamptz NOT NULL, value float8 NOT NULL)
     USING bidim;
@@ -40,26 +41,43 @@ SELECT partition, chunks, pg_size_pretty(bytes) AS size FROM bidim.time_partitio
 SELECT state, count(*) AS chunks FROM bidim.chunks GROUP BY state ORDER BY state;
 SELECT pg_size_pretty(bidim.table_size('points')) AS table_size;
 
-\echo '--- tag query: which series are prod and service svc-7?'
-SELECT id, tags FROM series WHERE tags @> ARRAY['env:prod', 'service:svc-7'] ORDER BY id LIMIT 5;
+\echo '--- describe tags (from the dictionary, no scan of series)'
+SELECT * FROM bidim.tag_keys('series');
+SELECT * FROM bidim.tag_values('series', 'env');
 
-\echo '--- p50 / p99 latency per env, last 2 hours'
-SELECT split_part(t.tag, ':', 2) AS env,
-       count(*) AS points,
-       round(percentile_disc(0.5) WITHIN GROUP (ORDER BY p.value)::numeric, 2) AS p50_ms,
+\echo '--- tag query: which series are prod, service svc-7, on a web-1x host?'
+SELECT id, tags FROM series WHERE tags @@ 'env:prod AND service:svc-7 AND host:/web-1[0-9]/' ORDER BY id LIMIT 5;
+
+\echo '--- p50 / p99 latency per env, last 2 hours (ddsketch, 1% relative accuracy)'
+SELECT env,
+       ddsketch_count(d) AS points,
+       round(approx_percentile(d, 0.5)::numeric, 2) AS p50_ms,
+       round(approx_percentile(d, 0.99)::numeric, 2) AS p99_ms
+FROM (SELECT s.tags -> 'env' AS env, ddsketch_agg(p.value) AS d
+      FROM points p JOIN series s ON s.id = p.series_id
+      WHERE p.ts >= timestamptz '2026-11-21 04:00:00+00'
+      GROUP BY 1) x
+ORDER BY 1;
+
+\echo '--- the same p99 exactly (percentile_disc), for comparison'
+SELECT s.tags -> 'env' AS env,
        round(percentile_disc(0.99) WITHIN GROUP (ORDER BY p.value)::numeric, 2) AS p99_ms
-FROM points p
-JOIN series s ON s.id = p.series_id
-CROSS JOIN LATERAL unnest(s.tags) AS t(tag)
-WHERE t.tag LIKE 'env:%'
-  AND p.ts >= timestamptz '2026-11-21 04:00:00+00'
+FROM points p JOIN series s ON s.id = p.series_id
+WHERE p.ts >= timestamptz '2026-11-21 04:00:00+00'
 GROUP BY 1 ORDER BY 1;
 
-\echo '--- the slowest services by p99 (prod only)'
-SELECT split_part(t.tag, ':', 2) AS service,
-       round(percentile_disc(0.99) WITHIN GROUP (ORDER BY p.value)::numeric, 2) AS p99_ms
-FROM points p
-JOIN series s ON s.id = p.series_id
-CROSS JOIN LATERAL unnest(s.tags) AS t(tag)
-WHERE s.tags @> ARRAY['env:prod'] AND t.tag LIKE 'service:%'
+\echo '--- hourly sketches rolled up: the slowest services by p99 (prod only)'
+CREATE TABLE hourly AS
+SELECT p.series_id, date_trunc('hour', p.ts) AS hour, ddsketch_agg(p.value) AS latency
+FROM points p GROUP BY 1, 2;
+SELECT s.tags -> 'service' AS service,
+       round(approx_percentile(rollup(h.latency), 0.99)::numeric, 2) AS p99_ms
+FROM hourly h JOIN series s ON s.id = h.series_id
+WHERE s.tags @@ 'env:prod'
 GROUP BY 1 ORDER BY 2 DESC LIMIT 3;
+
+\echo '--- retention: drop the first two hours, and a policy for the background worker'
+SELECT bidim.drop_before('points', timestamptz '2026-11-21 02:00:00+00') AS partitions_dropped;
+SELECT bidim.add_retention_policy('points', interval '30 days') AS retention_job;
+SELECT job_id, kind, rel, drop_after, next_run IS NOT NULL AS scheduled FROM bidim.jobs ORDER BY job_id;
+SELECT * FROM bidim.table_stats('points');

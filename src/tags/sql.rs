@@ -1152,3 +1152,39 @@ COMMENT ON FUNCTION bidim.describe_tags(regclass, @extschema@.tagquery, int) IS
     name = "tags_dictionary",
     requires = ["tags_sql", "tam_catalog"],
 );
+
+#[cfg(feature = "pg_test")]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn tagset_text_is_canonical() {
+        let t = Spi::get_one::<String>("SELECT '{b:2, a:1,b:2}'::tagset::text").unwrap();
+        assert_eq!(t.as_deref(), Some("{a:1,b:2}"));
+    }
+
+    #[pg_test]
+    fn index_and_scan_agree() {
+        Spi::run(
+            "CREATE TABLE pgt_series AS SELECT g AS id,
+                    tags(ARRAY['env:' || (g % 3), 'svc:web-' || (g % 7)]) AS tags
+             FROM generate_series(1, 2000) g;
+             CREATE INDEX ON pgt_series USING gin (tags);",
+        )
+        .unwrap();
+        let q = "SELECT count(*) FROM pgt_series WHERE tags @@ 'env:1 AND NOT svc:web-3* OR svc:/web-[56]/'";
+        let seq = Spi::get_one::<i64>(q).unwrap();
+        Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+        let idx = Spi::get_one::<i64>(q).unwrap();
+        assert_eq!(seq, idx);
+        assert!(seq.unwrap_or(0) > 0);
+    }
+
+    #[pg_test(
+        error = "invalid input syntax for type tagquery: \"a AND\": expected a tag, found the end of the query at position 6"
+    )]
+    fn bad_query_is_refused_with_its_position() {
+        Spi::run("SELECT 'a AND'::tagquery").unwrap();
+    }
+}
