@@ -45,10 +45,13 @@ fn set_text(tags: &[String]) -> String {
     format!("{{{}}}", tags.join(","))
 }
 
-/// A query: its text and a brute-force matcher over tag texts.
+/// A brute-force matcher over a series' tag texts.
+type Matcher = Box<dyn Fn(&[String]) -> bool>;
+
+/// A query: its text and its matcher.
 struct Q {
     text: String,
-    f: Box<dyn Fn(&[String]) -> bool>,
+    f: Matcher,
 }
 
 fn values_of<'a>(tags: &'a [String], key: &str) -> impl Iterator<Item = &'a str> + 'a {
