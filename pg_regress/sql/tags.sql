@@ -52,6 +52,21 @@ SELECT array_agg(id ORDER BY id) FROM s WHERE tags && '{gpu,team:a}';
 SELECT array_agg(id ORDER BY id) FROM s WHERE tags ? 'gpu';
 SELECT array_agg(id ORDER BY id) FROM s WHERE tags ?| ARRAY['gpu', 'team'];
 SELECT array_agg(id ORDER BY id) FROM s WHERE tags ?& ARRAY['env', 'az'];
+-- The same with key_entries = false (a smaller index: key lookups become partial
+-- matches over the key's values).
+DROP INDEX s_tags;
+CREATE INDEX s_tags_nokeys ON s USING gin (tags tagset_ops (key_entries = false));
+SELECT q, ids(q::tagquery) FROM unnest(ARRAY[
+  'env:prod', 'env:prod AND service:web-*', 'service:*-canary', 'az:*east*', 'gpu', 'team:*',
+  'NOT env:prod', 'env IN (dev, staging)', 'env NOT IN (prod)', 'service:/web-[0-9]+/',
+  'service:/(?i)WEB-1/', 'env:prod OR NOT service:*', 'NOT (env:prod OR env:dev)',
+  'env:prod AND env:dev', 'az:us-east-1*', 'nosuch:*']) q;
+SELECT array_agg(id ORDER BY id) FROM s WHERE tags ? 'gpu';
+SELECT array_agg(id ORDER BY id) FROM s WHERE tags ? 'env';
+SELECT array_agg(id ORDER BY id) FROM s WHERE tags ?| ARRAY['gpu', 'team'];
+SELECT array_agg(id ORDER BY id) FROM s WHERE tags ?& ARRAY['env', 'gpu'];
+SELECT array_agg(id ORDER BY id) FROM s WHERE tags ?& ARRAY['env', 'az'];
+EXPLAIN (COSTS OFF) SELECT id FROM s WHERE tags ? 'gpu';
 RESET enable_seqscan;
 -- Describe tags from the dictionary, kept exact through INSERT, UPDATE, DELETE, TRUNCATE.
 SELECT bidim.enable_tag_dictionary('s', 'tags');

@@ -7,6 +7,10 @@
 //! the entries `V<key>:...`: GIN walks the key's values in order from the prefix and
 //! asks [`partial_matches`] about each, so they are exact too, and cost the number of
 //! distinct values of the key rather than of series.
+//!
+//! With the operator class option `key_entries = false` the `K<key>` entries are left
+//! out (a smaller index: every series' keys are otherwise posted once more); key
+//! presence is then the bare tag's entry `V<key>` or a partial match on `V<key>:`.
 
 use super::model::TagSet;
 use super::query::{eval3, glob_matches, Atom, Compiled, GlobPart, Query, Tri};
@@ -22,9 +26,13 @@ pub fn tag_entry(tag: &str) -> String {
     format!("V{tag}")
 }
 
-/// Entries of a tag set: keys and tags, sorted and distinct.
-pub fn extract_value(set: &TagSet) -> Vec<String> {
-    let mut out: Vec<String> = set.keys().into_iter().map(key_entry).collect();
+/// Entries of a tag set: keys (when `keys`) and tags, sorted and distinct.
+pub fn extract_value(set: &TagSet, keys: bool) -> Vec<String> {
+    let mut out: Vec<String> = if keys {
+        set.keys().into_iter().map(key_entry).collect()
+    } else {
+        Vec::new()
+    };
     out.extend(set.tags().iter().map(|t| tag_entry(t.text())));
     out.sort();
     out.dedup();
@@ -32,12 +40,12 @@ pub fn extract_value(set: &TagSet) -> Vec<String> {
 }
 
 /// Entries of an encoded tag set, without decoding it fully.
-pub fn extract_encoded(bytes: &[u8]) -> Vec<String> {
+pub fn extract_encoded(bytes: &[u8], keys: bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut last_key: Option<&str> = None;
     for t in TagSet::encoded_tags(bytes) {
         let key = t.split(':').next().unwrap_or(t);
-        if last_key != Some(key) {
+        if keys && last_key != Some(key) {
             out.push(key_entry(key));
             last_key = Some(key);
         }
@@ -85,8 +93,25 @@ fn exact(text: String) -> QueryEntry {
     }
 }
 
-/// Plans the index lookups of a query.
-pub fn plan(q: &Query) -> Plan {
+/// The entries that say "the set has key `key`": `K<key>`, or without key entries the
+/// bare tag `V<key>` and every `V<key>:...` (a partial match).
+pub fn has_key_entries(key: &str, keys: bool) -> Vec<QueryEntry> {
+    if keys {
+        return vec![exact(key_entry(key))];
+    }
+    let base = tag_entry(&format!("{key}:"));
+    let value_at = base.len();
+    vec![
+        exact(tag_entry(key)),
+        QueryEntry {
+            text: base,
+            partial: Some((Matcher::Prefix, value_at)),
+        },
+    ]
+}
+
+/// Plans the index lookups of a query (`keys`: the index has key entries).
+pub fn plan(q: &Query, keys: bool) -> Plan {
     let mut entries = Vec::new();
     let mut atoms = Vec::new();
     let mut regexes = 0;
@@ -97,7 +122,7 @@ pub fn plan(q: &Query) -> Plan {
                 Some(v) => format!("{key}:{v}"),
                 None => key.clone(),
             }))),
-            Atom::Has { key } => entries.push(exact(key_entry(key))),
+            Atom::Has { key } => entries.extend(has_key_entries(key, keys)),
             Atom::Glob { key, parts } => {
                 let base = tag_entry(&format!("{key}:"));
                 let value_at = base.len();

@@ -144,6 +144,8 @@ CREATE FUNCTION tagset_gin_triconsistent(internal, int2, tagset, int4, internal,
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagset_gin_triconsistent';
 CREATE FUNCTION tagset_gin_compare_partial(text, text, int2, internal) RETURNS int4
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagset_gin_compare_partial';
+CREATE FUNCTION tagset_gin_options(internal) RETURNS void
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagset_gin_options';
 CREATE OPERATOR CLASS tagset_ops DEFAULT FOR TYPE tagset USING gin AS
     OPERATOR 1 && (tagset, tagset),
     OPERATOR 2 @> (tagset, tagset),
@@ -157,7 +159,10 @@ CREATE OPERATOR CLASS tagset_ops DEFAULT FOR TYPE tagset USING gin AS
     FUNCTION 4 tagset_gin_consistent(internal, int2, tagset, int4, internal, internal, internal, internal),
     FUNCTION 5 tagset_gin_compare_partial(text, text, int2, internal),
     FUNCTION 6 tagset_gin_triconsistent(internal, int2, tagset, int4, internal, internal, internal),
+    FUNCTION 7 tagset_gin_options(internal),
     STORAGE text;
+COMMENT ON OPERATOR CLASS tagset_ops USING gin IS
+    'bidim: tag inverted index (option key_entries, default true: index each key too, for fast ?, ?|, ?& and key:*)';
 "#,
     name = "tags_sql",
 );
@@ -685,6 +690,57 @@ pub unsafe extern "C-unwind" fn tagset_count(fcinfo: pg_sys::FunctionCallInfo) -
 // ---------------------------------------------------------------------------------
 // GIN support
 
+/// The operator class options (`tagset_ops(key_entries = false)`), as PostgreSQL lays
+/// out local reloptions: a varlena header, then the fields.
+#[repr(C)]
+struct GinOptions {
+    vl_len_: i32,
+    key_entries: bool,
+}
+
+finfo!(pg_finfo_tagset_gin_options);
+/// `tagset_gin_options(internal)`: declares the operator class options.
+///
+/// # Safety
+/// PostgreSQL calls it with a `local_relopts *`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn tagset_gin_options(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: registers one bool option in the caller's local_relopts.
+    unsafe {
+        let relopts = arg(fcinfo, 0).0.cast_mut_ptr::<pg_sys::local_relopts>();
+        pg_sys::init_local_reloptions(relopts, std::mem::size_of::<GinOptions>());
+        pg_sys::add_local_bool_reloption(
+            relopts,
+            c"key_entries".as_ptr(),
+            c"index every tag key as well as every tag (fast key-presence lookups, larger index)"
+                .as_ptr(),
+            true,
+            std::mem::offset_of!(GinOptions, key_entries) as i32,
+        );
+    }
+    pg_sys::Datum::from(0)
+}
+
+/// Whether this index has key entries (the `key_entries` option, default true).
+///
+/// # Safety
+/// `fcinfo` must be a call of one of the operator class's support functions.
+unsafe fn key_entries(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: PostgreSQL attaches the index's opclass options to its support
+    // functions' FmgrInfo; the bytea has the GinOptions layout registered above.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if flinfo.is_null() || !pg_sys::has_fn_opclass_options(flinfo) {
+            return true;
+        }
+        let opts = pg_sys::get_fn_opclass_options(flinfo) as *const GinOptions;
+        opts.is_null() || (*opts).key_entries
+    }
+}
+
 /// Writes `entries` as a palloc'd array of text datums; returns it and sets `*n`.
 ///
 /// # Safety
@@ -714,7 +770,7 @@ pub unsafe extern "C-unwind" fn tagset_gin_extract_value(
     // SAFETY: GIN calls (tagset, int32 *nentries, bool **nullFlags).
     unsafe {
         let bytes = varlena_bytes(arg(fcinfo, 0).0);
-        let entries = gin::extract_encoded(bytes);
+        let entries = gin::extract_encoded(bytes, key_entries(fcinfo));
         let n = arg(fcinfo, 1).0.cast_mut_ptr::<i32>();
         pg_sys::Datum::from(entry_array(&entries, n))
     }
@@ -750,6 +806,22 @@ pub unsafe extern "C-unwind" fn tagset_gin_extract_query(
         let extra = arg(fcinfo, 4).0.cast_mut_ptr::<*mut pg_sys::Pointer>();
         let mode = arg(fcinfo, 6).0.cast_mut_ptr::<i32>();
         *mode = pg_sys::GIN_SEARCH_MODE_DEFAULT as i32;
+        let keys = key_entries(fcinfo);
+        // Key lookups without key entries are partial matches on V<key>:.
+        let key_lookups = |ks: &[String], pmatch: *mut *mut bool| -> Vec<String> {
+            let es: Vec<gin::QueryEntry> = ks
+                .iter()
+                .flat_map(|k| gin::has_key_entries(k, keys))
+                .collect();
+            if !keys {
+                let pm = pg_sys::palloc0(es.len().max(1)) as *mut bool;
+                for (i, e) in es.iter().enumerate() {
+                    *pm.add(i) = e.partial.is_some();
+                }
+                *pmatch = pm;
+            }
+            es.into_iter().map(|e| e.text).collect()
+        };
         let entries: Vec<String> = match strategy {
             S_OVERLAPS | S_CONTAINS => {
                 let s = set_of(q);
@@ -758,16 +830,15 @@ pub unsafe extern "C-unwind" fn tagset_gin_extract_query(
                 }
                 s.tags().iter().map(|t| gin::tag_entry(t.text())).collect()
             }
-            S_HAS_KEY => vec![gin::key_entry(text_of(q))],
+            S_HAS_KEY => key_lookups(&[text_of(q).to_string()], pmatch),
             S_HAS_ANY | S_HAS_ALL => {
-                let keys = texts_of(q, "the key array");
-                if strategy == S_HAS_ALL && keys.is_empty() {
+                let mut ks = texts_of(q, "the key array");
+                if strategy == S_HAS_ALL && ks.is_empty() {
                     *mode = pg_sys::GIN_SEARCH_MODE_ALL as i32;
                 }
-                let mut e: Vec<String> = keys.iter().map(|k| gin::key_entry(k)).collect();
-                e.sort();
-                e.dedup();
-                e
+                ks.sort();
+                ks.dedup();
+                key_lookups(&ks, pmatch)
             }
             S_MATCHES => {
                 let text = query_text(q);
@@ -778,7 +849,7 @@ pub unsafe extern "C-unwind" fn tagset_gin_extract_query(
                         None,
                     )
                 });
-                let plan = gin::plan(&compiled.query);
+                let plan = gin::plan(&compiled.query, keys);
                 if !plan.needs_entry {
                     *mode = pg_sys::GIN_SEARCH_MODE_ALL as i32;
                 }
@@ -836,7 +907,12 @@ pub unsafe extern "C-unwind" fn tagset_gin_compare_partial(
 ///
 /// # Safety
 /// `check` must hold `n` entries; `extra` is extract_query's extra_data.
-unsafe fn tri_consistent(strategy: u16, check: &[Tri], extra: *mut pg_sys::Pointer) -> Tri {
+unsafe fn tri_consistent(
+    strategy: u16,
+    check: &[Tri],
+    extra: *mut pg_sys::Pointer,
+    keys: bool,
+) -> Tri {
     let any = |c: &[Tri]| {
         c.iter().fold(Tri::False, |acc, &t| match (acc, t) {
             (Tri::True, _) | (_, Tri::True) => Tri::True,
@@ -853,7 +929,12 @@ unsafe fn tri_consistent(strategy: u16, check: &[Tri], extra: *mut pg_sys::Point
     };
     match strategy {
         S_OVERLAPS | S_HAS_KEY | S_HAS_ANY => any(check),
-        S_CONTAINS | S_HAS_ALL => all(check),
+        S_CONTAINS => all(check),
+        // Each key is one entry, or two (bare tag, any value) without key entries.
+        S_HAS_ALL => {
+            let per_key: Vec<Tri> = check.chunks(if keys { 1 } else { 2 }).map(any).collect();
+            all(&per_key)
+        }
         S_MATCHES => {
             // SAFETY: extract_query set every entry's extra_data to an EntryExtra of
             // one live ScanQuery; @@ always has at least one entry.
@@ -881,7 +962,7 @@ pub unsafe extern "C-unwind" fn tagset_gin_consistent(
         let tri: Vec<Tri> = (0..n)
             .map(|i| if *check.add(i) { Tri::True } else { Tri::False })
             .collect();
-        let r = tri_consistent(strategy, &tri, extra);
+        let r = tri_consistent(strategy, &tri, extra, key_entries(fcinfo));
         *recheck = r == Tri::Maybe;
         bool_datum(r != Tri::False)
     }
@@ -907,7 +988,7 @@ pub unsafe extern "C-unwind" fn tagset_gin_triconsistent(
                 _ => Tri::Maybe,
             })
             .collect();
-        let v = match tri_consistent(strategy, &tri, extra) {
+        let v = match tri_consistent(strategy, &tri, extra, key_entries(fcinfo)) {
             Tri::False => pg_sys::GIN_FALSE,
             Tri::True => pg_sys::GIN_TRUE,
             Tri::Maybe => pg_sys::GIN_MAYBE,

@@ -262,15 +262,16 @@ proptest! {
         prop_assert_eq!(TagSet::parse(&text).unwrap(), set.clone(), "{}", text);
         let bytes = set.encode();
         prop_assert_eq!(TagSet::decode(&bytes).unwrap(), set.clone());
-        prop_assert_eq!(extract_encoded(&bytes), extract_value(&set));
+        prop_assert_eq!(extract_encoded(&bytes, true), extract_value(&set, true));
+        prop_assert_eq!(extract_encoded(&bytes, false), extract_value(&set, false));
     }
 
     #[test]
-    fn gin_consistent_agrees_with_the_evaluator(q in query(), tags in tag_texts(), maybe in proptest::collection::vec(any::<bool>(), 64)) {
+    fn gin_consistent_agrees_with_the_evaluator(q in query(), tags in tag_texts(), maybe in proptest::collection::vec(any::<bool>(), 64), keys in any::<bool>()) {
         let set = set_of(&tags);
         let c = Compiled::new(q.clone()).unwrap();
-        let p = plan(&q);
-        let item = extract_value(&set);
+        let p = plan(&q, keys);
+        let item = extract_value(&set, keys);
         let check: Vec<Tri> = p
             .entries
             .iter()
@@ -411,12 +412,12 @@ fn globs_match_like_the_oracle() {
 #[test]
 fn partial_matches_stop_past_the_prefix() {
     let q = parse("svc:web-*").unwrap();
-    let p = plan(&q);
+    let p = plan(&q, true);
     let e = &p.entries[0];
     assert_eq!(gin::partial_matches(e, None, b"Vsvc:web-1"), 0);
     assert!(gin::partial_matches(e, None, b"Vsvd:a") > 0);
     let q = parse("svc:*-1").unwrap();
-    let p = plan(&q);
+    let p = plan(&q, true);
     let e = &p.entries[0];
     assert_eq!(gin::partial_matches(e, None, b"Vsvc:web-1"), 0);
     assert!(gin::partial_matches(e, None, b"Vsvc:web-2") < 0);
