@@ -40,6 +40,6 @@ log "5/6 integration tests"
 cargo test -p bidim-tests
 
 log "6/6 benchmark harness smoke run"
-cargo run -q -p bidim-bench -- --rows 20000 --runs 1 --workload copy --workload sketch >/dev/null
+cargo run -q -p bidim-bench -- --rows 20000 --runs 1 --workload copy --workload sketch --workload tags >/dev/null
 
 log "all tests passed"
