@@ -591,7 +591,13 @@ fn tags_workload(c: &mut Client, rows: i64, runs: usize) -> Result<()> {
             r#"SELECT count(*) FROM tg_jsonb WHERE tags @> '{"env": "prod"}' AND NOT tags @> '{"region": "r-1"}'"#,
         ),
         (
-            "glob service:svc-1*",
+            "glob service:svc-19*",
+            "SELECT count(*) FROM tg_tagset WHERE tags @@ 'service:svc-19*'",
+            "SELECT count(*) FROM tg_text WHERE EXISTS (SELECT 1 FROM unnest(tags) t WHERE t LIKE 'service:svc-19%')",
+            "SELECT count(*) FROM tg_jsonb WHERE tags ->> 'service' LIKE 'svc-19%'",
+        ),
+        (
+            "glob service:svc-1* (55% of series)",
             "SELECT count(*) FROM tg_tagset WHERE tags @@ 'service:svc-1*'",
             "SELECT count(*) FROM tg_text WHERE EXISTS (SELECT 1 FROM unnest(tags) t WHERE t LIKE 'service:svc-1%')",
             "SELECT count(*) FROM tg_jsonb WHERE tags ->> 'service' LIKE 'svc-1%'",

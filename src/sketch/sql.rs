@@ -329,7 +329,9 @@ unsafe fn es_of(d: pg_sys::Datum, want_rw: bool) -> Option<*mut ExpandedSketch> 
         if !(rw || (!want_rw && tag == pg_sys::vartag_external::VARTAG_EXPANDED_RO)) {
             return None;
         }
-        let eoh = pg_sys::DatumGetEOHP(d);
+        // DatumGetEOHP, inline (no FFI call on the per-row path): the pointer sits,
+        // unaligned, right after the two header bytes.
+        let eoh = std::ptr::read_unaligned(p.add(2) as *const *mut pg_sys::ExpandedObjectHeader);
         if !std::ptr::eq((*eoh).eoh_methods, &METHODS) {
             return None;
         }
@@ -502,6 +504,18 @@ finfo!(pg_finfo_ddsketch_trans);
 pub unsafe extern "C-unwind" fn ddsketch_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: fcinfo is a call of one of the ddsketch_trans signatures.
     unsafe {
+        // The per-row fast path: the state is already our read-write expanded object
+        // (only an aggregate ever holds one: it was made by a call below that checked
+        // the aggregate context), the value is not NULL, the weight is 1. No FFI call.
+        let (state, state_null) = arg(fcinfo, 0);
+        let (value, value_null) = arg(fcinfo, 1);
+        if !state_null && !value_null && nargs(fcinfo) != 5 {
+            if let Some(es) = es_of(state, true) {
+                es_changed(es);
+                check((*(*es).sketch).add(f64_of(value), 1));
+                return state;
+            }
+        }
         let Some(cxt) = agg_context(fcinfo) else {
             raise(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -509,8 +523,6 @@ pub unsafe extern "C-unwind" fn ddsketch_trans(fcinfo: pg_sys::FunctionCallInfo)
                 Some("Use ddsketch_agg(...), or ddsketch_add for one value."),
             )
         };
-        let (state, state_null) = arg(fcinfo, 0);
-        let (value, value_null) = arg(fcinfo, 1);
         let weight = if nargs(fcinfo) == 5 {
             match arg(fcinfo, 2) {
                 (_, true) => None,
