@@ -101,6 +101,13 @@ SELECT 'k IN (a'::tagquery;
 SELECT ''::tagquery;
 SELECT 'k:"abc'::tagquery;
 SELECT '{env:a,env:b}'::tagset -> 'env';
+SELECT length(('{k:' || repeat('x', 600) || '}')::tagset::text);
+SELECT tagset_count(tags(array_agg('k:' || g))) FROM generate_series(1, 2000) g;
+SELECT ('k IN (' || string_agg('v' || g, ',') || ')')::tagquery IS NOT NULL AS in_list_is_one_term
+FROM generate_series(1, 300) g;
+SELECT (string_agg('k:v' || g, ' OR '))::tagquery FROM generate_series(1, 300) g;
+SELECT ('k IN (' || string_agg('v' || g, ',') || ')')::tagquery FROM generate_series(1, 1100) g;
+SELECT (repeat('(', 70) || 'a' || repeat(')', 70))::tagquery;
 SELECT tags(ARRAY['a', NULL]);
 SELECT tags(ARRAY[':x']);
 SELECT bidim.enable_tag_dictionary('s', 'tags');

@@ -21,6 +21,8 @@ use std::fmt;
 
 /// Most atoms in one query.
 pub const MAX_ATOMS: usize = 256;
+/// Most values in one IN list.
+pub const MAX_IN_VALUES: usize = 1024;
 /// Deepest nesting accepted.
 pub const MAX_DEPTH: usize = 64;
 /// Longest query text accepted, in bytes.
@@ -357,8 +359,14 @@ impl Parser {
         }
         let mut values = Vec::new();
         loop {
-            let (v, _, _) = self.word("a value")?;
+            let (v, _, vpos) = self.word("a value")?;
             values.push(v);
+            if values.len() > MAX_IN_VALUES {
+                return err(
+                    format!("an IN list holds at most {MAX_IN_VALUES} values"),
+                    vpos,
+                );
+            }
             let pos = self.pos();
             match self.next() {
                 Some(Tok::Comma) => continue,
