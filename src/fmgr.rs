@@ -76,3 +76,90 @@ pub fn varlena_of(bytes: &[u8]) -> pg_sys::Datum {
         pg_sys::Datum::from(p)
     }
 }
+
+/// At most 80 characters of `s`, for an error message that quotes user input.
+pub fn abbreviate(s: &str) -> String {
+    if s.chars().count() <= 80 {
+        s.to_string()
+    } else {
+        s.chars().take(77).collect::<String>() + "..."
+    }
+}
+
+/// The unread bytes of a receive function's StringInfo argument (consumed).
+///
+/// # Safety
+/// Argument 0 must be a `StringInfo`; the slice lives as long as its buffer.
+pub unsafe fn recv_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a [u8] {
+    // SAFETY: per the contract; cursor..len is the unread part of the buffer.
+    unsafe {
+        let buf = arg(fcinfo, 0).0.cast_mut_ptr::<pg_sys::StringInfoData>();
+        let start = (*buf).cursor as usize;
+        let len = (*buf).len as usize;
+        let b = std::slice::from_raw_parts(((*buf).data as *const u8).add(start), len - start);
+        (*buf).cursor = (*buf).len;
+        b
+    }
+}
+
+/// Compares the bytes of two non-null varlena arguments (a type's canonical binary
+/// form: btree order and equality).
+///
+/// # Safety
+/// Arguments 0 and 1 must be non-null varlenas.
+pub unsafe fn compare_bytes(fcinfo: pg_sys::FunctionCallInfo) -> std::cmp::Ordering {
+    // SAFETY: per the contract; detoasting also flattens expanded objects.
+    unsafe { varlena_bytes(arg(fcinfo, 0).0).cmp(varlena_bytes(arg(fcinfo, 1).0)) }
+}
+
+unsafe extern "C-unwind" {
+    /// PostgreSQL's hash of a byte string (common/hashfn.c), what `hash_any` returns.
+    fn hash_bytes(k: *const u8, keylen: i32) -> u32;
+}
+
+/// The hash of the bytes of a non-null varlena argument 0.
+///
+/// # Safety
+/// Argument 0 must be a non-null varlena.
+pub unsafe fn hash_arg_bytes(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: per the contract; hash_bytes reads exactly the slice.
+    unsafe {
+        let b = varlena_bytes(arg(fcinfo, 0).0);
+        pg_sys::Datum::from(hash_bytes(b.as_ptr(), b.len() as i32))
+    }
+}
+
+/// Declares btree support functions of a type ordered by its canonical bytes: each
+/// `(finfo, name, map)` compares the two arguments' bytes and maps the `Ordering` to
+/// the result datum (with [`cmp_datum`] or [`bool_datum`]).
+#[macro_export]
+macro_rules! byte_order_functions {
+    ($(($finfo:ident, $name:ident, $map:expr)),* $(,)?) => {
+        $(
+            finfo!($finfo);
+            /// A comparison of two values by their canonical bytes.
+            ///
+            /// # Safety
+            /// PostgreSQL calls it with two non-null values of the type (STRICT).
+            #[pgrx::pg_guard]
+            #[no_mangle]
+            pub unsafe extern "C-unwind" fn $name(
+                fcinfo: pgrx::pg_sys::FunctionCallInfo,
+            ) -> pgrx::pg_sys::Datum {
+                // SAFETY: STRICT: both arguments are non-null varlenas of the type.
+                let o = unsafe { $crate::fmgr::compare_bytes(fcinfo) };
+                ($map)(o)
+            }
+        )*
+    };
+}
+
+/// A boolean as a datum.
+pub fn bool_datum(b: bool) -> pg_sys::Datum {
+    pg_sys::Datum::from(b)
+}
+
+/// Ordering -> int4 for a btree comparison function.
+pub fn cmp_datum(o: std::cmp::Ordering) -> pg_sys::Datum {
+    pg_sys::Datum::from(o as i32)
+}

@@ -17,7 +17,9 @@
 use super::codec;
 use super::core::{Sketch, SketchError, DEFAULT_ALPHA, DEFAULT_BUCKETS};
 use crate::error::raise;
-use crate::fmgr::{arg, nargs, null, varlena_bytes, varlena_of};
+use crate::fmgr::{
+    abbreviate, arg, hash_arg_bytes, nargs, null, recv_bytes, varlena_bytes, varlena_of,
+};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
@@ -400,15 +402,6 @@ pub unsafe extern "C-unwind" fn ddsketch_in(fcinfo: pg_sys::FunctionCallInfo) ->
     }
 }
 
-/// At most 80 characters of `s` for an error message.
-fn abbreviate(s: &str) -> String {
-    if s.chars().count() <= 80 {
-        s.to_string()
-    } else {
-        s.chars().take(77).collect::<String>() + "..."
-    }
-}
-
 finfo!(pg_finfo_ddsketch_out);
 #[pg_guard]
 #[no_mangle]
@@ -425,14 +418,7 @@ finfo!(pg_finfo_ddsketch_recv);
 #[no_mangle]
 pub unsafe extern "C-unwind" fn ddsketch_recv(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: the receive function's argument is a StringInfo; we consume all of it.
-    let bytes = unsafe {
-        let buf = arg(fcinfo, 0).0.cast_mut_ptr::<pg_sys::StringInfoData>();
-        let start = (*buf).cursor as usize;
-        let len = (*buf).len as usize;
-        let b = std::slice::from_raw_parts(((*buf).data as *const u8).add(start), len - start);
-        (*buf).cursor = (*buf).len;
-        b
-    };
+    let bytes = unsafe { recv_bytes(fcinfo) };
     let s = codec::decode(bytes).unwrap_or_else(|e| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
@@ -830,83 +816,50 @@ pub unsafe extern "C-unwind" fn ddsketch_merge(fcinfo: pg_sys::FunctionCallInfo)
 // ---------------------------------------------------------------------------------
 // Comparison
 
-/// Compares the canonical binary forms of arguments 0 and 1.
-///
-/// # Safety
-/// Both arguments must be non-null ddsketch datums.
-unsafe fn compare(fcinfo: pg_sys::FunctionCallInfo) -> std::cmp::Ordering {
-    // SAFETY: per the contract; expanded arguments are flattened by detoasting.
-    unsafe {
-        let a = varlena_bytes(arg(fcinfo, 0).0);
-        let b = varlena_bytes(arg(fcinfo, 1).0);
-        a.cmp(b)
-    }
-}
-
-finfo!(pg_finfo_ddsketch_cmp);
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn ddsketch_cmp(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (ddsketch, ddsketch).
-    pg_sys::Datum::from(unsafe { compare(fcinfo) } as i32)
-}
-finfo!(pg_finfo_ddsketch_eq);
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn ddsketch_eq(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (ddsketch, ddsketch).
-    pg_sys::Datum::from(unsafe { compare(fcinfo) }.is_eq())
-}
-finfo!(pg_finfo_ddsketch_ne);
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn ddsketch_ne(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (ddsketch, ddsketch).
-    pg_sys::Datum::from(unsafe { compare(fcinfo) }.is_ne())
-}
-finfo!(pg_finfo_ddsketch_lt);
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn ddsketch_lt(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (ddsketch, ddsketch).
-    pg_sys::Datum::from(unsafe { compare(fcinfo) }.is_lt())
-}
-finfo!(pg_finfo_ddsketch_le);
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn ddsketch_le(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (ddsketch, ddsketch).
-    pg_sys::Datum::from(unsafe { compare(fcinfo) }.is_le())
-}
-finfo!(pg_finfo_ddsketch_gt);
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn ddsketch_gt(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (ddsketch, ddsketch).
-    pg_sys::Datum::from(unsafe { compare(fcinfo) }.is_gt())
-}
-finfo!(pg_finfo_ddsketch_ge);
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn ddsketch_ge(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (ddsketch, ddsketch).
-    pg_sys::Datum::from(unsafe { compare(fcinfo) }.is_ge())
-}
-
-unsafe extern "C-unwind" {
-    /// PostgreSQL's hash of a byte string (common/hashfn.c), what `hash_any` returns.
-    fn hash_bytes(k: *const u8, keylen: i32) -> u32;
-}
+byte_order_functions!(
+    (pg_finfo_ddsketch_cmp, ddsketch_cmp, crate::fmgr::cmp_datum),
+    (
+        pg_finfo_ddsketch_eq,
+        ddsketch_eq,
+        |o: std::cmp::Ordering| crate::fmgr::bool_datum(o.is_eq())
+    ),
+    (
+        pg_finfo_ddsketch_ne,
+        ddsketch_ne,
+        |o: std::cmp::Ordering| crate::fmgr::bool_datum(o.is_ne())
+    ),
+    (
+        pg_finfo_ddsketch_lt,
+        ddsketch_lt,
+        |o: std::cmp::Ordering| crate::fmgr::bool_datum(o.is_lt())
+    ),
+    (
+        pg_finfo_ddsketch_le,
+        ddsketch_le,
+        |o: std::cmp::Ordering| crate::fmgr::bool_datum(o.is_le())
+    ),
+    (
+        pg_finfo_ddsketch_gt,
+        ddsketch_gt,
+        |o: std::cmp::Ordering| crate::fmgr::bool_datum(o.is_gt())
+    ),
+    (
+        pg_finfo_ddsketch_ge,
+        ddsketch_ge,
+        |o: std::cmp::Ordering| crate::fmgr::bool_datum(o.is_ge())
+    ),
+);
 
 finfo!(pg_finfo_ddsketch_hash);
+/// The hash of a value's canonical bytes.
+///
+/// # Safety
+/// PostgreSQL calls it with a non-null value (STRICT).
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn ddsketch_hash(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (ddsketch); hashes the canonical binary form.
-    unsafe {
-        let b = varlena_bytes(arg(fcinfo, 0).0);
-        pg_sys::Datum::from(hash_bytes(b.as_ptr(), b.len() as i32))
-    }
+    // SAFETY: STRICT: argument 0 is a non-null varlena of the type.
+    unsafe { hash_arg_bytes(fcinfo) }
 }
 
 #[cfg(feature = "pg_test")]

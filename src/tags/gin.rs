@@ -190,17 +190,9 @@ pub fn consistent(q: &Query, plan: &Plan, check: &[Tri]) -> Tri {
     eval3(q, &mut |a| {
         let r = plan.atoms[n].clone();
         n += 1;
-        let any = r.clone().fold(Tri::False, |acc, i| match (acc, check[i]) {
-            (Tri::True, _) | (_, Tri::True) => Tri::True,
-            (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
-            _ => Tri::False,
-        });
+        let any = r.clone().fold(Tri::False, |acc, i| acc.or(check[i]));
         match a {
-            Atom::In { negated: true, .. } => match any {
-                Tri::True => Tri::False,
-                Tri::False => Tri::True,
-                Tri::Maybe => Tri::Maybe,
-            },
+            Atom::In { negated: true, .. } => any.negate(),
             _ => any,
         }
     })

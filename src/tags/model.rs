@@ -375,6 +375,11 @@ pub fn quote_element(s: &str, out: &mut String) {
         out.push_str(s);
         return;
     }
+    push_quoted(s, out);
+}
+
+/// Writes `s` in double quotes, escaping `"` and `\\` with a backslash.
+pub fn push_quoted(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         if c == '"' || c == '\\' {

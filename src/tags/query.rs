@@ -508,14 +508,7 @@ fn word(s: &str, value: bool, out: &mut String) {
         out.push_str(s);
         return;
     }
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
+    super::model::push_quoted(s, out);
 }
 
 fn print_atom(a: &Atom, out: &mut String) {
@@ -626,7 +619,26 @@ pub enum Tri {
 }
 
 impl Tri {
-    fn not(self) -> Tri {
+    /// Three-valued AND.
+    pub fn and(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::False, _) | (_, Tri::False) => Tri::False,
+            (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
+            _ => Tri::True,
+        }
+    }
+
+    /// Three-valued OR.
+    pub fn or(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::True, _) | (_, Tri::True) => Tri::True,
+            (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
+            _ => Tri::False,
+        }
+    }
+
+    /// Three-valued NOT.
+    pub fn negate(self) -> Tri {
         match self {
             Tri::False => Tri::True,
             Tri::True => Tri::False,
@@ -726,31 +738,16 @@ fn eval(q: &Query, leaf: &mut impl FnMut(&Atom) -> bool) -> bool {
 pub fn eval3(q: &Query, leaf: &mut impl FnMut(&Atom) -> Tri) -> Tri {
     match q {
         Query::Atom(a) => leaf(a),
-        Query::Not(inner) => eval3(inner, leaf).not(),
-        Query::And(p) => {
-            let mut acc = Tri::True;
-            for q in p {
-                let v = eval3(q, leaf);
-                acc = match (acc, v) {
-                    (Tri::False, _) | (_, Tri::False) => Tri::False,
-                    (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
-                    _ => Tri::True,
-                };
-            }
-            acc
-        }
-        Query::Or(p) => {
-            let mut acc = Tri::False;
-            for q in p {
-                let v = eval3(q, leaf);
-                acc = match (acc, v) {
-                    (Tri::True, _) | (_, Tri::True) => Tri::True,
-                    (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
-                    _ => Tri::False,
-                };
-            }
-            acc
-        }
+        Query::Not(inner) => eval3(inner, leaf).negate(),
+        // Every child is evaluated (no short cut) so atom numbering stays in step.
+        Query::And(p) => p.iter().fold(Tri::True, |acc, q| {
+            let v = eval3(q, leaf);
+            acc.and(v)
+        }),
+        Query::Or(p) => p.iter().fold(Tri::False, |acc, q| {
+            let v = eval3(q, leaf);
+            acc.or(v)
+        }),
     }
 }
 

@@ -10,7 +10,9 @@ use super::gin::{self, Plan};
 use super::model::{Tag, TagError, TagSet};
 use super::query::{self, Compiled, Tri};
 use crate::error::raise;
-use crate::fmgr::{arg, null, varlena_bytes, varlena_of};
+use crate::fmgr::{
+    abbreviate, arg, bool_datum, hash_arg_bytes, null, recv_bytes, varlena_bytes, varlena_of,
+};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
@@ -188,14 +190,6 @@ fn tag_fail(kind: &str, input: &str, e: TagError) -> ! {
     )
 }
 
-fn abbreviate(s: &str) -> String {
-    if s.chars().count() <= 80 {
-        s.to_string()
-    } else {
-        s.chars().take(77).collect::<String>() + "..."
-    }
-}
-
 /// The tag set of a non-null tagset datum.
 ///
 /// # Safety
@@ -352,10 +346,6 @@ unsafe fn cached_query<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> &'a Co
     }
 }
 
-fn bool_datum(b: bool) -> pg_sys::Datum {
-    pg_sys::Datum::from(b)
-}
-
 // ---------------------------------------------------------------------------------
 // Type I/O
 
@@ -380,22 +370,6 @@ pub unsafe extern "C-unwind" fn tagset_out(fcinfo: pg_sys::FunctionCallInfo) -> 
     let c = std::ffi::CString::new(s).expect("tags have no NUL");
     // SAFETY: copies into a palloc'd C string.
     pg_sys::Datum::from(unsafe { pg_sys::pstrdup(c.as_ptr()) })
-}
-
-/// The unread bytes of a receive function's StringInfo (consumed).
-///
-/// # Safety
-/// Argument 0 must be a StringInfo.
-unsafe fn recv_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a [u8] {
-    // SAFETY: per the contract.
-    unsafe {
-        let buf = arg(fcinfo, 0).0.cast_mut_ptr::<pg_sys::StringInfoData>();
-        let start = (*buf).cursor as usize;
-        let len = (*buf).len as usize;
-        let b = std::slice::from_raw_parts(((*buf).data as *const u8).add(start), len - start);
-        (*buf).cursor = (*buf).len;
-        b
-    }
 }
 
 finfo!(pg_finfo_tagset_recv);
@@ -574,68 +548,38 @@ pub unsafe extern "C-unwind" fn tagset_matches(fcinfo: pg_sys::FunctionCallInfo)
     }
 }
 
-/// Compares the canonical binary forms of arguments 0 and 1.
-///
-/// # Safety
-/// Both arguments must be non-null tagsets.
-unsafe fn compare(fcinfo: pg_sys::FunctionCallInfo) -> std::cmp::Ordering {
-    // SAFETY: per the contract.
-    unsafe { varlena_bytes(arg(fcinfo, 0).0).cmp(varlena_bytes(arg(fcinfo, 1).0)) }
-}
-
-macro_rules! cmp_fn {
-    ($finfo:ident, $name:ident, $f:expr) => {
-        finfo!($finfo);
-        /// A comparison of two tagsets.
-        ///
-        /// # Safety
-        /// PostgreSQL calls it with two non-null tagsets (STRICT).
-        #[pg_guard]
-        #[no_mangle]
-        pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-            // SAFETY: STRICT (tagset, tagset).
-            let o = unsafe { compare(fcinfo) };
-            ($f)(o)
-        }
-    };
-}
-
-cmp_fn!(pg_finfo_tagset_cmp, tagset_cmp, |o: std::cmp::Ordering| {
-    pg_sys::Datum::from(o as i32)
-});
-cmp_fn!(pg_finfo_tagset_eq, tagset_eq, |o: std::cmp::Ordering| {
-    bool_datum(o.is_eq())
-});
-cmp_fn!(pg_finfo_tagset_ne, tagset_ne, |o: std::cmp::Ordering| {
-    bool_datum(o.is_ne())
-});
-cmp_fn!(pg_finfo_tagset_lt, tagset_lt, |o: std::cmp::Ordering| {
-    bool_datum(o.is_lt())
-});
-cmp_fn!(pg_finfo_tagset_le, tagset_le, |o: std::cmp::Ordering| {
-    bool_datum(o.is_le())
-});
-cmp_fn!(pg_finfo_tagset_gt, tagset_gt, |o: std::cmp::Ordering| {
-    bool_datum(o.is_gt())
-});
-cmp_fn!(pg_finfo_tagset_ge, tagset_ge, |o: std::cmp::Ordering| {
-    bool_datum(o.is_ge())
-});
-
-unsafe extern "C-unwind" {
-    /// PostgreSQL's hash of a byte string (common/hashfn.c).
-    fn hash_bytes(k: *const u8, keylen: i32) -> u32;
-}
+byte_order_functions!(
+    (pg_finfo_tagset_cmp, tagset_cmp, crate::fmgr::cmp_datum),
+    (pg_finfo_tagset_eq, tagset_eq, |o: std::cmp::Ordering| {
+        crate::fmgr::bool_datum(o.is_eq())
+    }),
+    (pg_finfo_tagset_ne, tagset_ne, |o: std::cmp::Ordering| {
+        crate::fmgr::bool_datum(o.is_ne())
+    }),
+    (pg_finfo_tagset_lt, tagset_lt, |o: std::cmp::Ordering| {
+        crate::fmgr::bool_datum(o.is_lt())
+    }),
+    (pg_finfo_tagset_le, tagset_le, |o: std::cmp::Ordering| {
+        crate::fmgr::bool_datum(o.is_le())
+    }),
+    (pg_finfo_tagset_gt, tagset_gt, |o: std::cmp::Ordering| {
+        crate::fmgr::bool_datum(o.is_gt())
+    }),
+    (pg_finfo_tagset_ge, tagset_ge, |o: std::cmp::Ordering| {
+        crate::fmgr::bool_datum(o.is_ge())
+    }),
+);
 
 finfo!(pg_finfo_tagset_hash);
+/// The hash of a value's canonical bytes.
+///
+/// # Safety
+/// PostgreSQL calls it with a non-null value (STRICT).
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn tagset_hash(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: STRICT (tagset); hashes the canonical binary form.
-    unsafe {
-        let b = varlena_bytes(arg(fcinfo, 0).0);
-        pg_sys::Datum::from(hash_bytes(b.as_ptr(), b.len() as i32))
-    }
+    // SAFETY: STRICT: argument 0 is a non-null varlena of the type.
+    unsafe { hash_arg_bytes(fcinfo) }
 }
 
 finfo!(pg_finfo_tagset_from_array);
@@ -913,20 +857,8 @@ unsafe fn tri_consistent(
     extra: *mut pg_sys::Pointer,
     keys: bool,
 ) -> Tri {
-    let any = |c: &[Tri]| {
-        c.iter().fold(Tri::False, |acc, &t| match (acc, t) {
-            (Tri::True, _) | (_, Tri::True) => Tri::True,
-            (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
-            _ => Tri::False,
-        })
-    };
-    let all = |c: &[Tri]| {
-        c.iter().fold(Tri::True, |acc, &t| match (acc, t) {
-            (Tri::False, _) | (_, Tri::False) => Tri::False,
-            (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
-            _ => Tri::True,
-        })
-    };
+    let any = |c: &[Tri]| c.iter().fold(Tri::False, |acc, &t| acc.or(t));
+    let all = |c: &[Tri]| c.iter().fold(Tri::True, |acc, &t| acc.and(t));
     match strategy {
         S_OVERLAPS | S_HAS_KEY | S_HAS_ANY => any(check),
         S_CONTAINS => all(check),

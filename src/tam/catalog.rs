@@ -598,17 +598,21 @@ pub fn with_ranges<R>(
     kind: KeyKind,
     f: impl FnOnce(&[keyrange::Range]) -> R,
 ) -> R {
-    let cached = CACHE.with(|c| c.borrow().get(&facade).is_some_and(|f| f.ranges.is_some()));
-    if !cached {
-        let r = load_ranges(facade, kind);
-        CACHE.with(|c| c.borrow_mut().entry(facade).or_default().ranges = Some(r));
-    }
-    CACHE.with(|c| {
+    // On the per-row path: one cache lookup when the ranges are cached (`f` must not
+    // touch the cache).
+    let mut f = Some(f);
+    let hit = CACHE.with(|c| {
         let c = c.borrow();
-        f(c.get(&facade)
-            .and_then(|f| f.ranges.as_deref())
-            .unwrap_or(&[]))
-    })
+        let ranges = c.get(&facade).and_then(|t| t.ranges.as_deref())?;
+        f.take().map(|f| f(ranges))
+    });
+    if let Some(r) = hit {
+        return r;
+    }
+    let ranges = load_ranges(facade, kind);
+    let r = f.take().map(|f| f(&ranges));
+    CACHE.with(|c| c.borrow_mut().entry(facade).or_default().ranges = Some(ranges));
+    r.expect("the routing closure runs once")
 }
 
 /// The hot chunk for cell (`range_id`, partition [`time_lo`, `time_hi`)) of `facade`,

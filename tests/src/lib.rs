@@ -351,26 +351,28 @@ impl Cluster {
             .map_err(|e| format!("connect to port {}: {e}", self.port))
     }
 
+    /// A client program of the server's installation (psql, pg_dump, pg_restore, ...)
+    /// already pointed at this cluster: host, port and user set.
+    pub fn client_tool(&self, name: &str) -> Command {
+        let mut c = Command::new(self.bindir.join(name));
+        c.args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string());
+        c
+    }
+
     /// Runs SQL through psql (for meta-commands or scripts); returns its stdout.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String> {
-        let out = run(Command::new(self.bindir.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-At",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-            ])
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-d")
-            .arg(db)
-            .arg("-c")
-            .arg(sql))?;
+        let out = run(self.client_tool("psql").args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ]))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -465,4 +467,40 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     cond()
+}
+
+/// A small deterministic generator (xorshift), so failures replay.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform-ish in 0..n.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// The single bigint a query returns (panics with the query on error).
+pub fn one_i64(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// Rows of `a` not in `b` plus rows of `b` not in `a`, as multisets; `a` and `b` are
+/// table names or parenthesized subqueries with an alias.
+pub fn difference(c: &mut Client, a: &str, b: &str) -> i64 {
+    one_i64(
+        c,
+        &format!(
+            "SELECT (SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x)
+                  + (SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y)"
+        ),
+    )
 }

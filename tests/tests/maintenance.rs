@@ -1,15 +1,9 @@
 //! Key-range splits under skewed concurrent ingest, and the background maintenance
 //! worker (retention policies, crash of the launcher, clean shutdown), on real servers.
 
-use bidim_tests::{process_alive, wait_until, Client, Cluster};
+use bidim_tests::{difference, one_i64, process_alive, wait_until, Client, Cluster};
 use std::thread;
 use std::time::{Duration, Instant};
-
-fn one_i64(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
 
 /// Keys with P(k) ~ 1/k^2 (Zipf, s = 2) from a deterministic uniform in (0, 1): the
 /// Weyl sequence n * golden ratio mod 1, which is equidistributed.
@@ -54,11 +48,7 @@ fn zipf_ingest_splits_into_balanced_ranges_and_keeps_every_row() {
         w.join().unwrap();
     }
     // Every row reachable: the whole table, per key (key-pruned scans), per time.
-    let diff = one_i64(
-        &mut c,
-        "SELECT (SELECT count(*) FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM h) x)
-              + (SELECT count(*) FROM (SELECT * FROM h EXCEPT ALL SELECT * FROM b) y)",
-    );
+    let diff = difference(&mut c, "b", "h");
     assert_eq!(diff, 0);
     assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), 80_000);
     let keys: Vec<i64> = c

@@ -195,9 +195,9 @@ fn dump_restore_binary_copy_and_corrupt_binary_input() {
     )
     .unwrap();
     let dump = cluster.dir.join("sketches.dump");
-    let out = std::process::Command::new(cluster.bindir.join("pg_dump"))
-        .args(["-Fc", "-h", "127.0.0.1", "-U", "postgres", "-p"])
-        .arg(cluster.port.to_string())
+    let out = cluster
+        .client_tool("pg_dump")
+        .arg("-Fc")
         .arg("-f")
         .arg(&dump)
         .arg("src")
@@ -208,9 +208,9 @@ fn dump_restore_binary_copy_and_corrupt_binary_input() {
         "pg_dump: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = std::process::Command::new(cluster.bindir.join("pg_restore"))
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "dst", "-p"])
-        .arg(cluster.port.to_string())
+    let out = cluster
+        .client_tool("pg_restore")
+        .args(["-d", "dst"])
         .arg(&dump)
         .output()
         .unwrap();

@@ -2,20 +2,7 @@
 //! agree on 100k random series (also with a pending list, after cleaning it, after
 //! UPDATE/DELETE/VACUUM); describe-tags equals SELECT DISTINCT after random churn.
 
-use bidim_tests::{Client, Cluster};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use bidim_tests::{difference, Client, Cluster, Rng};
 
 const ENVS: [&str; 3] = ["prod", "dev", "staging"];
 const AZS: [&str; 4] = ["us-east-1a", "us-east-1b", "eu-west-1a", "ap-south-1"];
@@ -348,38 +335,20 @@ fn describe_tags_equals_distinct_after_random_churn() {
         c.batch_execute(if rollback { "ROLLBACK" } else { "COMMIT" })
             .unwrap();
         if step % 10 == 9 {
-            let diff: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM (
-                       (SELECT key, value, series FROM bidim.describe_tags('series')
-                        EXCEPT
-                        SELECT e.key, e.value, count(*) FROM series s, tagset_each(s.tags) e GROUP BY 1, 2)
-                       UNION ALL
-                       (SELECT e.key, e.value, count(*) FROM series s, tagset_each(s.tags) e GROUP BY 1, 2
-                        EXCEPT
-                        SELECT key, value, series FROM bidim.describe_tags('series'))) d",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
+            let diff = difference(
+                &mut c,
+                "(SELECT key, value, series FROM bidim.describe_tags('series')) d",
+                "(SELECT e.key, e.value, count(*) FROM series s, tagset_each(s.tags) e GROUP BY 1, 2) e",
+            );
             assert_eq!(
                 diff, 0,
                 "describe_tags differs from SELECT DISTINCT at step {step}"
             );
-            let keys: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM (
-                       (SELECT key, series FROM bidim.tag_keys('series')
-                        EXCEPT
-                        SELECT k, count(*) FROM series s, unnest(tagset_keys(s.tags)) k GROUP BY 1)
-                       UNION ALL
-                       (SELECT k, count(*) FROM series s, unnest(tagset_keys(s.tags)) k GROUP BY 1
-                        EXCEPT
-                        SELECT key, series FROM bidim.tag_keys('series'))) d",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
+            let keys = difference(
+                &mut c,
+                "(SELECT key, series FROM bidim.tag_keys('series')) d",
+                "(SELECT k, count(*) FROM series s, unnest(tagset_keys(s.tags)) k GROUP BY 1) e",
+            );
             assert_eq!(keys, 0, "tag_keys differs at step {step}");
         }
     }

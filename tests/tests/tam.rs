@@ -1,42 +1,11 @@
 //! The bidim table access method against real servers: an oracle (the same workload on
 //! a heap table), MVCC, concurrency, crashes, pg_dump/restore and plans.
 
-use bidim_tests::{Client, Cluster};
+use bidim_tests::{difference, one_i64, Client, Cluster, Rng};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-
-/// A small deterministic generator (xorshift), so failures replay.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn one_i64(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
-/// Rows of `a` not in `b` plus rows of `b` not in `a`, as multisets.
-fn difference(c: &mut Client, a: &str, b: &str) -> i64 {
-    one_i64(
-        c,
-        &format!(
-            "SELECT (SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x)
-                  + (SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y)"
-        ),
-    )
-}
 
 fn create_pair(c: &mut Client, rows: i64, interval: &str) {
     c.batch_execute(&format!(
@@ -402,9 +371,8 @@ fn pg_dump_and_restore_give_the_same_rows_once() {
     )
     .unwrap();
     let dump = cluster.dir.join("dump.sql");
-    let out = std::process::Command::new(cluster.bindir.join("pg_dump"))
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
-        .arg(cluster.port.to_string())
+    let out = cluster
+        .client_tool("pg_dump")
         .arg("-f")
         .arg(&dump)
         .arg("src")
@@ -420,19 +388,9 @@ fn pg_dump_and_restore_give_the_same_rows_once() {
         !text.contains("bidim_internal"),
         "chunks must not be dumped"
     );
-    let out = std::process::Command::new(cluster.bindir.join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-p",
-        ])
-        .arg(cluster.port.to_string())
+    let out = cluster
+        .client_tool("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
         .arg("-d")
         .arg("dst")
         .arg("-f")
