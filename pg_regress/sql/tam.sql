@@ -181,8 +181,14 @@ DROP TABLE p2, plain;
 CREATE ROLE bidim_regress_user;
 SET ROLE bidim_regress_user;
 SELECT bidim._forget_table(1);
-SELECT bidim._seal(1);
+SELECT bidim._maintain();
+SELECT bidim._after_alter_table(1);
 RESET ROLE;
+-- No internal function (bidim._*) is EXECUTE-able by an ordinary role.
+SELECT p.oid::regprocedure AS callable_internal_function
+FROM pg_proc p
+WHERE p.pronamespace = 'bidim'::regnamespace AND p.proname LIKE '\_%'
+  AND has_function_privilege('bidim_regress_user', p.oid, 'EXECUTE');
 
 -- A user with table privileges (no CREATE anywhere) inserts rows that need new chunks;
 -- without privileges it gets the usual error.
@@ -193,8 +199,7 @@ INSERT INTO shared_points VALUES (1, '2026-01-01', 1), (2, '2027-01-01', 2);
 UPDATE shared_points SET t = '2028-01-01' WHERE k = 2;
 SELECT k, t FROM shared_points ORDER BY k;
 SELECT bidim.seal('shared_points');
-SELECT bidim._seal('shared_points'::regclass::oid);
-SELECT bidim._store_config('shared_points'::regclass::oid, 'k', 't', 1, '1 day');
+SELECT bidim.configure('shared_points', hot_chunk_rows => 1);
 RESET ROLE;
 REVOKE ALL ON shared_points FROM bidim_regress_user;
 SET ROLE bidim_regress_user;

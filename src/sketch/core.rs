@@ -147,6 +147,11 @@ impl Store {
         self.counts.iter().sum()
     }
 
+    /// Bytes this store holds on the heap (its bin array's capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.counts.capacity() * std::mem::size_of::<u64>()
+    }
+
     fn hi(&self) -> i64 {
         self.offset as i64 + self.counts.len() as i64 - 1
     }
@@ -286,6 +291,11 @@ impl Sketch {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
         })
+    }
+
+    /// Bytes the sketch holds on the heap beyond its own struct (both stores).
+    pub fn heap_bytes(&self) -> usize {
+        self.positive.heap_bytes() + self.negative.heap_bytes()
     }
 
     pub fn alpha(&self) -> f64 {

@@ -201,6 +201,29 @@ struct ExpandedSketch {
     sketch: *mut Sketch,
     /// The encoding computed by `get_flat_size`, reused by `flatten_into`.
     flat: *mut Vec<u8>,
+    /// Bytes reserved in the object's memory context for the sketch's bins, which live
+    /// on the Rust heap: PostgreSQL's memory accounting (a HashAggregate's hash_mem
+    /// limit and its spilling) counts the context, so the context must be as large
+    /// as what the sketch holds.
+    reserved: usize,
+}
+
+/// Grows the reservation of `es` to cover its sketch's heap memory (in steps of at
+/// least half again, so a growing sketch reserves O(log n) times).
+///
+/// # Safety
+/// `es` must point to a live ExpandedSketch.
+unsafe fn es_account(es: *mut ExpandedSketch) {
+    // SAFETY: per the contract; the reservation is a plain allocation in the object's
+    // own context, freed with it.
+    unsafe {
+        let need = (*(*es).sketch).heap_bytes();
+        if need > (*es).reserved {
+            let grow = (need - (*es).reserved).max((*es).reserved / 2).max(1024);
+            pg_sys::MemoryContextAlloc((*es).hdr.eoh_context, grow);
+            (*es).reserved += grow;
+        }
+    }
 }
 
 static METHODS: pg_sys::ExpandedObjectMethods = pg_sys::ExpandedObjectMethods {
@@ -294,6 +317,8 @@ fn es_new(parent: pg_sys::MemoryContext, sketch: Sketch) -> *mut ExpandedSketch 
         pg_sys::EOH_init_header(&mut (*es).hdr, &METHODS, cxt);
         (*es).sketch = Box::into_raw(Box::new(sketch));
         (*es).flat = std::ptr::null_mut();
+        (*es).reserved = 0;
+        es_account(es);
         let cb = pg_sys::MemoryContextAllocZero(
             cxt,
             std::mem::size_of::<pg_sys::MemoryContextCallback>(),
@@ -499,6 +524,9 @@ pub unsafe extern "C-unwind" fn ddsketch_trans(fcinfo: pg_sys::FunctionCallInfo)
             if let Some(es) = es_of(state, true) {
                 es_changed(es);
                 check((*(*es).sketch).add(f64_of(value), 1));
+                if (*(*es).sketch).heap_bytes() > (*es).reserved {
+                    es_account(es);
+                }
                 return state;
             }
         }
@@ -533,6 +561,7 @@ pub unsafe extern "C-unwind" fn ddsketch_trans(fcinfo: pg_sys::FunctionCallInfo)
         };
         es_changed(es);
         check((*(*es).sketch).add(f64_of(value), weight as u64));
+        es_account(es);
         es_datum(es)
     }
 }
@@ -571,6 +600,7 @@ pub unsafe extern "C-unwind" fn ddsketch_combine(
                     Some(other) => check((*(*es).sketch).merge(&*(*other).sketch)),
                     None => check((*(*es).sketch).merge(&sketch_of(b))),
                 }
+                es_account(es);
                 es_datum(es)
             }
         }

@@ -7,6 +7,7 @@
 //! * [`sql`]: the SQL types, operators, GIN support functions and the describe-tags
 //!   dictionary, a thin layer over the three above.
 
+pub mod dictionary;
 pub mod gin;
 pub mod model;
 pub mod query;

@@ -474,6 +474,9 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
             MAX_QUERY_BYTES,
         );
     }
+    if let Some(at) = text.find('\0') {
+        return err("a query must not contain a NUL character", at);
+    }
     let toks = lex(text)?;
     if toks.is_empty() {
         return err("empty query", 0);

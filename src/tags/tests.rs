@@ -423,3 +423,14 @@ fn partial_matches_stop_past_the_prefix() {
     assert!(gin::partial_matches(e, None, b"Vsvc:web-2") < 0);
     assert!(gin::partial_matches(e, None, b"Vsvcx:web-1") > 0);
 }
+
+#[test]
+fn nul_is_refused_in_every_query_form() {
+    // A quoted value, a bare tag, a regex: a NUL never gets into a query (its text
+    // form could not be printed, dumped or restored).
+    for q in ["\"a\0b\"", "env:pr\0d", "k:/a\0/", "\0"] {
+        let e = parse(q).expect_err(q);
+        assert!(e.to_string().contains("NUL"), "{q:?}: {e}");
+    }
+    assert!(Tag::parse("a\0b").is_err());
+}

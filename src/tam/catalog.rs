@@ -15,7 +15,10 @@
 //! directory row, so that row committed before the inserter did, hence before S.
 
 use super::cell;
+use super::directory_io::{self, relation_oid};
 use super::keyrange::{self, Key, KeyKind};
+use super::locks::Lock;
+use super::privilege::as_extension_owner;
 use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -98,52 +101,91 @@ SELECT pg_catalog.pg_extension_config_dump('bidim.job', 'WHERE kind = ''retentio
 SELECT pg_catalog.pg_extension_config_dump('bidim.job_id_seq', '');
 INSERT INTO bidim.job (kind) VALUES ('maintenance');
 
+-- Chunk ordinals handed out per table (transactional: a rolled-back chunk creation
+-- gives its number back). Written through the catalog C API only.
+CREATE TABLE bidim.chunk_counter (
+    rel          oid  PRIMARY KEY,
+    last_ordinal int8 NOT NULL
+);
+COMMENT ON TABLE bidim.chunk_counter IS 'bidim: last chunk ordinal of every bidim table (internal)';
+
+-- Directory rows are visible to roles that may SELECT their table (row-level
+-- security; routing and scans read them through the C API, whatever the caller may see).
+ALTER TABLE bidim.table_config ENABLE ROW LEVEL SECURITY;
+CREATE POLICY table_config_readable ON bidim.table_config FOR SELECT
+    USING (pg_catalog.has_table_privilege(rel, 'SELECT'));
+ALTER TABLE bidim.chunk ENABLE ROW LEVEL SECURITY;
+CREATE POLICY chunk_readable ON bidim.chunk FOR SELECT
+    USING (pg_catalog.has_table_privilege(rel, 'SELECT'));
+ALTER TABLE bidim.key_range ENABLE ROW LEVEL SECURITY;
+CREATE POLICY key_range_readable ON bidim.key_range FOR SELECT
+    USING (pg_catalog.has_table_privilege(rel, 'SELECT'));
+ALTER TABLE bidim.job ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_readable ON bidim.job FOR SELECT
+    USING (rel IS NULL OR pg_catalog.has_table_privilege(rel, 'SELECT'));
 GRANT SELECT ON bidim.table_config, bidim.chunk, bidim.key_range, bidim.job TO PUBLIC;
 
 -- Chunks are extension members (so pg_dump skips them), not dependents of their
--- table: a dropped table's chunks are dropped here.
+-- table: a dropped table's chunks are dropped here. SECURITY DEFINER: it drops
+-- relations of the extension; it reads only catalogs and bidim's own tables.
 CREATE FUNCTION bidim._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     o record;
 BEGIN
-    FOR o IN SELECT objid FROM pg_event_trigger_dropped_objects()
-             WHERE classid = 'pg_class'::regclass AND objsubid = 0 AND object_type = 'table'
+    FOR o IN SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d
+             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND d.objsubid OPERATOR(pg_catalog.=) 0 AND d.object_type OPERATOR(pg_catalog.=) 'table'
     LOOP
-        IF EXISTS (SELECT 1 FROM bidim.chunk c WHERE c.rel = o.objid)
-           OR EXISTS (SELECT 1 FROM bidim.table_config c WHERE c.rel::oid = o.objid)
-           OR EXISTS (SELECT 1 FROM bidim.job j WHERE j.rel::oid = o.objid)
-           OR to_regclass('bidim_internal.s' || o.objid::text) IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM bidim.chunk c WHERE c.rel OPERATOR(pg_catalog.=) o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.chunk_counter c WHERE c.rel OPERATOR(pg_catalog.=) o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.table_config c WHERE c.rel::pg_catalog.oid OPERATOR(pg_catalog.=) o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.job j WHERE j.rel::pg_catalog.oid OPERATOR(pg_catalog.=) o.objid) THEN
             PERFORM bidim._forget_table(o.objid);
-        END IF;
-        IF to_regclass('bidim.tag_dict') IS NOT NULL THEN
-            DELETE FROM bidim.tag_dict d WHERE d.rel::oid = o.objid;
-            DELETE FROM bidim.tag_dictionary d WHERE d.rel::oid = o.objid;
         END IF;
     END LOOP;
 END
 $$;
 CREATE EVENT TRIGGER bidim_sql_drop ON sql_drop EXECUTE FUNCTION bidim._on_sql_drop();
 
--- PostgreSQL timestamp (microseconds since 2000-01-01) from its raw int8 value.
-CREATE FUNCTION bidim._ts(us int8) RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    AS $$ SELECT timestamptz '2000-01-01 00:00:00+00' + (us::text || ' microseconds')::interval $$;
+-- After ALTER TABLE on a bidim table: its chunks follow the table's owner, and its key
+-- and time columns must still be the columns its chunks were made by.
+CREATE FUNCTION bidim._on_alter_table() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o record;
+BEGIN
+    FOR o IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND d.command_tag OPERATOR(pg_catalog.=) 'ALTER TABLE'
+    LOOP
+        IF EXISTS (SELECT 1 FROM bidim.chunk c WHERE c.rel OPERATOR(pg_catalog.=) o.objid) THEN
+            PERFORM bidim._after_alter_table(o.objid);
+        END IF;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER bidim_alter_table ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION bidim._on_alter_table();
 
 CREATE FUNCTION bidim_tam_handler(internal) RETURNS table_am_handler
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'bidim_tam_handler';
 CREATE ACCESS METHOD bidim TYPE TABLE HANDLER bidim_tam_handler;
 COMMENT ON ACCESS METHOD bidim IS 'bidim: rows partitioned by key range and time into hot and sealed chunks';
 
-CREATE VIEW bidim.key_ranges AS
+-- Views list the tables the reader may SELECT (security barriers: a reader's own
+-- functions in a WHERE clause run only on rows that passed the privilege check).
+CREATE VIEW bidim.key_ranges WITH (security_barrier) AS
 SELECT r.rel::regclass AS rel, r.range_id, r.key_lo, r.key_hi, r.state, r.parent,
        r.created_at, r.split_at
 FROM bidim.key_range r
-JOIN pg_catalog.pg_class k ON k.oid = r.rel;
+JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.rel
+WHERE pg_catalog.has_table_privilege(r.rel, 'SELECT');
 COMMENT ON VIEW bidim.key_ranges IS 'bidim: key ranges of every bidim table that has split (a table without rows here has one range holding every key)';
 GRANT SELECT ON bidim.key_ranges TO PUBLIC;
 
 -- A chunk is sealed once a newer chunk of its cell exists or bidim.seal() marked it.
-CREATE VIEW bidim.chunks AS
+CREATE VIEW bidim.chunks WITH (security_barrier) AS
 SELECT c.rel::regclass AS rel,
        c.chunk_id,
        c.key_lo,
@@ -169,7 +211,8 @@ SELECT c.rel::regclass AS rel,
        c.sealed_at,
        c.range_id
 FROM bidim.chunk c
-JOIN pg_catalog.pg_class k ON k.oid = c.chunk_rel;
+JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.chunk_rel
+WHERE pg_catalog.has_table_privilege(c.rel, 'SELECT');
 COMMENT ON VIEW bidim.chunks IS 'bidim: chunks of every bidim table (rows: live tuples from statistics)';
 
 CREATE VIEW bidim.time_partitions AS
@@ -320,18 +363,6 @@ pub fn register_callbacks() {
     }
 }
 
-fn namespace_oid(name: &str) -> pg_sys::Oid {
-    let c = CString::new(name).unwrap();
-    // SAFETY: a syscache lookup by name; errors are raised as PostgreSQL errors.
-    unsafe { pg_sys::get_namespace_oid(c.as_ptr(), false) }
-}
-
-fn relation_oid(ns: pg_sys::Oid, name: &str) -> pg_sys::Oid {
-    let c = CString::new(name).unwrap();
-    // SAFETY: a syscache lookup by name in a namespace.
-    unsafe { pg_sys::get_relname_relid(c.as_ptr(), ns) }
-}
-
 /// Name of chunk `ordinal` of table `facade` inside schema `bidim_internal`.
 pub fn chunk_name(facade: pg_sys::Oid, ordinal: u32) -> String {
     format!("c{}_{}", facade.to_u32(), ordinal)
@@ -339,10 +370,7 @@ pub fn chunk_name(facade: pg_sys::Oid, ordinal: u32) -> String {
 
 /// The chunk relation of `ordinal`, if it exists (visible to this backend's catalog view).
 pub fn chunk_relid(facade: pg_sys::Oid, ordinal: u32) -> Option<pg_sys::Oid> {
-    let oid = relation_oid(
-        namespace_oid("bidim_internal"),
-        &chunk_name(facade, ordinal),
-    );
+    let oid = relation_oid("bidim_internal", &chunk_name(facade, ordinal));
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
@@ -351,50 +379,21 @@ pub fn chunk_relid(facade: pg_sys::Oid, ordinal: u32) -> Option<pg_sys::Oid> {
 /// # Safety
 /// `snapshot` must be a valid snapshot for the duration of the call.
 pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Vec<ChunkRow> {
-    let ns = namespace_oid("bidim");
-    let dir = relation_oid(ns, "chunk");
-    let idx = relation_oid(ns, "chunk_pkey");
-    if dir == pg_sys::InvalidOid || idx == pg_sys::InvalidOid {
-        error!(
-            "bidim: the chunk directory is missing; is the extension installed in this database?"
-        );
-    }
     let mut out = Vec::new();
-    // SAFETY: open/scan/close of our own directory table with an index scan keyed on
-    // the table oid; every call is a guarded pg_sys function.
+    // SAFETY: forwarded.
     unsafe {
-        let rel = pg_sys::table_open(dir, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut key,
-            1,
-            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-            pg_sys::F_OIDEQ.into(),
-            pg_sys::Datum::from(facade),
-        );
-        let scan = pg_sys::systable_beginscan(rel, idx, true, snapshot, 1, &mut key);
-        let mut values = [pg_sys::Datum::from(0); 11];
-        let mut nulls = [false; 11];
-        loop {
-            let tup = pg_sys::systable_getnext(scan);
-            if tup.is_null() {
-                break;
-            }
-            pg_sys::heap_deform_tuple(tup, (*rel).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
-            let state = String::from_datum(values[8], nulls[8]).unwrap_or_default();
+        directory_io::scan("chunk", "chunk_pkey", facade, snapshot, |r| {
             out.push(ChunkRow {
-                chunk_id: values[1].value() as u32,
-                chunk_rel: pg_sys::Oid::from(values[2].value() as u32),
-                range_id: values[3].value() as i32,
-                time_lo: values[6].value() as i64,
-                time_hi: values[7].value() as i64,
-                state_hot: state == "hot",
-                key_lo: String::from_datum(values[4], nulls[4]),
-                key_hi: String::from_datum(values[5], nulls[5]),
-            });
-        }
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+                chunk_id: r.i32("chunk_id").unwrap_or(0) as u32,
+                chunk_rel: r.oid("chunk_rel").unwrap_or(pg_sys::InvalidOid),
+                range_id: r.i32("range_id").unwrap_or(0),
+                time_lo: r.i64("time_lo").unwrap_or(0),
+                time_hi: r.i64("time_hi").unwrap_or(0),
+                state_hot: r.text("state").as_deref() == Some("hot"),
+                key_lo: r.text("key_lo"),
+                key_hi: r.text("key_hi"),
+            })
+        });
     }
     out.sort_by_key(|c| c.chunk_id);
     out
@@ -408,7 +407,7 @@ fn routing_snapshot() -> pg_sys::Snapshot {
 }
 
 /// Type OIDs a key column may have.
-fn is_key_type(t: pg_sys::Oid) -> bool {
+pub fn is_key_type(t: pg_sys::Oid) -> bool {
     [
         pg_sys::INT2OID,
         pg_sys::INT4OID,
@@ -419,7 +418,7 @@ fn is_key_type(t: pg_sys::Oid) -> bool {
     .contains(&t)
 }
 
-fn is_time_type(t: pg_sys::Oid) -> bool {
+pub fn is_time_type(t: pg_sys::Oid) -> bool {
     t == pg_sys::TIMESTAMPTZOID || t == pg_sys::TIMESTAMPOID
 }
 
@@ -472,26 +471,36 @@ pub unsafe fn default_columns(rel: pg_sys::Relation) -> (i16, i16) {
 /// Reads the configuration row of `facade`, if any: (key column, time column,
 /// hot_chunk_rows, partition width in microseconds).
 fn read_config_row(facade: pg_sys::Oid) -> Option<(String, String, i64, i64)> {
-    let row = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT key_column::text, time_column::text, hot_chunk_rows,
-                    extract(epoch FROM partition_interval)::float8
-             FROM bidim.table_config WHERE rel = $1",
-            Some(1),
-            &[facade.into()],
-        )?;
-        let mut out = None;
-        for r in rows {
-            out = Some((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<i64>(3)?.unwrap_or(DEFAULT_HOT_CHUNK_ROWS),
-                (r.get::<f64>(4)?.unwrap_or(86400.0) * 1e6).round() as i64,
-            ));
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    });
-    row.unwrap_or_else(|e| error!("bidim: cannot read bidim.table_config: {e}"))
+    let mut out = None;
+    // SAFETY: the routing snapshot is used at once.
+    unsafe {
+        directory_io::scan(
+            "table_config",
+            "table_config_pkey",
+            facade,
+            routing_snapshot(),
+            |r| {
+                let (months, days, micros) = r.interval("partition_interval").unwrap_or((0, 1, 0));
+                let width = cell::width_of(months, days, micros).unwrap_or_else(|e| {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                        format!(
+                            "bidim.table_config holds an invalid partition_interval for table {} ({e:?})",
+                            facade.to_u32()
+                        ),
+                        Some("Set it again with bidim.configure."),
+                    )
+                });
+                out = Some((
+                    r.name("key_column").unwrap_or_default(),
+                    r.name("time_column").unwrap_or_default(),
+                    r.i64("hot_chunk_rows").unwrap_or(DEFAULT_HOT_CHUNK_ROWS),
+                    width,
+                ));
+            },
+        )
+    };
+    out
 }
 
 /// The configuration of an open bidim table (cached per backend).
@@ -553,24 +562,25 @@ pub unsafe fn config(rel: pg_sys::Relation) -> TableConfig {
 
 /// Reads the active key ranges of `facade` (no rows: the single range 0), sorted.
 fn load_ranges(facade: pg_sys::Oid, kind: KeyKind) -> Vec<keyrange::Range> {
-    let rows = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT range_id, key_lo, key_hi FROM bidim.key_range
-             WHERE rel = $1 AND state = 'active'",
-            None,
-            &[facade.into()],
-        )?;
-        let mut v = Vec::new();
-        for r in rows {
-            v.push((
-                r.get::<i32>(1)?.unwrap_or(0),
-                r.get::<String>(2)?,
-                r.get::<String>(3)?,
-            ));
-        }
-        Ok::<_, pgrx::spi::Error>(v)
-    })
-    .unwrap_or_else(|e| error!("bidim: cannot read bidim.key_range: {e}"));
+    let mut rows = Vec::new();
+    // SAFETY: the routing snapshot is used at once.
+    unsafe {
+        directory_io::scan(
+            "key_range",
+            "key_range_pkey",
+            facade,
+            routing_snapshot(),
+            |r| {
+                if r.text("state").as_deref() == Some("active") {
+                    rows.push((
+                        r.i32("range_id").unwrap_or(0),
+                        r.text("key_lo"),
+                        r.text("key_hi"),
+                    ));
+                }
+            },
+        )
+    };
     let mut ranges: Vec<keyrange::Range> = rows
         .into_iter()
         .map(|(id, lo, hi)| keyrange::Range {
@@ -728,46 +738,47 @@ pub fn chunk_cell(
     Some((row.time_lo, lo, hi))
 }
 
-/// Runs `f` as the bootstrap superuser (chunks and directory rows belong to the
-/// extension, whoever inserts), restoring the caller's identity afterwards. On error
-/// the transaction abort restores it.
-fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
-    let mut user = pg_sys::InvalidOid;
-    let mut sec = 0;
-    // SAFETY: save/set/restore of the current user id, as SECURITY DEFINER code does.
+/// `ident` quoted as an SQL identifier where needed.
+pub fn quote_ident(ident: &str) -> String {
+    let c = std::ffi::CString::new(ident).expect("identifiers hold no NUL");
+    // SAFETY: quote_identifier returns its argument or a palloc'd quoted copy, both
+    // NUL-terminated.
     unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
-        pg_sys::SetUserIdAndSecContext(
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
+        std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr()))
+            .to_string_lossy()
+            .into_owned()
     }
-    let r = f();
-    // SAFETY: restores what was saved above.
-    unsafe { pg_sys::SetUserIdAndSecContext(user, sec) };
-    r
 }
 
 /// Column definitions mirroring the facade's physical layout, dropped columns
 /// included (as placeholders of the same length, alignment and by-value-ness, dropped
 /// right after), so that a facade heap tuple is a valid tuple of the chunk and back.
+/// Types are printed by `format_type` under the pinned search path, so every type
+/// outside `pg_catalog` comes out schema-qualified.
 fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
     let rows = Spi::connect(|client| {
         let rows = client.select(
-            "SELECT attnum, quote_ident(attname),
-                    CASE WHEN attisdropped THEN
+            "SELECT a.attnum, pg_catalog.quote_ident(a.attname),
+                    CASE WHEN a.attisdropped THEN
                       -- a placeholder of the dropped column's physical shape
-                      coalesce((SELECT format_type(t.oid, NULL) FROM pg_type t
-                                WHERE t.typlen = a.attlen AND t.typalign = a.attalign
-                                  AND t.typbyval = a.attbyval AND t.typtype = 'b' AND t.typisdefined
-                                ORDER BY t.typelem <> 0, t.oid LIMIT 1), 'int4')
-                    ELSE format_type(atttypid, atttypmod) END,
-                    attisdropped,
-                    CASE WHEN attcollation <> 0 THEN
-                      (SELECT ' COLLATE ' || quote_ident(n.nspname) || '.' || quote_ident(c.collname)
-                       FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
-                       WHERE c.oid = attcollation) ELSE '' END
-             FROM pg_attribute a WHERE attrelid = $1 AND attnum > 0 ORDER BY attnum",
+                      coalesce((SELECT pg_catalog.format_type(t.oid, NULL) FROM pg_catalog.pg_type t
+                                WHERE t.typlen OPERATOR(pg_catalog.=) a.attlen
+                                  AND t.typalign OPERATOR(pg_catalog.=) a.attalign
+                                  AND t.typbyval OPERATOR(pg_catalog.=) a.attbyval
+                                  AND t.typtype OPERATOR(pg_catalog.=) 'b' AND t.typisdefined
+                                  AND t.typnamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+                                ORDER BY t.typelem OPERATOR(pg_catalog.<>) 0, t.oid LIMIT 1), 'int4')
+                    ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END,
+                    a.attisdropped,
+                    CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) 0 THEN
+                      (SELECT ' COLLATE ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.nspname)
+                              OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.collname)
+                       FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n
+                         ON n.oid OPERATOR(pg_catalog.=) c.collnamespace
+                       WHERE c.oid OPERATOR(pg_catalog.=) a.attcollation) ELSE '' END
+             FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0
+             ORDER BY a.attnum",
             None,
             &[facade.into()],
         )?;
@@ -798,8 +809,27 @@ fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
     (defs.join(", "), dropped)
 }
 
-/// Creates a new hot chunk for a cell: its heap relation, dependencies and directory row.
-/// Runs in the caller's transaction: the chunk exists for others once that commits.
+fn spi_or_raise<T>(r: Result<T, pgrx::spi::Error>, what: &str) -> T {
+    r.unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("bidim: cannot {what}: {e}"),
+            None,
+        )
+    })
+}
+
+/// A timestamptz argument from PostgreSQL's raw microseconds.
+fn ts_arg(us: i64) -> pgrx::datum::DatumWithOid<'static> {
+    pgrx::datum::TimestampWithTimeZone::try_from(us)
+        .unwrap_or_else(|_| error!("bidim: time {us} is out of range"))
+        .into()
+}
+
+/// Creates a new hot chunk for a cell: its heap relation (owned by the table's
+/// owner), its (key, time) index, dependencies and directory row. Runs in the caller's
+/// transaction: the chunk exists for others once that commits, and a rollback gives
+/// its ordinal back.
 pub fn create_chunk(
     facade: pg_sys::Oid,
     cfg: &TableConfig,
@@ -810,125 +840,107 @@ pub fn create_chunk(
     let range_id = range.id;
     let key_lo = range.lo.as_ref().and_then(Key::to_text);
     let key_hi = range.hi.as_ref().and_then(Key::to_text);
-    as_superuser(|| {
-        let seq = format!("bidim_internal.s{}", facade.to_u32());
-        // The per-table ordinal sequence is created with the first chunk; a
-        // transaction-scoped lock makes concurrent first inserters take turns.
-        Spi::run_with_args(
-            "SELECT pg_advisory_xact_lock(1651076461, $1::int4)",
-            &[(facade.to_u32() as i32).into()],
-        )
-        .unwrap_or_else(|e| error!("bidim: {e}"));
-        let seq_exists = chunk_seq_exists(facade);
-        if !seq_exists {
-            Spi::run(&format!(
-                "CREATE SEQUENCE {seq} AS int4 MINVALUE 1 MAXVALUE {} NO CYCLE",
+    // One chunk maker per table at a time, to its commit: the ordinal counter row is
+    // then only ever advanced from its newest committed value.
+    Lock::ChunkCreation(facade).acquire();
+    let next = directory_io::next_ordinal(facade);
+    if next > super::tid::MAX_ORDINAL as i64 {
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "bidim table {} has used all {} chunk numbers",
+                facade.to_u32(),
                 super::tid::MAX_ORDINAL
-            ))
-            .unwrap_or_else(|e| error!("bidim: cannot create the chunk sequence: {e}"));
-            let seqoid = relation_oid(
-                namespace_oid("bidim_internal"),
-                &format!("s{}", facade.to_u32()),
-            );
-            internal_member(seqoid, facade);
-        }
-        let ordinal: i32 = Spi::get_one::<i32>(&format!(
-            "SELECT CASE WHEN last_value < {max} OR NOT is_called THEN nextval('{seq}')::int4 END FROM {seq}",
-            max = super::tid::MAX_ORDINAL
-        ))
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            raise(
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!(
-                    "bidim table {} has used all {} chunk numbers",
-                    facade.to_u32(),
-                    super::tid::MAX_ORDINAL
-                ),
-                Some("Raise hot_chunk_rows or partition_interval with bidim.configure, or copy the rows into a new table."),
-            )
-        });
-        let ordinal = ordinal as u32;
-        let name = chunk_name(facade, ordinal);
+            ),
+            Some("Raise hot_chunk_rows or partition_interval with bidim.configure, or copy the rows into a new table."),
+        );
+    }
+    let ordinal = next as u32;
+    let name = chunk_name(facade, ordinal);
+    let (key, time) = column_names(facade, cfg);
+    let relid = as_extension_owner(|| {
         let (defs, dropped) = mirror_columns(facade);
-        Spi::run(&format!(
-            "CREATE TABLE bidim_internal.{name} ({defs}) USING heap"
-        ))
-        .unwrap_or_else(|e| error!("bidim: cannot create a chunk: {e}"));
-        for d in dropped {
+        spi_or_raise(
             Spi::run(&format!(
-                "ALTER TABLE bidim_internal.{name} DROP COLUMN {d}"
-            ))
-            .unwrap_or_else(|e| error!("bidim: cannot create a chunk: {e}"));
+                "CREATE TABLE bidim_internal.{name} ({defs}) USING heap"
+            )),
+            "create a chunk",
+        );
+        for d in dropped {
+            spi_or_raise(
+                Spi::run(&format!(
+                    "ALTER TABLE bidim_internal.{name} DROP COLUMN {d}"
+                )),
+                "create a chunk",
+            );
         }
         // The hot chunk's small (key, time) index: BidimScan reads it for queries that
-        // name a key; it is at most hot_chunk_rows entries, so it stays cached.
-        let (key, time) = column_names(facade, cfg);
-        Spi::run(&format!(
-            "CREATE INDEX {name}_kt ON bidim_internal.{name} ({key}, {time})"
-        ))
-        .unwrap_or_else(|e| error!("bidim: cannot index a chunk: {e}"));
-        let relid = relation_oid(namespace_oid("bidim_internal"), &name);
-        internal_member(relid, facade);
-        Spi::run_with_args(
-            "INSERT INTO bidim.chunk (rel, chunk_id, chunk_rel, range_id, time_lo, time_hi,
-                                      key_lo, key_hi)
-             VALUES ($1, $2, $3, $4, bidim._ts($5), bidim._ts($6), $7, $8)",
-            &[
-                facade.into(),
-                (ordinal as i32).into(),
-                relid.into(),
-                range_id.into(),
-                time_lo.into(),
-                time_hi.into(),
-                key_lo.clone().into(),
-                key_hi.clone().into(),
-            ],
+        // name a key; it is at most hot_chunk_rows entries, so it stays cached. The key
+        // and time types are built-in, so are their default operator classes.
+        spi_or_raise(
+            Spi::run(&format!(
+                "CREATE INDEX {name}_kt ON bidim_internal.{name} USING btree ({key}, {time})"
+            )),
+            "index a chunk",
+        );
+        relation_oid("bidim_internal", &name)
+    });
+    internal_member(relid);
+    // The chunk belongs to the table's owner: autovacuum's ANALYZE of it runs the
+    // column types' functions as that owner, never as a superuser.
+    super::privilege::give_to(relid, super::privilege::owner_of(facade));
+    as_extension_owner(|| {
+        spi_or_raise(
+            Spi::run_with_args(
+                "INSERT INTO bidim.chunk (rel, chunk_id, chunk_rel, range_id, time_lo, time_hi,
+                                          key_lo, key_hi)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    facade.into(),
+                    (ordinal as i32).into(),
+                    relid.into(),
+                    range_id.into(),
+                    ts_arg(time_lo),
+                    ts_arg(time_hi),
+                    key_lo.clone().into(),
+                    key_hi.clone().into(),
+                ],
+            ),
+            "record a chunk",
         )
-        .unwrap_or_else(|e| error!("bidim: cannot record a chunk: {e}"));
-        // Other backends drop their routing caches for this table when we commit.
-        invalidate_relcache(facade);
-        HotChunk {
-            ordinal,
-            relid,
-            since_check: 0,
-            mine: 0,
-        }
-    })
+    });
+    // Other backends drop their routing caches for this table when we commit.
+    invalidate_relcache(facade);
+    HotChunk {
+        ordinal,
+        relid,
+        since_check: 0,
+        mine: 0,
+    }
 }
 
-/// Quoted names of the key and time columns.
+/// Quoted names of the key and time columns (from the table's tuple descriptor).
 fn column_names(facade: pg_sys::Oid, cfg: &TableConfig) -> (String, String) {
     let name = |attnum: i16| {
-        Spi::get_one_with_args::<String>(
-            "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
-            &[facade.into(), attnum.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
+        // SAFETY: a syscache lookup of the attribute's name (palloc'd copy or null).
+        let p = unsafe { pg_sys::get_attname(facade, attnum, true) };
+        if p.is_null() {
             error!(
                 "bidim: column {attnum} of table {} is missing",
                 facade.to_u32()
             )
-        })
+        }
+        // SAFETY: a NUL-terminated palloc'd string.
+        quote_ident(&unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy())
     };
     (name(cfg.key_attnum), name(cfg.time_attnum))
-}
-
-fn chunk_seq_exists(facade: pg_sys::Oid) -> bool {
-    relation_oid(
-        namespace_oid("bidim_internal"),
-        &format!("s{}", facade.to_u32()),
-    ) != pg_sys::InvalidOid
 }
 
 /// Records `obj` (a relation of `facade`) as a member of the extension: pg_dump skips
 /// it (the table's rows are dumped through the table) and a user cannot drop it on its
 /// own. It goes when its table goes: TRUNCATE and the `bidim_sql_drop` event trigger
 /// drop it (see [`forget_table`]).
-fn internal_member(obj: pg_sys::Oid, _facade: pg_sys::Oid) {
+fn internal_member(obj: pg_sys::Oid) {
     let ext_name = CString::new("bidim").unwrap();
     // SAFETY: a catalog dependency record between existing objects; guarded calls.
     unsafe {
@@ -952,20 +964,22 @@ fn internal_member(obj: pg_sys::Oid, _facade: pg_sys::Oid) {
     }
 }
 
-/// Drops one of our internal relations (a chunk or the ordinal sequence).
-fn drop_internal(relid: pg_sys::Oid, what: &str, name: &str) {
+/// Drops one of our internal relations (a chunk).
+fn drop_internal(relid: pg_sys::Oid, name: &str) {
     // SAFETY: removes the extension-membership record of a relation we created, so
     // it can be dropped.
     unsafe {
         pg_sys::deleteDependencyRecordsFor(pg_sys::RelationRelationId, relid, false);
         pg_sys::CommandCounterIncrement();
     }
-    Spi::run(&format!("DROP {what} IF EXISTS bidim_internal.{name}"))
-        .unwrap_or_else(|e| error!("bidim: cannot drop {name}: {e}"));
+    spi_or_raise(
+        Spi::run(&format!("DROP TABLE IF EXISTS bidim_internal.{name}")),
+        &format!("drop {name}"),
+    );
 }
 
 /// Drops every chunk of `facade` and its directory rows (TRUNCATE), in the caller's
-/// transaction. The ordinal sequence is kept, so TIDs are never reused.
+/// transaction. The ordinal counter is kept, so TIDs are not reused.
 pub fn drop_all_chunks(facade: pg_sys::Oid) {
     // SAFETY: snapshot used at once.
     let rows = unsafe { read_chunks(facade, routing_snapshot()) };
@@ -978,46 +992,37 @@ pub fn drop_all_chunks(facade: pg_sys::Oid) {
 fn drop_chunks(facade: pg_sys::Oid, mut chunks: Vec<&ChunkRow>) {
     chunks.sort_by_key(|r| r.chunk_id);
     let ids: Vec<i32> = chunks.iter().map(|r| r.chunk_id as i32).collect();
-    as_superuser(|| {
+    as_extension_owner(|| {
         for r in &chunks {
-            drop_internal(r.chunk_rel, "TABLE", &chunk_name(facade, r.chunk_id));
+            drop_internal(r.chunk_rel, &chunk_name(facade, r.chunk_id));
         }
-        Spi::run_with_args(
-            "DELETE FROM bidim.chunk WHERE rel = $1 AND chunk_id = ANY($2)",
-            &[facade.into(), ids.into()],
-        )
-        .unwrap_or_else(|e| error!("bidim: {e}"));
+        spi_or_raise(
+            Spi::run_with_args(
+                "DELETE FROM bidim.chunk WHERE rel OPERATOR(pg_catalog.=) $1
+                   AND chunk_id OPERATOR(pg_catalog.=) ANY ($2)",
+                &[facade.into(), ids.into()],
+            ),
+            "drop chunks",
+        );
     });
     invalidate_relcache(facade);
     invalidate(facade);
 }
 
 /// Removes everything bidim keeps for table `facade`: chunks, directory rows, ordinal
-/// sequence and configuration. Runs when the table is dropped (event trigger) and
+/// counter and configuration. Runs when the table is dropped (event trigger) and
 /// when a new table reuses the oid of one whose clean-up was missed.
 pub fn forget_table(facade: pg_sys::Oid) {
     drop_all_chunks(facade);
-    as_superuser(|| {
-        let seq = format!("s{}", facade.to_u32());
-        let seqoid = relation_oid(namespace_oid("bidim_internal"), &seq);
-        if seqoid != pg_sys::InvalidOid {
-            drop_internal(seqoid, "SEQUENCE", &seq);
+    as_extension_owner(|| {
+        for sql in [
+            "DELETE FROM bidim.table_config WHERE rel::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            "DELETE FROM bidim.key_range WHERE rel OPERATOR(pg_catalog.=) $1",
+            "DELETE FROM bidim.job WHERE rel::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            "DELETE FROM bidim.chunk_counter WHERE rel OPERATOR(pg_catalog.=) $1",
+        ] {
+            spi_or_raise(Spi::run_with_args(sql, &[facade.into()]), "forget a table");
         }
-        Spi::run_with_args(
-            "DELETE FROM bidim.table_config WHERE rel::oid = $1",
-            &[facade.into()],
-        )
-        .unwrap_or_else(|e| error!("bidim: {e}"));
-        Spi::run_with_args(
-            "DELETE FROM bidim.key_range WHERE rel = $1",
-            &[facade.into()],
-        )
-        .unwrap_or_else(|e| error!("bidim: {e}"));
-        Spi::run_with_args(
-            "DELETE FROM bidim.job WHERE rel::oid = $1",
-            &[facade.into()],
-        )
-        .unwrap_or_else(|e| error!("bidim: {e}"));
     });
     invalidate(facade);
 }
@@ -1025,13 +1030,7 @@ pub fn forget_table(facade: pg_sys::Oid) {
 /// Tries to take the right to seal chunk `ordinal` (one sealer at a time, never
 /// waiting: a busy lock means someone else is creating the successor).
 pub fn try_seal_lock(facade: pg_sys::Oid, ordinal: u32) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT pg_try_advisory_xact_lock($1::int4, $2::int4)",
-        &[(facade.to_u32() as i32).into(), (ordinal as i32).into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+    Lock::Seal(facade, ordinal).try_acquire()
 }
 
 /// Whether a newer hot chunk than `ordinal` exists for the cell (someone sealed it).
@@ -1054,27 +1053,214 @@ pub fn forget_cell(facade: pg_sys::Oid, range_id: i32, time_lo: i64) {
     });
 }
 
-/// Inserts or updates the configuration row of `facade`.
-pub fn store_config(facade: pg_sys::Oid, key: &str, time: &str, rows: i64, width: &str) {
-    as_superuser(|| {
-        Spi::run_with_args(
-            "INSERT INTO bidim.table_config VALUES ($1::oid::regclass, $2, $3, $4, $5::interval)
-             ON CONFLICT ON CONSTRAINT table_config_pkey DO UPDATE
-             SET key_column = excluded.key_column, time_column = excluded.time_column,
-                 hot_chunk_rows = excluded.hot_chunk_rows,
-                 partition_interval = excluded.partition_interval",
-            &[
-                facade.into(),
-                key.into(),
-                time.into(),
-                rows.into(),
-                width.into(),
-            ],
+/// A table's settings as stored (or the defaults): what `bidim.configure` starts from.
+pub struct Settings {
+    pub key_column: String,
+    pub time_column: String,
+    pub hot_chunk_rows: i64,
+    /// Partition width in microseconds.
+    pub width: i64,
+    /// The stored interval as (months, days, microseconds), if a row exists.
+    pub interval: Option<(i32, i32, i64)>,
+}
+
+/// The stored settings of `facade`, or the defaults (names of the default columns;
+/// empty when the table has none of a kind).
+pub fn current_settings(facade: pg_sys::Oid) -> Settings {
+    let mut out = None;
+    // SAFETY: the routing snapshot is used at once.
+    unsafe {
+        directory_io::scan(
+            "table_config",
+            "table_config_pkey",
+            facade,
+            routing_snapshot(),
+            |r| {
+                let iv = r.interval("partition_interval").unwrap_or((0, 1, 0));
+                out = Some(Settings {
+                    key_column: r.name("key_column").unwrap_or_default(),
+                    time_column: r.name("time_column").unwrap_or_default(),
+                    hot_chunk_rows: r.i64("hot_chunk_rows").unwrap_or(DEFAULT_HOT_CHUNK_ROWS),
+                    width: cell::width_of(iv.0, iv.1, iv.2).unwrap_or(cell::USECS_PER_DAY),
+                    interval: Some(iv),
+                })
+            },
         )
-        .unwrap_or_else(|e| error!("bidim: cannot store the configuration: {e}"));
+    };
+    out.unwrap_or_else(|| {
+        // SAFETY: the table is opened and closed around reading its descriptor.
+        let cols = unsafe {
+            let rel = pg_sys::relation_open(facade, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let c = columns(rel);
+            pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+            c
+        };
+        let first = |f: fn(pg_sys::Oid) -> bool| {
+            cols.iter()
+                .find(|c| f(c.2))
+                .map(|c| c.1.clone())
+                .unwrap_or_default()
+        };
+        Settings {
+            key_column: first(is_key_type),
+            time_column: first(is_time_type),
+            hot_chunk_rows: DEFAULT_HOT_CHUNK_ROWS,
+            width: DEFAULT_PARTITION_DAYS as i64 * cell::USECS_PER_DAY,
+            interval: None,
+        }
+    })
+}
+
+/// Whether `facade` has chunks, by the latest snapshot (chunks other transactions
+/// committed a moment ago count).
+pub fn has_chunks_latest(facade: pg_sys::Oid) -> bool {
+    // SAFETY: the latest snapshot is registered around the read.
+    unsafe {
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let n = read_chunks(facade, snap).len();
+        pg_sys::UnregisterSnapshot(snap);
+        n > 0
+    }
+}
+
+/// Inserts or updates the configuration row of `facade` (validated by the caller).
+/// `width` is stored as given when `interval` is `None`... see [`Settings`].
+pub fn store_config(
+    facade: pg_sys::Oid,
+    key: &str,
+    time: &str,
+    rows: i64,
+    interval: (i32, i32, i64),
+) {
+    let iv = pgrx::datum::Interval::new(interval.0, interval.1, interval.2)
+        .unwrap_or_else(|e| error!("bidim: invalid partition_interval: {e:?}"));
+    as_extension_owner(|| {
+        spi_or_raise(
+            Spi::run_with_args(
+                "INSERT INTO bidim.table_config AS c
+                 VALUES ($1::pg_catalog.regclass, $2::pg_catalog.name, $3::pg_catalog.name, $4, $5)
+                 ON CONFLICT ON CONSTRAINT table_config_pkey DO UPDATE
+                 SET key_column = excluded.key_column, time_column = excluded.time_column,
+                     hot_chunk_rows = excluded.hot_chunk_rows,
+                     partition_interval = excluded.partition_interval",
+                &[
+                    facade.into(),
+                    key.into(),
+                    time.into(),
+                    rows.into(),
+                    iv.into(),
+                ],
+            ),
+            "store the configuration",
+        )
     });
     invalidate_relcache(facade);
     invalidate(facade);
+}
+
+/// The `bidim.table_config` row of `facade` as a composite datum (the result of
+/// `bidim.configure`).
+pub fn config_row_datum(facade: pg_sys::Oid) -> pg_sys::Datum {
+    let s = current_settings(facade);
+    let (months, days, micros) = s.interval.unwrap_or((0, DEFAULT_PARTITION_DAYS, 0));
+    let iv = pgrx::datum::Interval::new(months, days, micros)
+        .unwrap_or_else(|e| error!("bidim: invalid partition_interval: {e:?}"));
+    // SAFETY: a row of the table's own row type, formed from its descriptor; name
+    // values are NameData built by namein; the tuple is copied into a datum.
+    unsafe {
+        let relid = relation_oid("bidim", "table_config");
+        let typ = pg_sys::get_rel_type_id(relid);
+        let desc = pg_sys::lookup_rowtype_tupdesc(typ, -1);
+        let name = |n: &str| {
+            let p = pg_sys::palloc0(pg_sys::NAMEDATALEN as usize) as *mut u8;
+            let len = n.len().min(pg_sys::NAMEDATALEN as usize - 1);
+            std::ptr::copy_nonoverlapping(n.as_ptr(), p, len);
+            pg_sys::Datum::from(p)
+        };
+        let mut values = [
+            pg_sys::Datum::from(facade),
+            name(&s.key_column),
+            name(&s.time_column),
+            pg_sys::Datum::from(s.hot_chunk_rows),
+            iv.into_datum().unwrap_or(pg_sys::Datum::from(0)),
+        ];
+        let mut nulls = [false; 5];
+        let tup = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        let d = pg_sys::heap_copy_tuple_as_datum(tup, desc);
+        if (*desc).tdrefcount >= 0 {
+            pg_sys::DecrTupleDescRefCount(desc);
+        }
+        d
+    }
+}
+
+/// After ALTER TABLE on `facade`: chunks follow the table's owner; the key and time
+/// columns must still be the ones its chunks were made by (the first two columns of
+/// every chunk's index), else the statement is refused.
+pub fn after_alter_table(facade: pg_sys::Oid) {
+    // SAFETY: the latest snapshot is registered around the read.
+    let rows = unsafe {
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let r = read_chunks(facade, snap);
+        pg_sys::UnregisterSnapshot(snap);
+        r
+    };
+    let Some(newest) = rows.last() else {
+        return;
+    };
+    let owner = super::privilege::owner_of(facade);
+    for r in &rows {
+        if super::privilege::owner_of(r.chunk_rel) != owner {
+            super::privilege::give_to(r.chunk_rel, owner);
+        }
+    }
+    // The columns the chunks are keyed by, from the newest chunk's index (every chunk
+    // of a table is made by the same columns: they cannot change while chunks exist).
+    let made_by = chunk_index_columns(newest.chunk_rel);
+    invalidate(facade);
+    let settings = current_settings(facade);
+    let attnum = |name: &str| {
+        let c = CString::new(name).ok()?;
+        // SAFETY: a syscache lookup by relation and column name.
+        let n = unsafe { pg_sys::get_attnum(facade, c.as_ptr()) };
+        (n > 0).then_some(n)
+    };
+    let now = attnum(&settings.key_column).zip(attnum(&settings.time_column));
+    if made_by.is_some() && now != made_by {
+        let table = super::api::qualified_name(facade);
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("cannot drop or rename the key or time column of bidim table \"{table}\" while it holds rows"),
+            Some("The rows are partitioned by these columns. TRUNCATE the table first, or copy the rows into a new table."),
+        );
+    }
+}
+
+/// (key attnum, time attnum) a chunk's (key, time) index is built on.
+fn chunk_index_columns(chunk: pg_sys::Oid) -> Option<(i16, i16)> {
+    // SAFETY: the chunk is opened for its index list, the index for its key columns.
+    unsafe {
+        let rel = pg_sys::try_table_open(chunk, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        if rel.is_null() {
+            return None;
+        }
+        let list = pg_sys::RelationGetIndexList(rel);
+        let out = if pg_sys::list_length(list) > 0 {
+            let idx = pg_sys::index_open(
+                pg_sys::list_nth_oid(list, 0),
+                pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+            );
+            let ind = (*idx).rd_index;
+            let keys = (*ind).indkey.values.as_slice((*ind).indnatts as usize);
+            let r = (keys.len() >= 2).then(|| (keys[0], keys[1]));
+            pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
+            r
+        } else {
+            None
+        };
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        out
+    }
 }
 
 /// Drops every time partition of `facade` that lies wholly before `cutoff` (all its
@@ -1100,13 +1286,11 @@ pub fn drop_before(facade: pg_sys::Oid, cutoff: i64) -> i64 {
         .iter()
         .filter(|&&(lo, hi)| lo < cutoff && hi > cutoff)
     {
-        let text = Spi::get_one_with_args::<String>(
-            "SELECT format('[%s, %s)', bidim._ts($1), bidim._ts($2))",
-            &[lo.into(), hi.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        let text = format!(
+            "[{}, {})",
+            super::api::output_text(pg_sys::TIMESTAMPTZOID, pg_sys::Datum::from(lo)),
+            super::api::output_text(pg_sys::TIMESTAMPTZOID, pg_sys::Datum::from(hi))
+        );
         pgrx::notice!("bidim.drop_before keeps time partition {text}: it extends past the cutoff");
     }
     let chunks: Vec<&ChunkRow> = rows
@@ -1119,15 +1303,16 @@ pub fn drop_before(facade: pg_sys::Oid, cutoff: i64) -> i64 {
 
 /// Marks every hot chunk of `facade` sealed; returns how many.
 pub fn seal_all(facade: pg_sys::Oid) -> i64 {
-    let n = as_superuser(|| {
-        Spi::get_one_with_args::<i64>(
-            "WITH s AS (UPDATE bidim.chunk SET state = 'sealed', sealed_at = now()
-                        WHERE rel = $1 AND state = 'hot' RETURNING 1)
-             SELECT count(*) FROM s",
-            &[facade.into()],
+    let n = as_extension_owner(|| {
+        spi_or_raise(
+            Spi::get_one_with_args::<i64>(
+                "WITH s AS (UPDATE bidim.chunk SET state = 'sealed', sealed_at = now()
+                            WHERE rel = $1 AND state = 'hot' RETURNING 1)
+                 SELECT count(*) FROM s",
+                &[facade.into()],
+            ),
+            "seal chunks",
         )
-        .ok()
-        .flatten()
         .unwrap_or(0)
     });
     invalidate_relcache(facade);
@@ -1177,14 +1362,16 @@ pub fn split_range(
     // One splitter per range (keys below zero: chunk ordinals are positive); splits of
     // different ranges touch different rows and take ids from a sequence, so they run
     // side by side.
-    if ranges.len() >= MAX_KEY_RANGES || !try_seal_lock(facade, (-1 - range_id) as u32) {
+    if ranges.len() >= MAX_KEY_RANGES || !Lock::Split(facade, range_id).try_acquire() {
         return false;
     }
     let (key, _) = column_names(facade, cfg);
     let pct = (SPLIT_SAMPLE_ROWS * 100.0 / cfg.hot_chunk_rows.max(1) as f64).clamp(0.001, 100.0);
     let name = chunk_name(facade, ordinal);
     let kind = cfg.key_kind;
-    let mut sample: Vec<Key> = as_superuser(|| {
+    // Read as the extension owner (the chunk's schema is closed to its owner): a
+    // built-in key type cast to text, a built-in sampling method, no user code.
+    let mut sample: Vec<Key> = as_extension_owner(|| {
         Spi::connect(|client| {
             let rows = client.select(
                 &format!(
@@ -1207,7 +1394,7 @@ pub fn split_range(
     let Some(at) = keyrange::split_point(&mut sample).and_then(|k| k.to_text()) else {
         return false;
     };
-    let done = as_superuser(|| {
+    let done = as_extension_owner(|| {
         if range_id == 0 {
             Spi::run_with_args(
                 "INSERT INTO bidim.key_range (rel, range_id) VALUES ($1, 0) ON CONFLICT DO NOTHING",
@@ -1253,15 +1440,19 @@ pub fn split_range(
 /// `None` when one exists and `if_not_exists` is set.
 pub fn add_retention_policy(
     facade: pg_sys::Oid,
-    drop_after: &str,
+    drop_after: pg_sys::Datum,
     if_not_exists: bool,
 ) -> Option<i32> {
-    let existing = Spi::get_one_with_args::<i32>(
-        "SELECT job_id FROM bidim.job WHERE kind = 'retention' AND rel::oid = $1",
-        &[facade.into()],
-    )
-    .ok()
-    .flatten();
+    let mut existing = None;
+    as_extension_owner(|| {
+        existing = spi_or_raise(
+            Spi::get_one_with_args::<i32>(
+                "SELECT (SELECT job_id FROM bidim.job WHERE kind = 'retention' AND rel::oid = $1)",
+                &[facade.into()],
+            ),
+            "read the jobs",
+        );
+    });
     if let Some(id) = existing {
         if if_not_exists {
             pgrx::notice!("table already has a retention policy (job {id}), skipping");
@@ -1273,26 +1464,33 @@ pub fn add_retention_policy(
             Some("Remove it with bidim.remove_retention_policy first, or pass if_not_exists => true."),
         );
     }
-    as_superuser(|| {
-        Spi::get_one_with_args::<i32>(
-            "INSERT INTO bidim.job (kind, rel, drop_after) VALUES ('retention', $1::oid::regclass, $2::interval)
-             RETURNING job_id",
-            &[facade.into(), drop_after.into()],
+    // SAFETY: an interval datum points to an Interval struct.
+    let iv = unsafe { &*drop_after.cast_mut_ptr::<pg_sys::Interval>() };
+    let iv = pgrx::datum::Interval::new(iv.month, iv.day, iv.time)
+        .unwrap_or_else(|e| error!("bidim: invalid interval: {e:?}"));
+    as_extension_owner(|| {
+        spi_or_raise(
+            Spi::get_one_with_args::<i32>(
+                "INSERT INTO bidim.job (kind, rel, drop_after) VALUES ('retention', $1::oid::regclass, $2)
+                 RETURNING job_id",
+                &[facade.into(), iv.into()],
+            ),
+            "add the retention policy",
         )
-        .unwrap_or_else(|e| error!("bidim: cannot add the retention policy: {e}"))
     })
 }
 
 /// Removes the retention policy of `facade`; returns whether there was one.
 pub fn remove_retention_policy(facade: pg_sys::Oid) -> bool {
-    as_superuser(|| {
-        Spi::get_one_with_args::<i64>(
-            "WITH d AS (DELETE FROM bidim.job WHERE kind = 'retention' AND rel::oid = $1 RETURNING 1)
-             SELECT count(*) FROM d",
-            &[facade.into()],
+    as_extension_owner(|| {
+        spi_or_raise(
+            Spi::get_one_with_args::<i64>(
+                "WITH d AS (DELETE FROM bidim.job WHERE kind = 'retention' AND rel::oid = $1 RETURNING 1)
+                 SELECT count(*) FROM d",
+                &[facade.into()],
+            ),
+            "remove the retention policy",
         )
-        .ok()
-        .flatten()
         .unwrap_or(0)
             > 0
     })
@@ -1309,7 +1507,9 @@ const ANALYZE_PER_RUN: i64 = 16;
 /// it never touches chunks a retention run is dropping. Returns the number of chunks
 /// sealed plus analyzed.
 pub fn maintain() -> i64 {
-    as_superuser(|| {
+    // As the extension owner: it updates bidim's directory. ANALYZE switches to each
+    // chunk's owner (the table's owner) inside a security-restricted operation itself.
+    as_extension_owner(|| {
         let tables: Vec<pg_sys::Oid> = Spi::connect(|client| {
             let rows = client.select(
                 "SELECT DISTINCT c.rel FROM bidim.chunk c ORDER BY 1",

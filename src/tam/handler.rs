@@ -361,29 +361,52 @@ fn chunk_index(chunk: pg_sys::Relation, lockmode: u32) -> Option<pg_sys::Relatio
     }
 }
 
+/// `index` if its first column is attribute `key_attnum` (the scan keys were built for
+/// that column); otherwise it is closed and the chunk is read by a sequential scan.
+fn keyed_on(index: pg_sys::Relation, key_attnum: i16) -> Option<pg_sys::Relation> {
+    // SAFETY: an open index's pg_index row.
+    unsafe {
+        let ind = (*index).rd_index;
+        let keys = (*ind).indkey.values.as_slice((*ind).indnatts as usize);
+        if keys.first() == Some(&key_attnum) {
+            Some(index)
+        } else {
+            pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            None
+        }
+    }
+}
+
 /// Adds index entries for rows heap just wrote into `chunk` (their slots still hold
-/// chunk-local TIDs).
-fn index_rows(
-    chunk: pg_sys::Relation,
-    cfg: &catalog::TableConfig,
-    slots: &[*mut pg_sys::TupleTableSlot],
-) {
+/// chunk-local TIDs). The entries are formed from the columns the index was built on
+/// (the chunk's own attribute numbers, which are the table's: chunks mirror its
+/// layout), never from the table's current settings.
+fn index_rows(chunk: pg_sys::Relation, slots: &[*mut pg_sys::TupleTableSlot]) {
     let Some(index) = chunk_index(chunk, pg_sys::RowExclusiveLock) else {
         return;
     };
-    // SAFETY: an open index of the open chunk; slots hold the rows just inserted,
-    // deformed up to the key and time columns before reading their values.
+    // SAFETY: an open index of the open chunk; each slot holds a row just inserted
+    // into the chunk; FormIndexDatum reads the slot at the index's own attributes.
     unsafe {
         let info = pg_sys::BuildIndexInfo(index);
-        let need = cfg.key_attnum.max(cfg.time_attnum) as i32;
+        let n = (*info).ii_NumIndexAttrs as usize;
+        let mut values = vec![pg_sys::Datum::from(0); n.max(1)];
+        let mut nulls = vec![false; n.max(1)];
         for &slot in slots {
-            if ((*slot).tts_nvalid as i32) < need {
-                pg_sys::slot_getsomeattrs_int(slot, need);
+            let natts = (*(*slot).tts_tupleDescriptor).natts as i16;
+            let fits = (&(*info).ii_IndexAttrNumbers)[..n]
+                .iter()
+                .all(|&a| a > 0 && a <= natts);
+            if !fits {
+                error!("bidim: a row does not fit the chunk's (key, time) index");
             }
-            let k = (cfg.key_attnum - 1) as usize;
-            let t = (cfg.time_attnum - 1) as usize;
-            let mut values = [*(*slot).tts_values.add(k), *(*slot).tts_values.add(t)];
-            let mut nulls = [*(*slot).tts_isnull.add(k), *(*slot).tts_isnull.add(t)];
+            pg_sys::FormIndexDatum(
+                info,
+                slot,
+                std::ptr::null_mut(),
+                values.as_mut_ptr(),
+                nulls.as_mut_ptr(),
+            );
             let mut tid = (*slot).tts_tid;
             pg_sys::index_insert(
                 index,
@@ -463,7 +486,7 @@ fn insert_into_chunk(
             std::ptr::null_mut()
         ));
     }
-    index_rows(chunk, cfg, slots);
+    index_rows(chunk, slots);
     let mut tuple_len = 64;
     for &s in slots.iter() {
         fix_slot(rel, hot.ordinal, s);
@@ -677,7 +700,11 @@ fn start_chunk_scan(s: &mut BidimScan, idx: i32) {
     }
     s.cur = idx;
     if s.nikeys > 0 {
-        if let Some(index) = chunk_index(s.chunk_rel, pg_sys::AccessShareLock) {
+        // SAFETY: the facade is open for the scan.
+        let key_attnum = unsafe { catalog::config(s.base.rs_rd) }.key_attnum;
+        if let Some(index) =
+            chunk_index(s.chunk_rel, pg_sys::AccessShareLock).and_then(|i| keyed_on(i, key_attnum))
+        {
             // SAFETY: an index scan of the open chunk through its own index, with
             // the scan keys BidimScan built for the index's columns.
             unsafe {
@@ -1186,7 +1213,7 @@ unsafe extern "C-unwind" fn bidim_tuple_update(
         if r == pg_sys::TM_Result::TM_Ok {
             // SAFETY: heap's out-parameter: false for a HOT update (no new index entry).
             if unsafe { *update_indexes } {
-                index_rows(chunk, &cfg, &[slot]);
+                index_rows(chunk, &[slot]);
             }
             fix_slot(rel, ordinal, slot);
         } else {

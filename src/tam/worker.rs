@@ -171,40 +171,49 @@ pub extern "C-unwind" fn bidim_maintenance_main(arg: pg_sys::Datum) {
     }
     let db = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    // The round runs as the bootstrap superuser: every statement with the pinned
+    // search path (bidim.run_job pins its own too).
+    use super::privilege::pinned;
     let installed = BackgroundWorker::transaction(|| {
-        Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'bidim')
+        pinned(|| {
+            Spi::get_one::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'bidim')
                     AND pg_catalog.to_regclass('bidim.job') IS NOT NULL",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        })
     });
     if !installed {
         return;
     }
     let due: Vec<i32> = BackgroundWorker::transaction(|| {
-        Spi::connect(|client| {
-            let rows = client.select(
+        pinned(|| {
+            Spi::connect(|client| {
+                let rows = client.select(
                 "SELECT job_id FROM bidim.job WHERE next_run <= now() ORDER BY next_run, job_id",
                 None,
                 &[],
             )?;
-            let mut v = Vec::new();
-            for r in rows {
-                if let Some(id) = r.get::<i32>(1)? {
-                    v.push(id);
+                let mut v = Vec::new();
+                for r in rows {
+                    if let Some(id) = r.get::<i32>(1)? {
+                        v.push(id);
+                    }
                 }
-            }
-            Ok::<_, pgrx::spi::Error>(v)
+                Ok::<_, pgrx::spi::Error>(v)
+            })
+            .unwrap_or_default()
         })
-        .unwrap_or_default()
     });
     for id in due {
         BackgroundWorker::transaction(|| {
-            Spi::run("SET LOCAL lock_timeout = '10s'").ok();
-            Spi::run_with_args("SELECT bidim.run_job($1)", &[id.into()])
-                .unwrap_or_else(|e| warning!("bidim maintenance: job {id}: {e}"));
+            pinned(|| {
+                Spi::run("SET LOCAL lock_timeout = '10s'").ok();
+                Spi::run_with_args("SELECT bidim.run_job($1)", &[id.into()])
+                    .unwrap_or_else(|e| warning!("bidim maintenance: job {id}: {e}"));
+            })
         });
     }
 }

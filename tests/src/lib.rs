@@ -351,6 +351,14 @@ impl Cluster {
             .map_err(|e| format!("connect to port {}: {e}", self.port))
     }
 
+    /// A new connection to database `db` as role `user` (the cluster trusts loopback).
+    pub fn connect_as(&self, db: &str, user: &str) -> Result<Client> {
+        let info = self
+            .conninfo(db)
+            .replace("user=postgres", &format!("user={user}"));
+        Client::connect(&info, NoTls).map_err(|e| format!("connect as {user}: {e}"))
+    }
+
     /// A client program of the server's installation (psql, pg_dump, pg_restore, ...)
     /// already pointed at this cluster: host, port and user set.
     pub fn client_tool(&self, name: &str) -> Command {

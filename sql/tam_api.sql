@@ -1,0 +1,149 @@
+-- SQL functions of the bidim access method (src/tam/api.rs implements the C ones).
+-- Every name is schema-qualified; functions written in SQL pin their search_path.
+
+CREATE FUNCTION bidim.configure(
+    rel                pg_catalog.regclass,
+    key_column         pg_catalog.name     DEFAULT NULL,
+    time_column        pg_catalog.name     DEFAULT NULL,
+    hot_chunk_rows     pg_catalog.int8     DEFAULT NULL,
+    partition_interval pg_catalog.interval DEFAULT NULL)
+RETURNS bidim.table_config
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_configure';
+COMMENT ON FUNCTION bidim.configure(pg_catalog.regclass, pg_catalog.name, pg_catalog.name, pg_catalog.int8, pg_catalog.interval) IS
+    'bidim: set the key column, time column, seal threshold and time partition width of a bidim table';
+
+CREATE FUNCTION bidim.seal(rel pg_catalog.regclass) RETURNS pg_catalog.int8
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_seal';
+COMMENT ON FUNCTION bidim.seal(pg_catalog.regclass) IS
+    'bidim: seal every hot chunk of a bidim table now; returns the number sealed';
+
+CREATE FUNCTION bidim.drop_before(rel pg_catalog.regclass, cutoff pg_catalog.timestamptz)
+RETURNS pg_catalog.int8
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_drop_before';
+COMMENT ON FUNCTION bidim.drop_before(pg_catalog.regclass, pg_catalog.timestamptz) IS
+    'bidim: drop every time partition of a bidim table that lies wholly before cutoff; returns the number dropped';
+
+CREATE FUNCTION bidim.add_retention_policy(rel pg_catalog.regclass, drop_after pg_catalog.interval,
+                                           if_not_exists pg_catalog.bool DEFAULT false)
+RETURNS pg_catalog.int4
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_add_retention_policy';
+COMMENT ON FUNCTION bidim.add_retention_policy(pg_catalog.regclass, pg_catalog.interval, pg_catalog.bool) IS
+    'bidim: drop the time partitions of a bidim table older than drop_after in the background (needs bidim in shared_preload_libraries); returns the job id';
+
+CREATE FUNCTION bidim.remove_retention_policy(rel pg_catalog.regclass, if_exists pg_catalog.bool DEFAULT false)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_remove_retention_policy';
+COMMENT ON FUNCTION bidim.remove_retention_policy(pg_catalog.regclass, pg_catalog.bool) IS
+    'bidim: remove the retention policy of a bidim table';
+
+-- Internal: the extension's event triggers and superusers only.
+CREATE FUNCTION bidim._forget_table(rel pg_catalog.oid) RETURNS void
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_forget_table';
+CREATE FUNCTION bidim._after_alter_table(rel pg_catalog.oid) RETURNS void
+LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_after_alter_table';
+CREATE FUNCTION bidim._maintain() RETURNS pg_catalog.int8
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_maintain';
+REVOKE ALL ON FUNCTION bidim._forget_table(pg_catalog.oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bidim._after_alter_table(pg_catalog.oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bidim._maintain() FROM PUBLIC;
+REVOKE ALL ON FUNCTION bidim._on_sql_drop() FROM PUBLIC;
+REVOKE ALL ON FUNCTION bidim._on_alter_table() FROM PUBLIC;
+
+CREATE FUNCTION bidim.table_size(rel pg_catalog.regclass) RETURNS pg_catalog.int8
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT a.amname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
+        WHERE c.oid OPERATOR(pg_catalog.=) rel) IS DISTINCT FROM 'bidim' THEN
+        RAISE EXCEPTION 'table "%" is not a bidim table', rel
+            USING ERRCODE = 'wrong_object_type', HINT = 'Use pg_total_relation_size for other tables.';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', rel USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN pg_catalog.pg_total_relation_size(rel)
+         OPERATOR(pg_catalog.+) coalesce((SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(c.chunk_rel))
+                     FROM bidim.chunk c JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.chunk_rel
+                     WHERE c.rel OPERATOR(pg_catalog.=) table_size.rel), 0)::pg_catalog.int8;
+END
+$$;
+COMMENT ON FUNCTION bidim.table_size(pg_catalog.regclass) IS
+    'bidim: bytes on disk of a bidim table: all its chunks (with TOAST) and its own empty file';
+
+CREATE FUNCTION bidim.table_stats(rel pg_catalog.regclass)
+RETURNS TABLE (rows pg_catalog.int8, bytes pg_catalog.int8, chunks pg_catalog.int8, hot_chunks pg_catalog.int8,
+               key_ranges pg_catalog.int8, partitions pg_catalog.int8, time_lo pg_catalog.timestamptz,
+               time_hi pg_catalog.timestamptz)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT a.amname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
+        WHERE c.oid OPERATOR(pg_catalog.=) rel) IS DISTINCT FROM 'bidim' THEN
+        RAISE EXCEPTION 'table "%" is not a bidim table', rel
+            USING ERRCODE = 'wrong_object_type', HINT = 'Create it with CREATE TABLE ... USING bidim.';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', rel USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY
+    SELECT coalesce(pg_catalog.sum(c.rows), 0)::pg_catalog.int8,
+           bidim.table_size(table_stats.rel),
+           pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE c.state OPERATOR(pg_catalog.=) 'hot'),
+           greatest((SELECT pg_catalog.count(*) FROM bidim.key_range r
+                     WHERE r.rel OPERATOR(pg_catalog.=) table_stats.rel::pg_catalog.oid
+                       AND r.state OPERATOR(pg_catalog.=) 'active'), 1),
+           pg_catalog.count(DISTINCT c.partition),
+           pg_catalog.min(c.time_lo),
+           pg_catalog.max(c.time_hi)
+    FROM bidim.chunks c
+    WHERE c.rel OPERATOR(pg_catalog.=) table_stats.rel;
+END
+$$;
+COMMENT ON FUNCTION bidim.table_stats(pg_catalog.regclass) IS
+    'bidim: totals of a bidim table: rows, bytes, chunks, hot chunks, active key ranges, time partitions, time span';
+
+-- Runs one job now and records the outcome (the maintenance worker calls it for every
+-- due job; superusers may call it to run a job at once). Errors inside the job are
+-- caught and recorded in bidim.jobs.last_error.
+CREATE FUNCTION bidim.run_job(job_id pg_catalog.int4) RETURNS pg_catalog.bool
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j bidim.job;
+    msg pg_catalog.text;
+    nap pg_catalog.interval := coalesce(
+        nullif(pg_catalog.current_setting('bidim.maintenance_naptime', true), '')::pg_catalog.interval,
+        interval '1 minute');
+BEGIN
+    SELECT * INTO j FROM bidim.job WHERE bidim.job.job_id OPERATOR(pg_catalog.=) $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'bidim job % does not exist', $1 USING ERRCODE = 'undefined_object';
+    END IF;
+    BEGIN
+        IF j.kind OPERATOR(pg_catalog.=) 'retention' THEN
+            PERFORM bidim.drop_before(j.rel, pg_catalog.now() OPERATOR(pg_catalog.-) j.drop_after);
+        ELSE
+            PERFORM bidim._maintain();
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    END;
+    UPDATE bidim.job AS u
+    SET last_run = pg_catalog.now(), runs = u.runs OPERATOR(pg_catalog.+) 1,
+        last_success = CASE WHEN msg IS NULL THEN pg_catalog.now() ELSE u.last_success END,
+        last_error = msg,
+        failures = u.failures OPERATOR(pg_catalog.+) (msg IS NOT NULL)::pg_catalog.int4,
+        next_run = pg_catalog.now() OPERATOR(pg_catalog.+) coalesce(u.schedule_interval, nap)
+    WHERE u.job_id OPERATOR(pg_catalog.=) j.job_id;
+    RETURN msg IS NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION bidim.run_job(pg_catalog.int4) FROM PUBLIC;
+COMMENT ON FUNCTION bidim.run_job(pg_catalog.int4) IS
+    'bidim: run a background job now (superuser); returns false and records last_error if it failed';
+
+CREATE VIEW bidim.jobs WITH (security_barrier) AS
+SELECT j.job_id, j.kind, j.rel, j.drop_after, j.schedule_interval,
+       j.last_run, j.last_success, j.next_run, j.last_error, j.runs, j.failures
+FROM bidim.job j
+WHERE j.rel IS NULL OR pg_catalog.has_table_privilege(j.rel, 'SELECT');
+COMMENT ON VIEW bidim.jobs IS 'bidim: background jobs of this database (retention policies, maintenance): last run, next run, last error';
+GRANT SELECT ON bidim.jobs TO PUBLIC;

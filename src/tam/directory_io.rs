@@ -1,0 +1,200 @@
+//! Reading and writing bidim's own tables (schema `bidim`) through the catalog C API:
+//! no SQL text, no name lookup through `search_path`, no permission check on the
+//! reader. Routing and scans need the directory whatever the caller may SELECT (an
+//! INSERT-only role must still find its row's chunk), and must not resolve names the
+//! caller controls. Rows are read by column name.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+fn namespace_oid(name: &str) -> pg_sys::Oid {
+    let c = CString::new(name).expect("schema names hold no NUL");
+    // SAFETY: a syscache lookup by name; errors are raised as PostgreSQL errors.
+    unsafe { pg_sys::get_namespace_oid(c.as_ptr(), false) }
+}
+
+/// The oid of relation `name` in schema `schema` (InvalidOid if it does not exist).
+pub fn relation_oid(schema: &str, name: &str) -> pg_sys::Oid {
+    let c = CString::new(name).expect("relation names hold no NUL");
+    // SAFETY: a syscache lookup by name in a namespace.
+    unsafe { pg_sys::get_relname_relid(c.as_ptr(), namespace_oid(schema)) }
+}
+
+/// One row of a directory table, its columns looked up by name.
+pub struct Row<'a> {
+    desc: pg_sys::TupleDesc,
+    values: &'a [pg_sys::Datum],
+    nulls: &'a [bool],
+    /// The row's TID (for updates).
+    pub tid: pg_sys::ItemPointerData,
+}
+
+impl Row<'_> {
+    fn index_of(&self, column: &str) -> usize {
+        // SAFETY: the descriptor of the open directory table.
+        let attrs = unsafe { (*self.desc).attrs.as_slice((*self.desc).natts as usize) };
+        attrs
+            .iter()
+            .position(|a| {
+                !a.attisdropped
+                    // SAFETY: attname is a NUL-terminated NameData.
+                    && unsafe { std::ffi::CStr::from_ptr(a.attname.data.as_ptr()) }
+                        .to_bytes()
+                        == column.as_bytes()
+            })
+            .unwrap_or_else(|| error!("bidim: the directory has no column \"{column}\""))
+    }
+
+    /// The raw datum of `column`, `None` when NULL.
+    pub fn datum(&self, column: &str) -> Option<pg_sys::Datum> {
+        let i = self.index_of(column);
+        (!self.nulls[i]).then_some(self.values[i])
+    }
+
+    pub fn i64(&self, column: &str) -> Option<i64> {
+        self.datum(column).map(|d| d.value() as i64)
+    }
+
+    pub fn i32(&self, column: &str) -> Option<i32> {
+        self.datum(column).map(|d| d.value() as i32)
+    }
+
+    pub fn oid(&self, column: &str) -> Option<pg_sys::Oid> {
+        self.datum(column)
+            .map(|d| pg_sys::Oid::from(d.value() as u32))
+    }
+
+    /// A `text` column.
+    pub fn text(&self, column: &str) -> Option<String> {
+        // SAFETY: the column is of type text; the datum belongs to the row.
+        self.datum(column)
+            .and_then(|d| unsafe { String::from_datum(d, false) })
+    }
+
+    /// A `name` column.
+    pub fn name(&self, column: &str) -> Option<String> {
+        // SAFETY: a name datum points to a NUL-terminated NameData.
+        self.datum(column).map(|d| unsafe {
+            std::ffi::CStr::from_ptr(d.cast_mut_ptr::<std::ffi::c_char>())
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    /// An `interval` column as (months, days, microseconds).
+    pub fn interval(&self, column: &str) -> Option<(i32, i32, i64)> {
+        // SAFETY: an interval datum points to an Interval struct.
+        self.datum(column).map(|d| unsafe {
+            let i = d.cast_mut_ptr::<pg_sys::Interval>();
+            ((*i).month, (*i).day, (*i).time)
+        })
+    }
+}
+
+/// Calls `f` for every row of `bidim.<table>` whose first index column (`index`, on an
+/// oid column) equals `key`, under `snapshot` (null: the catalog snapshot).
+///
+/// # Safety
+/// `snapshot` must be null or valid for the duration of the call.
+pub unsafe fn scan(
+    table: &str,
+    index: &str,
+    key: pg_sys::Oid,
+    snapshot: pg_sys::Snapshot,
+    mut f: impl FnMut(&Row),
+) {
+    let dir = relation_oid("bidim", table);
+    let idx = relation_oid("bidim", index);
+    if dir == pg_sys::InvalidOid || idx == pg_sys::InvalidOid {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("bidim: the directory table bidim.{table} is missing"),
+            Some("Is the extension installed in this database? (CREATE EXTENSION bidim)"),
+        );
+    }
+    // SAFETY: open/scan/close of our own directory table with an index scan keyed on
+    // its oid column; every call is a guarded pg_sys function.
+    unsafe {
+        let rel = pg_sys::table_open(dir, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut skey,
+            1,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::F_OIDEQ.into(),
+            pg_sys::Datum::from(key),
+        );
+        let sc = pg_sys::systable_beginscan(rel, idx, true, snapshot, 1, &mut skey);
+        let desc = (*rel).rd_att;
+        let n = (*desc).natts as usize;
+        let mut values = vec![pg_sys::Datum::from(0); n];
+        let mut nulls = vec![false; n];
+        loop {
+            let tup = pg_sys::systable_getnext(sc);
+            if tup.is_null() {
+                break;
+            }
+            pg_sys::heap_deform_tuple(tup, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            f(&Row {
+                desc,
+                values: &values,
+                nulls: &nulls,
+                tid: (*tup).t_self,
+            });
+        }
+        pg_sys::systable_endscan(sc);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    }
+}
+
+/// Allocates the next chunk ordinal of `facade` from `bidim.chunk_counter`, in the
+/// caller's transaction: a rollback gives the number back. The caller holds
+/// [`super::locks::Lock::ChunkCreation`], so the newest committed counter row (read
+/// with the latest snapshot, also in REPEATABLE READ) is the one to advance and
+/// nobody else updates it before we commit.
+pub fn next_ordinal(facade: pg_sys::Oid) -> i64 {
+    let dir = relation_oid("bidim", "chunk_counter");
+    let idx = relation_oid("bidim", "chunk_counter_pkey");
+    if dir == pg_sys::InvalidOid || idx == pg_sys::InvalidOid {
+        error!("bidim: the directory table bidim.chunk_counter is missing");
+    }
+    // SAFETY: our own table, opened RowExclusive; the latest snapshot is registered
+    // for the scan; the updated/inserted tuples are built from its own descriptor.
+    unsafe {
+        let rel = pg_sys::table_open(dir, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut skey,
+            1,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::F_OIDEQ.into(),
+            pg_sys::Datum::from(facade),
+        );
+        let sc = pg_sys::systable_beginscan(rel, idx, true, snap, 1, &mut skey);
+        let tup = pg_sys::systable_getnext(sc);
+        let desc = (*rel).rd_att;
+        let mut values = [pg_sys::Datum::from(facade), pg_sys::Datum::from(1i64)];
+        let mut nulls = [false, false];
+        let next;
+        if tup.is_null() {
+            next = 1;
+            let newtup = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::CatalogTupleInsert(rel, newtup);
+        } else {
+            let mut old = [pg_sys::Datum::from(0); 2];
+            pg_sys::heap_deform_tuple(tup, desc, old.as_mut_ptr(), nulls.as_mut_ptr());
+            next = old[1].value() as i64 + 1;
+            values[1] = pg_sys::Datum::from(next);
+            let newtup = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            let mut otid = (*tup).t_self;
+            pg_sys::CatalogTupleUpdate(rel, &mut otid, newtup);
+        }
+        pg_sys::systable_endscan(sc);
+        pg_sys::UnregisterSnapshot(snap);
+        pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::CommandCounterIncrement();
+        next
+    }
+}
