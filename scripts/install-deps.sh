@@ -12,7 +12,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 need_pkgs=()
 for p in postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-contrib \
-         libclang-dev clang sudo pkg-config libssl-dev ${BIDIM_EXTRA_PKGS:-}; do
+         libclang-dev clang sudo pkg-config libssl-dev python3 python3-venv ${BIDIM_EXTRA_PKGS:-}; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     need_pkgs+=("$p")
   fi

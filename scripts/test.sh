@@ -3,7 +3,8 @@
 #   1. cargo fmt --check and cargo clippy -D warnings (whole workspace, all targets)
 #   2. plain cargo test: the pure Rust cores (no PostgreSQL)
 #   3. cargo pgrx test: #[pg_test] functions inside a real PostgreSQL 15
-#   4. pg_regress golden files (pg_regress/) and isolation specs
+#   4. pgspot on the generated install script; pg_regress golden files (pg_regress/)
+#      and isolation specs
 #      (pg_regress/isolation/, PostgreSQL's isolation tester) against throwaway clusters
 #   5. integration tests (tests/): real clusters, several connections, crashes
 #   6. a smoke run of the benchmark harness (tiny data; numbers are not checked)
@@ -32,7 +33,8 @@ cargo pgrx test pg15 --runas postgres --pgdata "$pgdata/data"
 # pgrx test installed a test build; install the plain one the remaining suites use.
 install_extension dev
 
-log "4/6 pg_regress and isolation specs"
+log "4/6 pgspot on the install script, pg_regress and isolation specs"
+bash scripts/pgspot.sh
 bash scripts/regress.sh
 bash scripts/isolation.sh
 

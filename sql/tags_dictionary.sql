@@ -62,19 +62,32 @@ $$;
 REVOKE ALL ON FUNCTION bidim._tags_on_sql_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER bidim_tags_sql_drop ON sql_drop EXECUTE FUNCTION bidim._tags_on_sql_drop();
 
-CREATE FUNCTION bidim.tag_keys(rel pg_catalog.regclass, filter @extschema@.tagquery DEFAULT NULL,
-                               lim pg_catalog.int4 DEFAULT NULL)
-RETURNS TABLE (key pg_catalog.text, series pg_catalog.int8)
+-- The tagset column a table's dictionary counts (an error if it has none).
+CREATE FUNCTION bidim.tag_dictionary_column(rel pg_catalog.regclass) RETURNS pg_catalog.name
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     col pg_catalog.name;
 BEGIN
-    SELECT d.column_name INTO col FROM bidim.tag_dictionary d WHERE d.rel OPERATOR(pg_catalog.=) tag_keys.rel;
+    SELECT d.column_name INTO col FROM bidim.tag_dictionary d
+    WHERE d.rel OPERATOR(pg_catalog.=) tag_dictionary_column.rel;
     IF col IS NULL THEN
         RAISE EXCEPTION 'table "%" has no tag dictionary', rel
             USING ERRCODE = 'undefined_object',
                   HINT = 'Create one with bidim.enable_tag_dictionary(table, column).';
     END IF;
+    RETURN col;
+END
+$$;
+COMMENT ON FUNCTION bidim.tag_dictionary_column(pg_catalog.regclass) IS
+    'bidim: the tagset column whose describe-tags dictionary a table keeps';
+
+CREATE FUNCTION bidim.tag_keys(rel pg_catalog.regclass, filter @extschema@.tagquery DEFAULT NULL,
+                               lim pg_catalog.int4 DEFAULT NULL)
+RETURNS TABLE (key pg_catalog.text, series pg_catalog.int8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col pg_catalog.name := bidim.tag_dictionary_column(rel);
+BEGIN
     IF filter IS NULL THEN
         RETURN QUERY SELECT d.key, d.series FROM bidim.tag_dict d
                      WHERE d.rel OPERATOR(pg_catalog.=) tag_keys.rel AND d.tag OPERATOR(pg_catalog.=) ''
@@ -93,14 +106,8 @@ CREATE FUNCTION bidim.tag_values(rel pg_catalog.regclass, key pg_catalog.text,
 RETURNS TABLE (value pg_catalog.text, series pg_catalog.int8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    col pg_catalog.name;
+    col pg_catalog.name := bidim.tag_dictionary_column(rel);
 BEGIN
-    SELECT d.column_name INTO col FROM bidim.tag_dictionary d WHERE d.rel OPERATOR(pg_catalog.=) tag_values.rel;
-    IF col IS NULL THEN
-        RAISE EXCEPTION 'table "%" has no tag dictionary', rel
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Create one with bidim.enable_tag_dictionary(table, column).';
-    END IF;
     IF filter IS NULL THEN
         RETURN QUERY SELECT CASE WHEN d.tag OPERATOR(pg_catalog.=) d.key THEN NULL
                                  ELSE pg_catalog.substr(d.tag, pg_catalog.length(d.key) OPERATOR(pg_catalog.+) 2) END,
@@ -124,14 +131,8 @@ CREATE FUNCTION bidim.describe_tags(rel pg_catalog.regclass, filter @extschema@.
 RETURNS TABLE (key pg_catalog.text, value pg_catalog.text, series pg_catalog.int8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    col pg_catalog.name;
+    col pg_catalog.name := bidim.tag_dictionary_column(rel);
 BEGIN
-    SELECT d.column_name INTO col FROM bidim.tag_dictionary d WHERE d.rel OPERATOR(pg_catalog.=) describe_tags.rel;
-    IF col IS NULL THEN
-        RAISE EXCEPTION 'table "%" has no tag dictionary', rel
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Create one with bidim.enable_tag_dictionary(table, column).';
-    END IF;
     IF filter IS NULL THEN
         RETURN QUERY SELECT d.key,
                             CASE WHEN d.tag OPERATOR(pg_catalog.=) d.key THEN NULL

@@ -5,7 +5,9 @@ use pgrx::prelude::*;
 
 /// Raises `ERROR` with an SQLSTATE, a message and a hint; never returns.
 pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str>) -> ! {
-    let mut report = ErrorReport::new(code, message.into(), "bidim");
+    // A NUL would cut the message short (PostgreSQL's messages are C strings).
+    let message = message.into().replace('\0', "\\0");
+    let mut report = ErrorReport::new(code, message, "bidim");
     if let Some(h) = hint {
         report = report.set_hint(h);
     }

@@ -79,8 +79,10 @@ pub fn varlena_of(bytes: &[u8]) -> pg_sys::Datum {
 
 /// At most 80 characters of `s`, for an error message that quotes user input.
 pub fn abbreviate(s: &str) -> String {
+    // A NUL would end the C string of the error message: show it as \0.
+    let s = s.replace('\0', "\\0");
     if s.chars().count() <= 80 {
-        s.to_string()
+        s
     } else {
         s.chars().take(77).collect::<String>() + "..."
     }

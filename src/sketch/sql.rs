@@ -26,7 +26,7 @@ use std::ffi::CStr;
 
 pgrx::extension_sql!(
     r#"
-CREATE TYPE ddsketch;
+CREATE TYPE @extschema@.ddsketch;
 CREATE FUNCTION ddsketch_in(cstring) RETURNS ddsketch
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_in';
 CREATE FUNCTION ddsketch_out(ddsketch) RETURNS cstring
@@ -35,7 +35,7 @@ CREATE FUNCTION ddsketch_recv(internal) RETURNS ddsketch
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_recv';
 CREATE FUNCTION ddsketch_send(ddsketch) RETURNS bytea
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_send';
-CREATE TYPE ddsketch (
+CREATE TYPE @extschema@.ddsketch (
     INPUT = ddsketch_in, OUTPUT = ddsketch_out,
     RECEIVE = ddsketch_recv, SEND = ddsketch_send,
     INTERNALLENGTH = VARIABLE, STORAGE = extended
@@ -54,17 +54,17 @@ CREATE FUNCTION ddsketch_trans(ddsketch, float8, int8, float8, int4) RETURNS dds
 CREATE FUNCTION ddsketch_combine(ddsketch, ddsketch) RETURNS ddsketch
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_combine';
 
-CREATE AGGREGATE ddsketch_agg(value float8) (
+CREATE AGGREGATE @extschema@.ddsketch_agg(value float8) (
     SFUNC = ddsketch_trans, STYPE = ddsketch, COMBINEFUNC = ddsketch_combine, PARALLEL = SAFE);
-CREATE AGGREGATE ddsketch_agg(value float8, alpha float8) (
+CREATE AGGREGATE @extschema@.ddsketch_agg(value float8, alpha float8) (
     SFUNC = ddsketch_trans, STYPE = ddsketch, COMBINEFUNC = ddsketch_combine, PARALLEL = SAFE);
-CREATE AGGREGATE ddsketch_agg(value float8, alpha float8, max_buckets int4) (
+CREATE AGGREGATE @extschema@.ddsketch_agg(value float8, alpha float8, max_buckets int4) (
     SFUNC = ddsketch_trans, STYPE = ddsketch, COMBINEFUNC = ddsketch_combine, PARALLEL = SAFE);
-CREATE AGGREGATE ddsketch_agg(value float8, weight int8, alpha float8, max_buckets int4) (
+CREATE AGGREGATE @extschema@.ddsketch_agg(value float8, weight int8, alpha float8, max_buckets int4) (
     SFUNC = ddsketch_trans, STYPE = ddsketch, COMBINEFUNC = ddsketch_combine, PARALLEL = SAFE);
-CREATE AGGREGATE ddsketch_agg(sketch ddsketch) (
+CREATE AGGREGATE @extschema@.ddsketch_agg(sketch ddsketch) (
     SFUNC = ddsketch_combine, STYPE = ddsketch, COMBINEFUNC = ddsketch_combine, PARALLEL = SAFE);
-CREATE AGGREGATE rollup(sketch ddsketch) (
+CREATE AGGREGATE @extschema@.rollup(sketch ddsketch) (
     SFUNC = ddsketch_combine, STYPE = ddsketch, COMBINEFUNC = ddsketch_combine, PARALLEL = SAFE);
 COMMENT ON AGGREGATE ddsketch_agg(float8) IS 'bidim: ddsketch of the values (relative accuracy 0.01, 2048 bins)';
 COMMENT ON AGGREGATE ddsketch_agg(float8, float8) IS 'bidim: ddsketch of the values with relative accuracy alpha';
@@ -104,11 +104,11 @@ CREATE FUNCTION ddsketch_bucket_counts(sketch ddsketch) RETURNS int8[]
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_bucket_counts';
 CREATE FUNCTION ddsketch_buckets(sketch ddsketch)
     RETURNS TABLE (lower float8, upper float8, count int8)
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT b[2 * i - 1], b[2 * i], c[i]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT b[(2 OPERATOR(pg_catalog.*) i) OPERATOR(pg_catalog.-) 1], b[2 OPERATOR(pg_catalog.*) i], c[i]
     FROM (SELECT @extschema@.ddsketch_bucket_bounds(sketch) AS b,
                  @extschema@.ddsketch_bucket_counts(sketch) AS c) x,
-         generate_series(1, cardinality(x.c)) AS i
+         pg_catalog.generate_series(1, pg_catalog.cardinality(x.c)) AS i
     ORDER BY i
 $$;
 
@@ -121,7 +121,7 @@ CREATE FUNCTION ddsketch_add(sketch ddsketch, value float8, weight int8) RETURNS
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_add';
 CREATE FUNCTION ddsketch_merge(a ddsketch, b ddsketch) RETURNS ddsketch
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_merge';
-CREATE OPERATOR || (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_merge);
+CREATE OPERATOR @extschema@.|| (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_merge);
 
 -- Equality and a total order on the canonical binary form (for DISTINCT, GROUP BY,
 -- indexes); equal means the same bins, counts, alpha, min, max and sum.
@@ -141,17 +141,17 @@ CREATE FUNCTION ddsketch_ge(ddsketch, ddsketch) RETURNS boolean
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_ge';
 CREATE FUNCTION ddsketch_hash(ddsketch) RETURNS int4
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ddsketch_hash';
-CREATE OPERATOR = (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_eq,
+CREATE OPERATOR @extschema@.= (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_eq,
     COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
-CREATE OPERATOR <> (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_ne,
+CREATE OPERATOR @extschema@.<> (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_ne,
     COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-CREATE OPERATOR < (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_lt,
+CREATE OPERATOR @extschema@.< (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_lt,
     COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-CREATE OPERATOR <= (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_le,
+CREATE OPERATOR @extschema@.<= (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_le,
     COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-CREATE OPERATOR > (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_gt,
+CREATE OPERATOR @extschema@.> (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_gt,
     COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-CREATE OPERATOR >= (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_ge,
+CREATE OPERATOR @extschema@.>= (LEFTARG = ddsketch, RIGHTARG = ddsketch, FUNCTION = ddsketch_ge,
     COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
 CREATE OPERATOR CLASS ddsketch_ops DEFAULT FOR TYPE ddsketch USING btree AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,

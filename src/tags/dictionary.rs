@@ -294,15 +294,7 @@ pub unsafe extern "C-unwind" fn bidim_tag_dict_trigger(
 /// `fcinfo`'s first argument must be a regclass.
 unsafe fn owned_table(fcinfo: pg_sys::FunctionCallInfo, func: &str) -> pg_sys::Oid {
     // SAFETY: per the contract.
-    let (d, isnull) = unsafe { arg(fcinfo, 0) };
-    if isnull {
-        raise(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{func}: table must not be NULL"),
-            None,
-        );
-    }
-    let rel = pg_sys::Oid::from(d.value() as u32);
+    let rel = unsafe { crate::tam::api::regclass_arg(fcinfo, func) };
     // SAFETY: a syscache lookup of the relation's kind.
     let kind = unsafe { pg_sys::get_rel_relkind(rel) } as u8;
     let name = qualified_name(rel);

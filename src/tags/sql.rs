@@ -19,7 +19,7 @@ use std::ffi::CStr;
 
 pgrx::extension_sql!(
     r#"
-CREATE TYPE tagset;
+CREATE TYPE @extschema@.tagset;
 CREATE FUNCTION tagset_in(cstring) RETURNS tagset
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagset_in';
 CREATE FUNCTION tagset_out(tagset) RETURNS cstring
@@ -28,13 +28,13 @@ CREATE FUNCTION tagset_recv(internal) RETURNS tagset
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagset_recv';
 CREATE FUNCTION tagset_send(tagset) RETURNS bytea
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagset_send';
-CREATE TYPE tagset (
+CREATE TYPE @extschema@.tagset (
     INPUT = tagset_in, OUTPUT = tagset_out, RECEIVE = tagset_recv, SEND = tagset_send,
     INTERNALLENGTH = VARIABLE, STORAGE = extended
 );
 COMMENT ON TYPE tagset IS 'bidim: a sorted, de-duplicated set of key:value (or bare) tags';
 
-CREATE TYPE tagquery;
+CREATE TYPE @extschema@.tagquery;
 CREATE FUNCTION tagquery_in(cstring) RETURNS tagquery
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagquery_in';
 CREATE FUNCTION tagquery_out(tagquery) RETURNS cstring
@@ -43,7 +43,7 @@ CREATE FUNCTION tagquery_recv(internal) RETURNS tagquery
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagquery_recv';
 CREATE FUNCTION tagquery_send(tagquery) RETURNS bytea
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagquery_send';
-CREATE TYPE tagquery (
+CREATE TYPE @extschema@.tagquery (
     INPUT = tagquery_in, OUTPUT = tagquery_out, RECEIVE = tagquery_recv, SEND = tagquery_send,
     INTERNALLENGTH = VARIABLE, STORAGE = extended
 );
@@ -90,41 +90,42 @@ CREATE FUNCTION tagset_keys(tagset) RETURNS text[]
 CREATE FUNCTION tagset_count(tagset) RETURNS int4
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tagset_count';
 CREATE FUNCTION tagset_each(tagset) RETURNS TABLE (key text, value text)
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT CASE WHEN p > 0 THEN left(t, p - 1) ELSE t END,
-           CASE WHEN p > 0 THEN substr(t, p + 1) END
-    FROM unnest(@extschema@.tagset_tags($1)) WITH ORDINALITY AS u(t, i), strpos(t, ':') AS p
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN p OPERATOR(pg_catalog.>) 0 THEN pg_catalog.left(t, p OPERATOR(pg_catalog.-) 1) ELSE t END,
+           CASE WHEN p OPERATOR(pg_catalog.>) 0 THEN pg_catalog.substr(t, p OPERATOR(pg_catalog.+) 1) END
+    FROM pg_catalog.unnest(@extschema@.tagset_tags($1)) WITH ORDINALITY AS u(t, i),
+         pg_catalog.strpos(t, ':') AS p
     ORDER BY i
 $$;
 CREATE CAST (text[] AS tagset) WITH FUNCTION tags(text[]);
 CREATE CAST (tagset AS text[]) WITH FUNCTION tagset_tags(tagset);
 
-CREATE OPERATOR @> (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_contains,
+CREATE OPERATOR @extschema@.@> (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_contains,
     COMMUTATOR = <@, RESTRICT = matchingsel, JOIN = matchingjoinsel);
-CREATE OPERATOR <@ (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_contained,
+CREATE OPERATOR @extschema@.<@ (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_contained,
     COMMUTATOR = @>, RESTRICT = matchingsel, JOIN = matchingjoinsel);
-CREATE OPERATOR && (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_overlaps,
+CREATE OPERATOR @extschema@.&& (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_overlaps,
     COMMUTATOR = &&, RESTRICT = matchingsel, JOIN = matchingjoinsel);
-CREATE OPERATOR ? (LEFTARG = tagset, RIGHTARG = text, FUNCTION = tagset_has_key,
+CREATE OPERATOR @extschema@.? (LEFTARG = tagset, RIGHTARG = text, FUNCTION = tagset_has_key,
     RESTRICT = matchingsel, JOIN = matchingjoinsel);
-CREATE OPERATOR ?| (LEFTARG = tagset, RIGHTARG = text[], FUNCTION = tagset_has_any_key,
+CREATE OPERATOR @extschema@.?| (LEFTARG = tagset, RIGHTARG = text[], FUNCTION = tagset_has_any_key,
     RESTRICT = matchingsel, JOIN = matchingjoinsel);
-CREATE OPERATOR ?& (LEFTARG = tagset, RIGHTARG = text[], FUNCTION = tagset_has_all_keys,
+CREATE OPERATOR @extschema@.?& (LEFTARG = tagset, RIGHTARG = text[], FUNCTION = tagset_has_all_keys,
     RESTRICT = matchingsel, JOIN = matchingjoinsel);
-CREATE OPERATOR -> (LEFTARG = tagset, RIGHTARG = text, FUNCTION = tagset_value);
-CREATE OPERATOR @@ (LEFTARG = tagset, RIGHTARG = tagquery, FUNCTION = tagset_matches,
+CREATE OPERATOR @extschema@.-> (LEFTARG = tagset, RIGHTARG = text, FUNCTION = tagset_value);
+CREATE OPERATOR @extschema@.@@ (LEFTARG = tagset, RIGHTARG = tagquery, FUNCTION = tagset_matches,
     RESTRICT = matchingsel, JOIN = matchingjoinsel);
-CREATE OPERATOR = (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_eq,
+CREATE OPERATOR @extschema@.= (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_eq,
     COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
-CREATE OPERATOR <> (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_ne,
+CREATE OPERATOR @extschema@.<> (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_ne,
     COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
-CREATE OPERATOR < (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_lt,
+CREATE OPERATOR @extschema@.< (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_lt,
     COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-CREATE OPERATOR <= (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_le,
+CREATE OPERATOR @extschema@.<= (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_le,
     COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-CREATE OPERATOR > (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_gt,
+CREATE OPERATOR @extschema@.> (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_gt,
     COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-CREATE OPERATOR >= (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_ge,
+CREATE OPERATOR @extschema@.>= (LEFTARG = tagset, RIGHTARG = tagset, FUNCTION = tagset_ge,
     COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
 CREATE OPERATOR CLASS tagset_btree_ops DEFAULT FOR TYPE tagset USING btree AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,

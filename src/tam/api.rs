@@ -74,11 +74,11 @@ fn is_bidim_table(rel: pg_sys::Oid) -> bool {
     }
 }
 
-/// The table argument of `func`: not NULL, a bidim table.
+/// The first argument of `func`, a regclass that must not be NULL.
 ///
 /// # Safety
 /// `fcinfo` must be a call whose first argument is a regclass.
-unsafe fn table_arg(fcinfo: pg_sys::FunctionCallInfo, func: &str) -> pg_sys::Oid {
+pub unsafe fn regclass_arg(fcinfo: pg_sys::FunctionCallInfo, func: &str) -> pg_sys::Oid {
     // SAFETY: per the contract.
     let (d, isnull) = unsafe { arg(fcinfo, 0) };
     if isnull {
@@ -88,7 +88,16 @@ unsafe fn table_arg(fcinfo: pg_sys::FunctionCallInfo, func: &str) -> pg_sys::Oid
             None,
         );
     }
-    let rel = pg_sys::Oid::from(d.value() as u32);
+    pg_sys::Oid::from(d.value() as u32)
+}
+
+/// The table argument of `func`: not NULL, a bidim table.
+///
+/// # Safety
+/// `fcinfo` must be a call whose first argument is a regclass.
+unsafe fn table_arg(fcinfo: pg_sys::FunctionCallInfo, func: &str) -> pg_sys::Oid {
+    // SAFETY: per the contract.
+    let rel = unsafe { regclass_arg(fcinfo, func) };
     if !is_bidim_table(rel) {
         raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,

@@ -1,11 +1,10 @@
 //! The advisory locks bidim takes, in one place: transaction-scoped, taken through the
 //! lock manager's C API (no SQL, so no function name to resolve). They show in
-//! `pg_locks` as advisory locks with two int4 keys, like `pg_advisory_xact_lock(a, b)`.
+//! `pg_locks` as advisory locks whose `objsubid` is 98, 99 or 100: a lock space the
+//! SQL functions `pg_advisory_lock` & co. never use (they use 1 and 2), so no user can
+//! hold one of bidim's locks to stall another user's table.
 
 use pgrx::pg_sys;
-
-/// First key of table-wide locks (no table oid collides with it as a second key).
-const TABLE_CLASS: i32 = 1_651_076_461; // "bidm"
 
 /// What a lock protects.
 #[derive(Clone, Copy, Debug)]
@@ -19,25 +18,24 @@ pub enum Lock {
 }
 
 impl Lock {
-    /// The two int4 keys (as `pg_advisory_xact_lock(int4, int4)` would take them).
-    fn keys(self) -> (i32, i32) {
+    /// (table oid, second key, lock space).
+    fn keys(self) -> (u32, u32, u16) {
         match self {
-            Lock::ChunkCreation(t) => (TABLE_CLASS, t.to_u32() as i32),
-            Lock::Seal(t, ordinal) => (t.to_u32() as i32, ordinal as i32),
-            // Ordinals are positive: split locks use negative second keys.
-            Lock::Split(t, range) => (t.to_u32() as i32, -1 - range),
+            Lock::ChunkCreation(t) => (t.to_u32(), 0, 98),
+            Lock::Seal(t, ordinal) => (t.to_u32(), ordinal, 99),
+            Lock::Split(t, range) => (t.to_u32(), range as u32, 100),
         }
     }
 
     fn tag(self) -> pg_sys::LOCKTAG {
-        let (a, b) = self.keys();
-        // SET_LOCKTAG_INT32: database, key1, key2, 2 (two int4 keys).
+        let (a, b, space) = self.keys();
+        // Like SET_LOCKTAG_ADVISORY: database, key1, key2, space.
         pg_sys::LOCKTAG {
             // SAFETY: reads this backend's database oid.
             locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
-            locktag_field2: a as u32,
-            locktag_field3: b as u32,
-            locktag_field4: 2,
+            locktag_field2: a,
+            locktag_field3: b,
+            locktag_field4: space,
             locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
             locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
         }

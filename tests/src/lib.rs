@@ -512,3 +512,24 @@ pub fn difference(c: &mut Client, a: &str, b: &str) -> i64 {
         ),
     )
 }
+
+/// Raw bytes sent as a binary-format parameter of whatever type the server expects
+/// (to feed a type's receive function arbitrary input).
+#[derive(Debug)]
+pub struct Raw(pub Vec<u8>);
+
+impl postgres::types::ToSql for Raw {
+    fn to_sql(
+        &self,
+        _ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        out.extend_from_slice(&self.0);
+        Ok(postgres::types::IsNull::No)
+    }
+    fn accepts(_ty: &postgres::types::Type) -> bool {
+        true
+    }
+    postgres::types::to_sql_checked!();
+}

@@ -2,9 +2,7 @@
 //! distributions, serial vs parallel, GROUP BY, rollups, dump/restore, binary COPY and
 //! corrupt binary input.
 
-use bidim_tests::{Client, Cluster};
-use postgres::types::{IsNull, ToSql, Type};
-use std::error::Error;
+use bidim_tests::{Client, Cluster, Raw};
 
 const QS: [f64; 12] = [
     0.0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0,
@@ -159,24 +157,6 @@ fn parallel_group_by_and_rollups_agree_with_serial() {
     assert_eq!(shape(&mut c, "SELECT ddsketch_agg(s) FROM per_grp"), serial);
     let rolled = sum_of(&mut c, "SELECT rollup(s) FROM per_tenth");
     assert!((rolled - serial_sum).abs() <= 1e-9 * serial_sum.abs().max(1.0));
-}
-
-/// Raw bytes sent as a binary-format parameter of whatever type the server expects.
-#[derive(Debug)]
-struct Raw(Vec<u8>);
-impl ToSql for Raw {
-    fn to_sql(
-        &self,
-        _ty: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.extend_from_slice(&self.0);
-        Ok(IsNull::No)
-    }
-    fn accepts(_ty: &Type) -> bool {
-        true
-    }
-    postgres::types::to_sql_checked!();
 }
 
 #[test]

@@ -1,0 +1,199 @@
+-- The chunk directory, configuration and jobs of the bidim access method
+-- (src/tam/catalog.rs). Every name is schema-qualified; pgspot checks this file.
+CREATE SCHEMA bidim;
+GRANT USAGE ON SCHEMA bidim TO PUBLIC;
+CREATE SCHEMA bidim_internal;
+COMMENT ON SCHEMA bidim_internal IS 'bidim: chunk relations of bidim tables (internal, do not touch)';
+REVOKE ALL ON SCHEMA bidim_internal FROM PUBLIC;
+
+CREATE TABLE bidim.table_config (
+    rel                regclass PRIMARY KEY,
+    key_column         name     NOT NULL,
+    time_column        name     NOT NULL,
+    hot_chunk_rows     bigint   NOT NULL CHECK (hot_chunk_rows OPERATOR(pg_catalog.>) 0),
+    partition_interval interval NOT NULL
+);
+COMMENT ON TABLE bidim.table_config IS 'bidim: per-table settings written by bidim.configure (no row: defaults)';
+SELECT pg_catalog.pg_extension_config_dump('bidim.table_config', '');
+
+CREATE TABLE bidim.chunk (
+    rel        oid         NOT NULL,
+    chunk_id   int4        NOT NULL,
+    chunk_rel  oid         NOT NULL,
+    range_id   int4        NOT NULL DEFAULT 0,
+    key_lo     text,
+    key_hi     text,
+    time_lo    timestamptz NOT NULL,
+    time_hi    timestamptz NOT NULL,
+    state      text        NOT NULL DEFAULT 'hot'
+               CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['hot', 'sealed', 'cold']::pg_catalog.text[])),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    sealed_at  timestamptz,
+    PRIMARY KEY (rel, chunk_id)
+);
+COMMENT ON TABLE bidim.chunk IS 'bidim: chunk directory (one row per chunk; internal)';
+
+-- Key ranges of each table: no row means the single range 0 covering every key. A
+-- split marks its range 'split' and adds two 'active' halves; chunks keep the bounds
+-- of the range they were made for (bidim.chunk.key_lo/key_hi).
+CREATE SEQUENCE bidim.key_range_id_seq AS int4 MINVALUE 1;
+CREATE TABLE bidim.key_range (
+    rel        oid         NOT NULL,
+    range_id   int4        NOT NULL,
+    key_lo     text,
+    key_hi     text,
+    state      text        NOT NULL DEFAULT 'active'
+               CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['active', 'split']::pg_catalog.text[])),
+    parent     int4,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    split_at   timestamptz,
+    PRIMARY KEY (rel, range_id)
+);
+COMMENT ON TABLE bidim.key_range IS 'bidim: key ranges of every bidim table (internal)';
+
+-- Background jobs of this database: one row per retention policy, plus the
+-- database's maintenance job (seals chunks of finished partitions, analyzes sealed
+-- chunks). The maintenance worker runs due jobs through bidim.run_job.
+CREATE SEQUENCE bidim.job_id_seq AS int4 MINVALUE 1;
+CREATE TABLE bidim.job (
+    job_id            int4        PRIMARY KEY DEFAULT pg_catalog.nextval('bidim.job_id_seq'::pg_catalog.regclass),
+    kind              text        NOT NULL
+                      CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['retention', 'maintenance']::pg_catalog.text[])),
+    rel               regclass,
+    drop_after        interval,
+    schedule_interval interval    CHECK (schedule_interval OPERATOR(pg_catalog.>) interval '0'),
+    next_run          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_run          timestamptz,
+    last_success      timestamptz,
+    last_error        text,
+    runs              bigint      NOT NULL DEFAULT 0,
+    failures          bigint      NOT NULL DEFAULT 0,
+    UNIQUE (kind, rel),
+    CHECK ((kind OPERATOR(pg_catalog.=) 'retention') OPERATOR(pg_catalog.=) (rel IS NOT NULL AND drop_after IS NOT NULL))
+);
+COMMENT ON TABLE bidim.job IS 'bidim: background jobs (retention policies, maintenance); see the view bidim.jobs';
+SELECT pg_catalog.pg_extension_config_dump('bidim.job', 'WHERE kind = ''retention''');
+SELECT pg_catalog.pg_extension_config_dump('bidim.job_id_seq', '');
+INSERT INTO bidim.job (kind) VALUES ('maintenance');
+
+-- Chunk ordinals handed out per table (transactional: a rolled-back chunk creation
+-- gives its number back). Written through the catalog C API only.
+CREATE TABLE bidim.chunk_counter (
+    rel          oid  PRIMARY KEY,
+    last_ordinal int8 NOT NULL
+);
+COMMENT ON TABLE bidim.chunk_counter IS 'bidim: last chunk ordinal of every bidim table (internal)';
+
+-- Directory rows are visible to roles that may SELECT their table (row-level
+-- security; routing and scans read them through the C API, whatever the caller may see).
+ALTER TABLE bidim.table_config ENABLE ROW LEVEL SECURITY;
+CREATE POLICY table_config_readable ON bidim.table_config FOR SELECT
+    USING (pg_catalog.has_table_privilege(rel, 'SELECT'));
+ALTER TABLE bidim.chunk ENABLE ROW LEVEL SECURITY;
+CREATE POLICY chunk_readable ON bidim.chunk FOR SELECT
+    USING (pg_catalog.has_table_privilege(rel, 'SELECT'));
+ALTER TABLE bidim.key_range ENABLE ROW LEVEL SECURITY;
+CREATE POLICY key_range_readable ON bidim.key_range FOR SELECT
+    USING (pg_catalog.has_table_privilege(rel, 'SELECT'));
+ALTER TABLE bidim.job ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_readable ON bidim.job FOR SELECT
+    USING (rel IS NULL OR pg_catalog.has_table_privilege(rel, 'SELECT'));
+GRANT SELECT ON bidim.table_config, bidim.chunk, bidim.key_range, bidim.job TO PUBLIC;
+
+-- Chunks are extension members (so pg_dump skips them), not dependents of their
+-- table: a dropped table's chunks are dropped here. SECURITY DEFINER: it drops
+-- relations of the extension; it reads only catalogs and bidim's own tables.
+CREATE FUNCTION bidim._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o record;
+BEGIN
+    FOR o IN SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d
+             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND d.objsubid OPERATOR(pg_catalog.=) 0 AND d.object_type OPERATOR(pg_catalog.=) 'table'
+    LOOP
+        IF EXISTS (SELECT 1 FROM bidim.chunk c WHERE c.rel OPERATOR(pg_catalog.=) o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.chunk_counter c WHERE c.rel OPERATOR(pg_catalog.=) o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.table_config c WHERE c.rel::pg_catalog.oid OPERATOR(pg_catalog.=) o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.job j WHERE j.rel::pg_catalog.oid OPERATOR(pg_catalog.=) o.objid) THEN
+            PERFORM bidim._forget_table(o.objid);
+        END IF;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER bidim_sql_drop ON sql_drop EXECUTE FUNCTION bidim._on_sql_drop();
+
+-- After ALTER TABLE on a bidim table: its chunks follow the table's owner, and its key
+-- and time columns must still be the columns its chunks were made by.
+CREATE FUNCTION bidim._on_alter_table() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o record;
+BEGIN
+    FOR o IN SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND d.command_tag OPERATOR(pg_catalog.=) 'ALTER TABLE'
+    LOOP
+        IF EXISTS (SELECT 1 FROM bidim.chunk c WHERE c.rel OPERATOR(pg_catalog.=) o.objid) THEN
+            PERFORM bidim._after_alter_table(o.objid);
+        END IF;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER bidim_alter_table ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION bidim._on_alter_table();
+
+CREATE FUNCTION bidim_tam_handler(internal) RETURNS table_am_handler
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'bidim_tam_handler';
+CREATE ACCESS METHOD bidim TYPE TABLE HANDLER bidim_tam_handler;
+COMMENT ON ACCESS METHOD bidim IS 'bidim: rows partitioned by key range and time into hot and sealed chunks';
+
+-- Views list the tables the reader may SELECT (security barriers: a reader's own
+-- functions in a WHERE clause run only on rows that passed the privilege check).
+CREATE VIEW bidim.key_ranges WITH (security_barrier) AS
+SELECT r.rel::pg_catalog.regclass AS rel, r.range_id, r.key_lo, r.key_hi, r.state, r.parent,
+       r.created_at, r.split_at
+FROM bidim.key_range r
+JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.rel
+WHERE pg_catalog.has_table_privilege(r.rel, 'SELECT');
+COMMENT ON VIEW bidim.key_ranges IS 'bidim: key ranges of every bidim table that has split (a table without rows here has one range holding every key)';
+GRANT SELECT ON bidim.key_ranges TO PUBLIC;
+
+-- A chunk is sealed once a newer chunk of its cell exists or bidim.seal() marked it.
+CREATE VIEW bidim.chunks WITH (security_barrier) AS
+SELECT c.rel::pg_catalog.regclass AS rel,
+       c.chunk_id,
+       c.key_lo,
+       c.key_hi,
+       c.time_lo,
+       c.time_hi,
+       CASE WHEN c.state OPERATOR(pg_catalog.=) 'hot' AND EXISTS (
+                 SELECT 1 FROM bidim.chunk n
+                 WHERE n.rel OPERATOR(pg_catalog.=) c.rel AND n.range_id OPERATOR(pg_catalog.=) c.range_id
+                   AND n.time_lo OPERATOR(pg_catalog.=) c.time_lo AND n.chunk_id OPERATOR(pg_catalog.>) c.chunk_id)
+            THEN 'sealed' ELSE c.state END AS state,
+       -- live tuples from the statistics system; after a stats reset (a crash) the
+       -- count ANALYZE (or the maintenance job) left in pg_class
+       CASE WHEN pg_catalog.pg_stat_get_tuples_inserted(c.chunk_rel) OPERATOR(pg_catalog.>) 0
+                 OR pg_catalog.pg_stat_get_tuples_deleted(c.chunk_rel) OPERATOR(pg_catalog.>) 0
+                 OR pg_catalog.pg_stat_get_last_analyze_time(c.chunk_rel) IS NOT NULL
+                 OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.chunk_rel) IS NOT NULL
+            THEN greatest(pg_catalog.pg_stat_get_live_tuples(c.chunk_rel), 0)
+            ELSE greatest(k.reltuples, 0)::bigint END AS rows,
+       pg_catalog.pg_total_relation_size(c.chunk_rel) AS bytes,
+       c.time_lo AS partition,
+       c.created_at,
+       c.sealed_at,
+       c.range_id
+FROM bidim.chunk c
+JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.chunk_rel
+WHERE pg_catalog.has_table_privilege(c.rel, 'SELECT');
+COMMENT ON VIEW bidim.chunks IS 'bidim: chunks of every bidim table (rows: live tuples from statistics)';
+
+CREATE VIEW bidim.time_partitions AS
+SELECT rel, partition, pg_catalog.min(time_lo) AS time_lo, pg_catalog.max(time_hi) AS time_hi,
+       pg_catalog.count(*) AS chunks, pg_catalog.sum(rows)::bigint AS rows, pg_catalog.sum(bytes)::bigint AS bytes
+FROM bidim.chunks
+GROUP BY rel, partition;
+COMMENT ON VIEW bidim.time_partitions IS 'bidim: time partitions of every bidim table';
+GRANT SELECT ON bidim.chunks, bidim.time_partitions TO PUBLIC;
