@@ -20,6 +20,7 @@ pub extern "C-unwind" fn _PG_init() {
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
     LOADED_AT_PRELOAD.store(preloading, Ordering::Relaxed);
     crate::tam::catalog::register_callbacks();
+    crate::tam::catalog::define_gucs();
     crate::tam::scan::install();
     crate::tam::worker::install(preloading);
 }

@@ -273,7 +273,20 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
             None,
         ),
     };
-    let _ = width;
+    // Settings that make a chunk per handful of rows are allowed (tests use them) but
+    // said: every chunk is a relation with an index, made in the inserting transaction.
+    if rows < 100 {
+        pgrx::warning!(
+            "hot_chunk_rows = {rows} makes a new chunk every {rows} rows of a key range and time partition; each chunk is a relation with an index"
+        );
+    }
+    if width < 60 * 1_000_000 {
+        pgrx::warning!(
+            "a partition_interval of {} seconds makes a new chunk for every key range every {} seconds of data; each chunk is a relation with an index",
+            width as f64 / 1e6,
+            width as f64 / 1e6
+        );
+    }
     let interval = if width_datum.is_some() {
         (months, days, micros)
     } else {

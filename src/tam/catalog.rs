@@ -122,6 +122,54 @@ unsafe extern "C-unwind" fn xact_callback(
     {
         invalidate(pg_sys::InvalidOid);
     }
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_COMMIT
+        || event == pg_sys::XactEvent::XACT_EVENT_PREPARE
+    {
+        CHUNKS_THIS_XACT.with(|n| n.set(0));
+    }
+}
+
+thread_local! {
+    /// Chunks this backend created in its current transaction (each holds its locks
+    /// until the transaction ends).
+    static CHUNKS_THIS_XACT: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// `bidim.max_chunks_per_transaction`.
+pub static MAX_CHUNKS_PER_XACT: pgrx::guc::GucSetting<i32> = pgrx::guc::GucSetting::<i32>::new(500);
+
+/// Defines the access method's GUCs of this module.
+pub fn define_gucs() {
+    pgrx::guc::GucRegistry::define_int_guc(
+        c"bidim.max_chunks_per_transaction",
+        c"Most chunks one transaction may create in bidim tables.",
+        c"Every chunk a transaction creates holds about five locks until it ends; past this many the transaction fails with a clear error instead of exhausting the shared lock table.",
+        &MAX_CHUNKS_PER_XACT,
+        1,
+        1_000_000,
+        pgrx::guc::GucContext::Userset,
+        pgrx::guc::GucFlags::default(),
+    );
+}
+
+/// Counts one more chunk for this transaction, or refuses past the limit.
+fn count_new_chunk(facade: pg_sys::Oid) {
+    let limit = MAX_CHUNKS_PER_XACT.get();
+    let n = CHUNKS_THIS_XACT.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    if n > limit {
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "this transaction would create more than {limit} chunks (bidim table \"{}\")",
+                super::api::qualified_name(facade)
+            ),
+            Some("Each new chunk holds its locks until the transaction ends. Write fewer time partitions per transaction, raise partition_interval or hot_chunk_rows with bidim.configure, or raise bidim.max_chunks_per_transaction (and max_locks_per_transaction)."),
+        );
+    }
 }
 
 #[pg_guard]
@@ -527,7 +575,7 @@ pub fn quote_ident(ident: &str) -> String {
 /// right after), so that a facade heap tuple is a valid tuple of the chunk and back.
 /// Types are printed by `format_type` under the pinned search path, so every type
 /// outside `pg_catalog` comes out schema-qualified.
-fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
+fn mirror_columns(facade: pg_sys::Oid) -> MirroredColumns {
     let rows = Spi::connect(|client| {
         let rows = client.select(
             "SELECT a.attnum, pg_catalog.quote_ident(a.attname),
@@ -547,8 +595,16 @@ fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
                               OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.collname)
                        FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n
                          ON n.oid OPERATOR(pg_catalog.=) c.collnamespace
-                       WHERE c.oid OPERATOR(pg_catalog.=) a.attcollation) ELSE '' END
+                       WHERE c.oid OPERATOR(pg_catalog.=) a.attcollation) ELSE '' END,
+                    -- the column's own compression and storage, where they differ
+                    -- from the type's
+                    CASE a.attcompression WHEN 'p' THEN ' COMPRESSION pglz'
+                                          WHEN 'l' THEN ' COMPRESSION lz4' ELSE '' END,
+                    CASE WHEN a.attstorage OPERATOR(pg_catalog.<>) t.typstorage THEN
+                      CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL'
+                                        WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END END
              FROM pg_catalog.pg_attribute a
+             LEFT JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0
              ORDER BY a.attnum",
             None,
@@ -562,23 +618,40 @@ fn mirror_columns(facade: pg_sys::Oid) -> (String, Vec<String>) {
                 r.get::<String>(3)?.unwrap_or_default(),
                 r.get::<bool>(4)?.unwrap_or(false),
                 r.get::<String>(5)?.unwrap_or_default(),
+                r.get::<String>(6)?.unwrap_or_default(),
+                r.get::<String>(7)?,
             ));
         }
         Ok::<_, pgrx::spi::Error>(v)
     })
     .unwrap_or_else(|e| error!("bidim: cannot read the columns of table {}: {e}", facade.to_u32()));
+    let mut m = MirroredColumns::default();
     let mut defs = Vec::new();
-    let mut dropped = Vec::new();
-    for (num, name, typ, is_dropped, coll) in rows {
+    for (num, name, typ, is_dropped, coll, compression, storage) in rows {
         if is_dropped {
             let n = format!("_bidim_dropped_{num}");
             defs.push(format!("{n} {typ}"));
-            dropped.push(n);
+            m.dropped.push(n);
         } else {
-            defs.push(format!("{name} {typ}{coll}"));
+            defs.push(format!("{name} {typ}{compression}{coll}"));
+            if let Some(st) = storage {
+                m.alters
+                    .push(format!("ALTER COLUMN {name} SET STORAGE {st}"));
+            }
         }
     }
-    (defs.join(", "), dropped)
+    m.defs = defs.join(", ");
+    m
+}
+
+/// How to create a chunk that mirrors its table: column definitions (with each
+/// column's collation and compression), placeholder columns to drop, and the
+/// `ALTER COLUMN ... SET STORAGE` a column needs where it differs from its type.
+#[derive(Default)]
+struct MirroredColumns {
+    defs: String,
+    dropped: Vec<String>,
+    alters: Vec<String>,
 }
 
 fn spi_or_raise<T>(r: Result<T, pgrx::spi::Error>, what: &str) -> T {
@@ -612,6 +685,7 @@ pub fn create_chunk(
     let range_id = range.id;
     let key_lo = range.lo.as_ref().and_then(Key::to_text);
     let key_hi = range.hi.as_ref().and_then(Key::to_text);
+    count_new_chunk(facade);
     // One chunk maker per table at a time, to its commit: the ordinal counter row is
     // then only ever advanced from its newest committed value.
     Lock::ChunkCreation(facade).acquire();
@@ -631,17 +705,25 @@ pub fn create_chunk(
     let name = chunk_name(facade, ordinal);
     let (key, time) = column_names(facade, cfg);
     let relid = as_extension_owner(|| {
-        let (defs, dropped) = mirror_columns(facade);
+        let m = mirror_columns(facade);
         spi_or_raise(
             Spi::run(&format!(
-                "CREATE TABLE bidim_internal.{name} ({defs}) USING heap"
+                "CREATE TABLE bidim_internal.{name} ({}) USING heap",
+                m.defs
             )),
             "create a chunk",
         );
-        for d in dropped {
+        let alters: Vec<String> = m
+            .dropped
+            .iter()
+            .map(|d| format!("DROP COLUMN {d}"))
+            .chain(m.alters)
+            .collect();
+        if !alters.is_empty() {
             spi_or_raise(
                 Spi::run(&format!(
-                    "ALTER TABLE bidim_internal.{name} DROP COLUMN {d}"
+                    "ALTER TABLE bidim_internal.{name} {}",
+                    alters.join(", ")
                 )),
                 "create a chunk",
             );
@@ -1003,6 +1085,7 @@ pub fn after_alter_table(facade: pg_sys::Oid) {
             super::privilege::give_to(r.chunk_rel, owner);
         }
     }
+    sync_column_settings(facade);
     // The columns the chunks are keyed by, from the newest chunk's index (every chunk
     // of a table is made by the same columns: they cannot change while chunks exist).
     let made_by = chunk_index_columns(newest.chunk_rel);
@@ -1023,6 +1106,58 @@ pub fn after_alter_table(facade: pg_sys::Oid) {
             Some("The rows are partitioned by these columns. TRUNCATE the table first, or copy the rows into a new table."),
         );
     }
+}
+
+/// Gives every chunk of `facade` the table's per-column storage and compression
+/// (after `ALTER TABLE ... ALTER COLUMN ... SET STORAGE | SET COMPRESSION`), so rows
+/// written from now on are stored as the table says, and drops in every chunk the
+/// columns the table dropped (a dropped column stays in the physical layout, so
+/// chunk and table tuples stay interchangeable, and PostgreSQL's check that a row's
+/// descriptor matches the one deforming it holds). Chunk columns keep the name they
+/// had when the chunk was made; they are matched by attribute number.
+fn sync_column_settings(facade: pg_sys::Oid) {
+    as_extension_owner(|| {
+        let alters: Vec<(String, String)> = spi_or_raise(
+            Spi::connect(|client| {
+                let rows = client.select(
+                    "SELECT c.chunk_rel::regclass::text,
+                            string_agg(CASE WHEN fa.attisdropped THEN format('DROP COLUMN %I', ca.attname)
+                                       ELSE format('ALTER COLUMN %I SET STORAGE %s, ALTER COLUMN %I SET COMPRESSION %s',
+                                              ca.attname,
+                                              CASE fa.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL'
+                                                                 WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END,
+                                              ca.attname,
+                                              CASE fa.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4'
+                                                                     ELSE 'default' END) END,
+                                       ', ' ORDER BY ca.attnum)
+                     FROM bidim.chunk c
+                     JOIN pg_attribute fa ON fa.attrelid = c.rel AND fa.attnum > 0
+                     JOIN pg_attribute ca ON ca.attrelid = c.chunk_rel AND ca.attnum = fa.attnum
+                                         AND NOT ca.attisdropped
+                     WHERE c.rel = $1
+                       AND (fa.attisdropped
+                            OR ca.attstorage <> fa.attstorage OR ca.attcompression <> fa.attcompression)
+                     GROUP BY c.chunk_rel",
+                    None,
+                    &[facade.into()],
+                )?;
+                let mut v = Vec::new();
+                for r in rows {
+                    if let (Some(c), Some(a)) = (r.get::<String>(1)?, r.get::<String>(2)?) {
+                        v.push((c, a));
+                    }
+                }
+                Ok::<_, pgrx::spi::Error>(v)
+            }),
+            "read column settings",
+        );
+        for (chunk, alter) in alters {
+            spi_or_raise(
+                Spi::run(&format!("ALTER TABLE {chunk} {alter}")),
+                "apply column settings to a chunk",
+            );
+        }
+    });
 }
 
 /// (key attnum, time attnum) a chunk's (key, time) index is built on.

@@ -191,6 +191,10 @@ fn chunk_of_ordinal(rel: pg_sys::Relation, ordinal: u32) -> Option<pg_sys::Oid> 
 // ---------------------------------------------------------------------------------
 // Routing
 
+/// Longest text key a row may have: every chunk indexes (key, time) in a btree, whose
+/// entries must fit a third of a page (2704 bytes) even when the key does not compress.
+pub const MAX_TEXT_KEY_BYTES: usize = 2048;
+
 /// The cell of the row in `slot`: (range_id, partition start, partition end).
 fn cell_of(
     rel: pg_sys::Relation,
@@ -198,7 +202,7 @@ fn cell_of(
     slot: *mut pg_sys::TupleTableSlot,
 ) -> (i32, i64, i64) {
     // SAFETY: deforming the slot up to the time/key attribute, then reading its arrays.
-    let (time, time_null, key_null) = unsafe {
+    let (time, time_null, key, key_null) = unsafe {
         let need = cfg.time_attnum.max(cfg.key_attnum) as i32;
         if ((*slot).tts_nvalid as i32) < need {
             pg_sys::slot_getsomeattrs_int(slot, need);
@@ -208,6 +212,7 @@ fn cell_of(
         (
             *(*slot).tts_values.add(t),
             *(*slot).tts_isnull.add(t),
+            *(*slot).tts_values.add(k),
             *(*slot).tts_isnull.add(k),
         )
     };
@@ -236,6 +241,22 @@ fn cell_of(
             ),
             Some("The key and time columns of a bidim table route every row to its chunk and cannot be NULL."),
         );
+    }
+    if cfg.key_kind == KeyKind::Text {
+        // SAFETY: a non-null text datum (inline, compressed or external): its raw size
+        // is read from its header or TOAST pointer, without detoasting.
+        let bytes = unsafe { pg_sys::toast_raw_datum_size(key) } - pg_sys::VARHDRSZ;
+        if bytes > MAX_TEXT_KEY_BYTES {
+            raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "key of {bytes} bytes in column \"{}\" of bidim table \"{}\" is longer than the limit of {MAX_TEXT_KEY_BYTES} bytes",
+                    name_of(cfg.key_attnum),
+                    rel_name(rel)
+                ),
+                Some("Keys are indexed in every chunk; use a shorter key (for example a series id, or a hash of the long one)."),
+            );
+        }
     }
     let t = time.value() as i64;
     let facade = rel_oid(rel);
@@ -538,6 +559,11 @@ struct BidimScan {
     /// below heap's own threshold for one, so without it a big scan would sweep
     /// through shared_buffers); null when not used.
     strategy: pg_sys::BufferAccessStrategy,
+    /// The memory context the scan was begun in: chunk scans are started lazily, from
+    /// inside getnextslot, whose caller may be in a per-tuple context it resets after
+    /// every row (ALTER TABLE's validation scans, partition checks, FK checks do); the
+    /// chunk scans must live as long as this scan.
+    mcxt: pg_sys::MemoryContext,
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -622,6 +648,7 @@ pub(crate) fn begin_scan_of(
         (*s).chunks = palloc_array(chunks);
         (*s).nchunks = chunks.len() as i32;
         (*s).cur = -1;
+        (*s).mcxt = pg_sys::CurrentMemoryContext;
         if !index_keys.is_empty() {
             (*s).ikeys = palloc_array(index_keys);
             (*s).nikeys = index_keys.len() as i32;
@@ -682,6 +709,16 @@ fn chunk_flags(s: &BidimScan) -> u32 {
 }
 
 fn start_chunk_scan(s: &mut BidimScan, idx: i32) {
+    // SAFETY: the scan's own context outlives every chunk scan; switched back below
+    // (on error the transaction abort resets CurrentMemoryContext).
+    let old = unsafe { pg_sys::MemoryContextSwitchTo(s.mcxt) };
+    open_chunk_scan(s, idx);
+    // SAFETY: restores the caller's context.
+    unsafe { pg_sys::MemoryContextSwitchTo(old) };
+}
+
+/// Opens chunk `idx` and begins its heap or index scan (in the scan's context).
+fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
     end_chunk_scan(s);
     // SAFETY: idx is within the palloc'd chunk array.
     let (_, relid) = unsafe { *s.chunks.add(idx as usize) };
