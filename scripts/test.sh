@@ -42,6 +42,6 @@ log "5/6 integration tests"
 cargo test -p bidim-tests
 
 log "6/6 benchmark harness smoke run"
-cargo run -q -p bidim-bench -- --rows 20000 --runs 1 --workload copy --workload sketch --workload tags >/dev/null
+cargo run -q -p bidim-bench -- --rows 20000 --runs 1 --workload copy --workload sketch --workload tags --workload chunks >/dev/null
 
 log "all tests passed"

@@ -197,3 +197,32 @@ FROM bidim.chunks
 GROUP BY rel, partition;
 COMMENT ON VIEW bidim.time_partitions IS 'bidim: time partitions of every bidim table';
 GRANT SELECT ON bidim.chunks, bidim.time_partitions TO PUBLIC;
+
+-- Logical replication decodes the changes of chunk relations, never of their table:
+-- a publication of a bidim table would copy its rows once and then stay silent.
+-- Publishing one is refused instead (COPY ... TO and pg_dump work as usual).
+CREATE FUNCTION bidim._on_publication() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t pg_catalog.regclass;
+BEGIN
+    SELECT c.oid INTO t
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
+    WHERE a.amname OPERATOR(pg_catalog.=) 'bidim'
+      AND (EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel pr
+                   WHERE pr.prrelid OPERATOR(pg_catalog.=) c.oid)
+           OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace pn
+                      WHERE pn.pnnspid OPERATOR(pg_catalog.=) c.relnamespace))
+    LIMIT 1;
+    IF t IS NOT NULL THEN
+        RAISE EXCEPTION 'bidim tables do not support logical replication (table "%" would be published)', t
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Logical decoding sees the rows of a bidim table in its internal chunks. Replicate with physical streaming replication, or copy rows with COPY ... TO or pg_dump.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION bidim._on_publication() FROM PUBLIC;
+CREATE EVENT TRIGGER bidim_publication ON ddl_command_end
+    WHEN TAG IN ('CREATE PUBLICATION', 'ALTER PUBLICATION')
+    EXECUTE FUNCTION bidim._on_publication();

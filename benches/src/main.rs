@@ -79,7 +79,7 @@ fn parse_args() -> std::result::Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention]... [--batches B] [--zipf]\n\
+                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention|sketch|tags|chunks]... [--batches B] [--zipf]\n\
                      copy runs by default; ingest (B batches of N rows), queries and retention only when named;\n\
                      --zipf: ingest keys drawn from Zipf(s=1) over 100000 series instead of 1000 hosts in turn"
                 );
@@ -691,6 +691,77 @@ struct Measured {
     bytes: Option<i64>,
 }
 
+/// Chunk creation: rows spread over many cells, so that nearly every few hundred rows
+/// open a new chunk (each a heap relation with an index, made in the inserting
+/// transaction). Prints seconds, chunks made and chunks per second per case, heap as
+/// the reference.
+fn chunks_workload(c: &mut Client, rows: i64, runs: usize) -> Result<()> {
+    let rows = rows.min(200_000);
+    let insert = |t: &str| {
+        format!(
+            "INSERT INTO {t} SELECT g % 100, timestamptz '2026-01-01' + g * interval '1 second', g
+             FROM generate_series(1, {rows}) g"
+        )
+    };
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "heap",
+            "CREATE TABLE ch (k bigint, ts timestamptz, v float8)".into(),
+        ),
+        (
+            "bidim, hot_chunk_rows 200",
+            "CREATE TABLE ch (k bigint, ts timestamptz, v float8) USING bidim;
+             SELECT bidim.configure('ch', hot_chunk_rows => 200)"
+                .into(),
+        ),
+        (
+            "bidim, 10-minute partitions",
+            "CREATE TABLE ch (k bigint, ts timestamptz, v float8) USING bidim;
+             SELECT bidim.configure('ch', partition_interval => '10 minutes')"
+                .into(),
+        ),
+    ];
+    println!("\n### chunks\n\nINSERT ... SELECT of {rows} rows (100 keys, one row a second) in one statement; chunks made per second\n");
+    println!("| case | median s | chunks | chunks/s | rows/s | runs |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for (name, create) in cases {
+        let mut secs = Vec::new();
+        let mut chunks = 0i64;
+        for _ in 0..runs {
+            exec(c, &format!("DROP TABLE IF EXISTS ch; {create}"))?;
+            exec(c, "CHECKPOINT")?;
+            let t = Instant::now();
+            exec(
+                c,
+                &format!(
+                    "SET bidim.max_chunks_per_transaction = 100000; {}",
+                    insert("ch")
+                ),
+            )?;
+            secs.push(t.elapsed().as_secs_f64());
+            chunks = c
+                .query_one(
+                    "SELECT count(*) FROM bidim.chunk WHERE rel = 'ch'::regclass",
+                    &[],
+                )
+                .map_err(|e| e.to_string())?
+                .get(0);
+        }
+        let med = median(&secs);
+        let runs: Vec<String> = secs.iter().map(|s| format!("{s:.2}")).collect();
+        println!(
+            "| {name} | {med:.3} | {chunks} | {:.0} | {:.0} k | {} |",
+            chunks as f64 / med,
+            rows as f64 / med / 1000.0,
+            runs.join(", ")
+        );
+    }
+    exec(
+        c,
+        "DROP TABLE IF EXISTS ch; RESET bidim.max_chunks_per_transaction",
+    )
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -827,7 +898,7 @@ fn real_main(opts: &Options) -> Result<()> {
     let file = file.to_str().ok_or("temp path is not UTF-8")?;
     let all = vec![copy_workload(opts.rows, file)];
     for name in &opts.workloads {
-        if !["ingest", "queries", "retention", "sketch", "tags"].contains(&name.as_str())
+        if !["ingest", "queries", "retention", "sketch", "tags", "chunks"].contains(&name.as_str())
             && !all.iter().any(|w| w.name == name)
         {
             return Err(format!("unknown workload {name}"));
@@ -845,6 +916,9 @@ fn real_main(opts: &Options) -> Result<()> {
     }
     if opts.workloads.iter().any(|n| n == "queries") {
         query_workload(&mut c, opts.rows, opts.runs, file)?;
+    }
+    if opts.workloads.iter().any(|n| n == "chunks") {
+        chunks_workload(&mut c, opts.rows, opts.runs)?;
     }
     if opts.workloads.iter().any(|n| n == "tags") {
         tags_workload(&mut c, opts.rows, opts.runs)?;

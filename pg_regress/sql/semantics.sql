@@ -135,6 +135,15 @@ SELECT count(*) AS rows, (SELECT count(*) FROM bidim.chunks WHERE rel = 'tiny'::
 SELECT pg_relation_size('v') AS own_file, bidim.table_size('v') > 100000 AS chunks_counted;
 EXPLAIN (COSTS OFF) SELECT * FROM v;
 DROP EXTENSION amcheck;
+
+-- 7. Publications: logical decoding sees chunks, not the table, so publishing a bidim
+-- table (by name or by schema) is refused; heap tables publish as usual.
+CREATE PUBLICATION pub_v FOR TABLE v;
+CREATE PUBLICATION pub_s FOR TABLES IN SCHEMA public;
+CREATE PUBLICATION pub_ok FOR TABLE ref;
+ALTER PUBLICATION pub_ok ADD TABLE v;
+DROP PUBLICATION pub_ok;
+
 DROP MATERIALIZED VIEW mv;
 DROP TABLE lp, v, v_copy, ref, cmp, cmp_h, t, lk, tiny, lp_c;
 DROP FUNCTION tro();

@@ -1085,7 +1085,6 @@ pub fn after_alter_table(facade: pg_sys::Oid) {
             super::privilege::give_to(r.chunk_rel, owner);
         }
     }
-    sync_column_settings(facade);
     // The columns the chunks are keyed by, from the newest chunk's index (every chunk
     // of a table is made by the same columns: they cannot change while chunks exist).
     let made_by = chunk_index_columns(newest.chunk_rel);
@@ -1106,6 +1105,9 @@ pub fn after_alter_table(facade: pg_sys::Oid) {
             Some("The rows are partitioned by these columns. TRUNCATE the table first, or copy the rows into a new table."),
         );
     }
+    // Only once the key and time columns are known to stay (dropping a column in a
+    // chunk drops the index on it).
+    sync_column_settings(facade);
 }
 
 /// Gives every chunk of `facade` the table's per-column storage and compression
