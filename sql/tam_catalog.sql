@@ -82,6 +82,15 @@ CREATE TABLE bidim.chunk_counter (
     rel          oid  PRIMARY KEY,
     last_ordinal int8 NOT NULL
 );
+-- Ordinals of dropped chunks, reused once every snapshot that could hold a TID of
+-- theirs is gone (freed_xid precedes the oldest running transaction's xmin).
+CREATE TABLE bidim.chunk_free (
+    rel       oid  NOT NULL,
+    ordinal   int4 NOT NULL,
+    freed_xid xid8 NOT NULL,
+    PRIMARY KEY (rel, ordinal)
+);
+COMMENT ON TABLE bidim.chunk_free IS 'bidim: chunk ordinals of dropped chunks, waiting to be reused (internal)';
 COMMENT ON TABLE bidim.chunk_counter IS 'bidim: last chunk ordinal of every bidim table (internal)';
 
 -- Directory rows are visible to roles that may SELECT their table (row-level
@@ -114,6 +123,7 @@ BEGIN
     LOOP
         IF EXISTS (SELECT 1 FROM bidim.chunk c WHERE c.rel OPERATOR(pg_catalog.=) o.objid)
            OR EXISTS (SELECT 1 FROM bidim.chunk_counter c WHERE c.rel OPERATOR(pg_catalog.=) o.objid)
+           OR EXISTS (SELECT 1 FROM bidim.chunk_free c WHERE c.rel OPERATOR(pg_catalog.=) o.objid)
            OR EXISTS (SELECT 1 FROM bidim.table_config c WHERE c.rel::pg_catalog.oid OPERATOR(pg_catalog.=) o.objid)
            OR EXISTS (SELECT 1 FROM bidim.job j WHERE j.rel::pg_catalog.oid OPERATOR(pg_catalog.=) o.objid) THEN
             PERFORM bidim._forget_table(o.objid);

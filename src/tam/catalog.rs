@@ -689,19 +689,17 @@ pub fn create_chunk(
     // One chunk maker per table at a time, to its commit: the ordinal counter row is
     // then only ever advanced from its newest committed value.
     Lock::ChunkCreation(facade).acquire();
-    let next = directory_io::next_ordinal(facade);
-    if next > super::tid::MAX_ORDINAL as i64 {
+    let Some(ordinal) = directory_io::next_ordinal(facade) else {
         raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             format!(
-                "bidim table {} has used all {} chunk numbers",
-                facade.to_u32(),
+                "bidim table \"{}\" has {} chunks, all its chunk numbers",
+                super::api::qualified_name(facade),
                 super::tid::MAX_ORDINAL
             ),
-            Some("Raise hot_chunk_rows or partition_interval with bidim.configure, or copy the rows into a new table."),
+            Some("Drop old time partitions (bidim.drop_before; their numbers are reused once no transaction that started before the drop is running), or raise hot_chunk_rows or partition_interval with bidim.configure."),
         );
-    }
-    let ordinal = next as u32;
+    };
     let name = chunk_name(facade, ordinal);
     let (key, time) = column_names(facade, cfg);
     let relid = as_extension_owner(|| {
@@ -854,6 +852,16 @@ fn drop_chunks(facade: pg_sys::Oid, mut chunks: Vec<&ChunkRow>) {
             Spi::run_with_args(
                 "DELETE FROM bidim.chunk WHERE rel OPERATOR(pg_catalog.=) $1
                    AND chunk_id OPERATOR(pg_catalog.=) ANY ($2)",
+                &[facade.into(), ids.clone().into()],
+            ),
+            "drop chunks",
+        );
+        // The ordinals go back to the table once no snapshot can hold a TID of theirs
+        // (see directory_io::next_ordinal).
+        spi_or_raise(
+            Spi::run_with_args(
+                "INSERT INTO bidim.chunk_free (rel, ordinal, freed_xid)
+                 SELECT $1, o, pg_current_xact_id() FROM unnest($2::int4[]) AS o",
                 &[facade.into(), ids.into()],
             ),
             "drop chunks",
@@ -874,6 +882,7 @@ pub fn forget_table(facade: pg_sys::Oid) {
             "DELETE FROM bidim.key_range WHERE rel OPERATOR(pg_catalog.=) $1",
             "DELETE FROM bidim.job WHERE rel::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
             "DELETE FROM bidim.chunk_counter WHERE rel OPERATOR(pg_catalog.=) $1",
+            "DELETE FROM bidim.chunk_free WHERE rel OPERATOR(pg_catalog.=) $1",
         ] {
             spi_or_raise(Spi::run_with_args(sql, &[facade.into()]), "forget a table");
         }

@@ -148,19 +148,25 @@ pub unsafe fn scan(
     }
 }
 
-/// Allocates the next chunk ordinal of `facade` from `bidim.chunk_counter`, in the
-/// caller's transaction: a rollback gives the number back. The caller holds
-/// [`super::locks::Lock::ChunkCreation`], so the newest committed counter row (read
-/// with the latest snapshot, also in REPEATABLE READ) is the one to advance and
-/// nobody else updates it before we commit.
-pub fn next_ordinal(facade: pg_sys::Oid) -> i64 {
-    let dir = relation_oid("bidim", "chunk_counter");
-    let idx = relation_oid("bidim", "chunk_counter_pkey");
+/// Opens `bidim.<table>` (RowExclusive) and scans the rows whose first index column
+/// (an oid) equals `key` under the latest snapshot, calling `f` with each tuple; the
+/// relation stays open for `f` to update or delete what it was given.
+///
+/// # Safety
+/// `f` must not keep the tuple beyond its call.
+unsafe fn scan_latest(
+    table: &str,
+    index: &str,
+    key: pg_sys::Oid,
+    mut f: impl FnMut(pg_sys::Relation, pg_sys::HeapTuple),
+) {
+    let dir = relation_oid("bidim", table);
+    let idx = relation_oid("bidim", index);
     if dir == pg_sys::InvalidOid || idx == pg_sys::InvalidOid {
-        error!("bidim: the directory table bidim.chunk_counter is missing");
+        error!("bidim: the directory table bidim.{table} is missing");
     }
-    // SAFETY: our own table, opened RowExclusive; the latest snapshot is registered
-    // for the scan; the updated/inserted tuples are built from its own descriptor.
+    // SAFETY: our own table opened RowExclusive, scanned with a registered latest
+    // snapshot; every call is a guarded pg_sys function.
     unsafe {
         let rel = pg_sys::table_open(dir, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         let snap = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
@@ -170,31 +176,95 @@ pub fn next_ordinal(facade: pg_sys::Oid) -> i64 {
             1,
             pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
             pg_sys::F_OIDEQ.into(),
-            pg_sys::Datum::from(facade),
+            pg_sys::Datum::from(key),
         );
         let sc = pg_sys::systable_beginscan(rel, idx, true, snap, 1, &mut skey);
-        let tup = pg_sys::systable_getnext(sc);
-        let desc = (*rel).rd_att;
-        let mut values = [pg_sys::Datum::from(facade), pg_sys::Datum::from(1i64)];
-        let mut nulls = [false, false];
-        let next;
-        if tup.is_null() {
-            next = 1;
-            let newtup = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            pg_sys::CatalogTupleInsert(rel, newtup);
-        } else {
-            let mut old = [pg_sys::Datum::from(0); 2];
-            pg_sys::heap_deform_tuple(tup, desc, old.as_mut_ptr(), nulls.as_mut_ptr());
-            next = old[1].value() as i64 + 1;
-            values[1] = pg_sys::Datum::from(next);
-            let newtup = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            let mut otid = (*tup).t_self;
-            pg_sys::CatalogTupleUpdate(rel, &mut otid, newtup);
+        loop {
+            let tup = pg_sys::systable_getnext(sc);
+            if tup.is_null() {
+                break;
+            }
+            f(rel, tup);
         }
         pg_sys::systable_endscan(sc);
         pg_sys::UnregisterSnapshot(snap);
         pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         pg_sys::CommandCounterIncrement();
-        next
     }
+}
+
+/// The ordinal for a new chunk of `facade`, in the caller's transaction (a rollback
+/// gives it back): the smallest freed ordinal of a dropped chunk that no snapshot can
+/// still reach ([`super::tid::reusable`]), else the next number of
+/// `bidim.chunk_counter`; `None` when neither is left (the table has
+/// [`super::tid::MAX_ORDINAL`] chunks, or dropped ones still visible to a snapshot).
+/// The caller holds [`super::locks::Lock::ChunkCreation`], so the newest committed
+/// rows (read with the latest snapshot, also in REPEATABLE READ) are the ones to
+/// change, and nobody else changes them before we commit.
+pub fn next_ordinal(facade: pg_sys::Oid) -> Option<u32> {
+    let mut best: Option<(u32, pg_sys::ItemPointerData)> = None;
+    let mut horizon = None;
+    // SAFETY: rows of bidim.chunk_free (rel oid, ordinal int4, freed_xid xid8),
+    // deformed with their own descriptor; the horizon is this database's oldest
+    // non-removable xid for ordinary tables (snapshots of other databases cannot reach
+    // our chunks), read once.
+    unsafe {
+        scan_latest("chunk_free", "chunk_free_pkey", facade, |rel, tup| {
+            let horizon = *horizon.get_or_insert_with(|| {
+                let next = pg_sys::ReadNextFullTransactionId().value;
+                let oldest = pg_sys::GetOldestNonRemovableTransactionId(rel);
+                super::tid::widen_xid(next, u32::from(oldest))
+            });
+            let mut v = [pg_sys::Datum::from(0); 3];
+            let mut n = [false; 3];
+            pg_sys::heap_deform_tuple(tup, (*rel).rd_att, v.as_mut_ptr(), n.as_mut_ptr());
+            let ordinal = v[1].value() as u32;
+            let freed = v[2].value() as u64;
+            if super::tid::reusable(freed, horizon) && best.is_none_or(|(b, _)| ordinal < b) {
+                best = Some((ordinal, (*tup).t_self));
+            }
+        });
+    }
+    if let Some((ordinal, mut tid)) = best {
+        let dir = relation_oid("bidim", "chunk_free");
+        // SAFETY: deletes the row found above (its TID), in our transaction.
+        unsafe {
+            let rel = pg_sys::table_open(dir, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            pg_sys::CatalogTupleDelete(rel, &mut tid);
+            pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            pg_sys::CommandCounterIncrement();
+        }
+        return Some(ordinal);
+    }
+    let mut last: Option<(i64, pg_sys::ItemPointerData)> = None;
+    // SAFETY: rows of bidim.chunk_counter (rel oid, last_ordinal int8).
+    unsafe {
+        scan_latest("chunk_counter", "chunk_counter_pkey", facade, |rel, tup| {
+            let mut v = [pg_sys::Datum::from(0); 2];
+            let mut n = [false; 2];
+            pg_sys::heap_deform_tuple(tup, (*rel).rd_att, v.as_mut_ptr(), n.as_mut_ptr());
+            last = Some((v[1].value() as i64, (*tup).t_self));
+        });
+    }
+    let next = last.map_or(1, |(l, _)| l + 1);
+    if next > super::tid::MAX_ORDINAL as i64 {
+        return None;
+    }
+    let dir = relation_oid("bidim", "chunk_counter");
+    // SAFETY: inserts or updates our table's one counter row of `facade`, formed from
+    // the table's own descriptor.
+    unsafe {
+        let rel = pg_sys::table_open(dir, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let mut values = [pg_sys::Datum::from(facade), pg_sys::Datum::from(next)];
+        let mut nulls = [false, false];
+        let newtup =
+            pg_sys::heap_form_tuple((*rel).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
+        match last {
+            None => pg_sys::CatalogTupleInsert(rel, newtup),
+            Some((_, mut otid)) => pg_sys::CatalogTupleUpdate(rel, &mut otid, newtup),
+        }
+        pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::CommandCounterIncrement();
+    }
+    Some(next as u32)
 }

@@ -1519,7 +1519,12 @@ unsafe extern "C-unwind" fn bidim_relation_size(
             continue;
         }
         total += heap_call!(relation_size(chunk, fork));
-        close_chunk(chunk);
+        // Release the lock at once: planning (size estimates) must not keep every chunk
+        // locked to the end of the transaction, which would make retention wait for
+        // every open transaction that ever planned a query on the table. (A lock this
+        // transaction already held, from a scan, stays: lock counts are per holder.)
+        // SAFETY: closes the relation opened above, releasing that one lock.
+        unsafe { pg_sys::table_close(chunk, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
     }
     total
 }

@@ -2,9 +2,10 @@
 //!
 //! A chunk is a heap relation; its rows have heap TIDs (block, offset). The facade
 //! exposes `block = ordinal << CHUNK_BLOCK_BITS | chunk block` with the offset
-//! unchanged, so a facade TID names exactly one chunk row. Ordinals come from a
-//! per-table sequence and are never reused, so a TID is never reused while the table
-//! exists. Pure Rust, no PostgreSQL types.
+//! unchanged, so a facade TID names exactly one chunk row. A table has at most
+//! [`MAX_ORDINAL`] chunks at a time; the ordinal of a dropped chunk is reused once no
+//! snapshot can hold a TID of it ([`reusable`]), so a table never runs out. Pure Rust,
+//! no PostgreSQL types.
 
 /// Bits of the facade block number that hold the block inside the chunk.
 pub const CHUNK_BLOCK_BITS: u32 = 18;
@@ -29,6 +30,30 @@ pub fn decode_block(facade_block: u32) -> (u32, u32) {
         facade_block >> CHUNK_BLOCK_BITS,
         facade_block & (MAX_CHUNK_BLOCKS - 1),
     )
+}
+
+/// The 64-bit transaction id of `xid32`, a transaction id no older than 2^31
+/// transactions before `next_full` (PostgreSQL's next full transaction id): the epoch
+/// of `next_full`, or the one before when `xid32` is numerically above it.
+pub fn widen_xid(next_full: u64, xid32: u32) -> u64 {
+    let epoch = next_full >> 32;
+    let next32 = next_full as u32;
+    if xid32 <= next32 || epoch == 0 {
+        (epoch << 32) | xid32 as u64
+    } else {
+        ((epoch - 1) << 32) | xid32 as u64
+    }
+}
+
+/// Whether the ordinal of a chunk dropped by transaction `freed` (committed: its row
+/// is visible) may be given to a new chunk, given `horizon`, the oldest transaction id
+/// any running snapshot may still consider running (PostgreSQL's oldest non-removable
+/// xid), both as 64-bit ids. Every snapshot that could have seen the dropped chunk was
+/// taken before `freed` committed, so its xmin is at most `freed`; once the horizon
+/// has passed `freed`, no such snapshot (nor a cursor or scan holding one) is left,
+/// and no TID of the old chunk can be read and followed any more.
+pub fn reusable(freed: u64, horizon: u64) -> bool {
+    freed < horizon
 }
 
 #[cfg(test)]
@@ -61,5 +86,29 @@ mod tests {
                 assert!(seen.insert(encode_block(ordinal, block).unwrap()));
             }
         }
+    }
+
+    #[test]
+    fn widening_picks_the_epoch_of_recent_xids() {
+        let next = (5u64 << 32) | 1000;
+        assert_eq!(widen_xid(next, 999), (5 << 32) | 999);
+        assert_eq!(widen_xid(next, 1000), (5 << 32) | 1000);
+        // numerically above next: from the previous epoch (wrapped around since)
+        assert_eq!(widen_xid(next, 4_000_000_000), (4 << 32) | 4_000_000_000);
+        assert_eq!(widen_xid(500, 400), 400);
+    }
+
+    #[test]
+    fn an_ordinal_is_reused_only_after_the_horizon_passes_its_drop() {
+        assert!(
+            !reusable(100, 100),
+            "a snapshot with xmin = the dropper may be running"
+        );
+        assert!(!reusable(100, 50));
+        assert!(reusable(100, 101));
+        // across an epoch boundary
+        let freed = widen_xid((3 << 32) | 10, u32::MAX - 5);
+        let horizon = widen_xid((3 << 32) | 10, 7);
+        assert!(reusable(freed, horizon));
     }
 }
