@@ -92,17 +92,20 @@ impl Row<'_> {
     }
 }
 
-/// Calls `f` for every row of `bidim.<table>` whose first index column (`index`, on an
-/// oid column) equals `key`, under `snapshot` (null: the catalog snapshot).
+/// Calls `f` with every tuple of `bidim.<table>` whose first index column (`index`,
+/// an oid column) equals `key`, under `snapshot` (null: the catalog snapshot), with
+/// the table open in `lockmode` (kept open for `f` to update what it is given).
 ///
 /// # Safety
-/// `snapshot` must be null or valid for the duration of the call.
-pub unsafe fn scan(
+/// `snapshot` must be null or valid for the duration of the call; `f` must not keep
+/// the tuple beyond its call.
+unsafe fn scan_tuples(
     table: &str,
     index: &str,
     key: pg_sys::Oid,
     snapshot: pg_sys::Snapshot,
-    mut f: impl FnMut(&Row),
+    lockmode: u32,
+    mut f: impl FnMut(pg_sys::Relation, pg_sys::HeapTuple),
 ) {
     let dir = relation_oid("bidim", table);
     let idx = relation_oid("bidim", index);
@@ -116,7 +119,7 @@ pub unsafe fn scan(
     // SAFETY: open/scan/close of our own directory table with an index scan keyed on
     // its oid column; every call is a guarded pg_sys function.
     unsafe {
-        let rel = pg_sys::table_open(dir, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let rel = pg_sys::table_open(dir, lockmode as pg_sys::LOCKMODE);
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
         pg_sys::ScanKeyInit(
             &mut skey,
@@ -126,59 +129,6 @@ pub unsafe fn scan(
             pg_sys::Datum::from(key),
         );
         let sc = pg_sys::systable_beginscan(rel, idx, true, snapshot, 1, &mut skey);
-        let desc = (*rel).rd_att;
-        let n = (*desc).natts as usize;
-        let mut values = vec![pg_sys::Datum::from(0); n];
-        let mut nulls = vec![false; n];
-        loop {
-            let tup = pg_sys::systable_getnext(sc);
-            if tup.is_null() {
-                break;
-            }
-            pg_sys::heap_deform_tuple(tup, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            f(&Row {
-                desc,
-                values: &values,
-                nulls: &nulls,
-                tid: (*tup).t_self,
-            });
-        }
-        pg_sys::systable_endscan(sc);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-    }
-}
-
-/// Opens `bidim.<table>` (RowExclusive) and scans the rows whose first index column
-/// (an oid) equals `key` under the latest snapshot, calling `f` with each tuple; the
-/// relation stays open for `f` to update or delete what it was given.
-///
-/// # Safety
-/// `f` must not keep the tuple beyond its call.
-unsafe fn scan_latest(
-    table: &str,
-    index: &str,
-    key: pg_sys::Oid,
-    mut f: impl FnMut(pg_sys::Relation, pg_sys::HeapTuple),
-) {
-    let dir = relation_oid("bidim", table);
-    let idx = relation_oid("bidim", index);
-    if dir == pg_sys::InvalidOid || idx == pg_sys::InvalidOid {
-        error!("bidim: the directory table bidim.{table} is missing");
-    }
-    // SAFETY: our own table opened RowExclusive, scanned with a registered latest
-    // snapshot; every call is a guarded pg_sys function.
-    unsafe {
-        let rel = pg_sys::table_open(dir, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-        let snap = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(
-            &mut skey,
-            1,
-            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-            pg_sys::F_OIDEQ.into(),
-            pg_sys::Datum::from(key),
-        );
-        let sc = pg_sys::systable_beginscan(rel, idx, true, snap, 1, &mut skey);
         loop {
             let tup = pg_sys::systable_getnext(sc);
             if tup.is_null() {
@@ -187,8 +137,66 @@ unsafe fn scan_latest(
             f(rel, tup);
         }
         pg_sys::systable_endscan(sc);
+        pg_sys::table_close(rel, lockmode as pg_sys::LOCKMODE);
+    }
+}
+
+/// Calls `f` for every row of `bidim.<table>` whose first index column (`index`, on an
+/// oid column) equals `key`, under `snapshot` (null: the catalog snapshot).
+///
+/// # Safety
+/// `snapshot` must be null or valid for the duration of the call.
+pub unsafe fn scan(
+    table: &str,
+    index: &str,
+    key: pg_sys::Oid,
+    snapshot: pg_sys::Snapshot,
+    mut f: impl FnMut(&Row),
+) {
+    let mut values = Vec::new();
+    let mut nulls = Vec::new();
+    // SAFETY: forwarded; each tuple is deformed with its table's own descriptor.
+    unsafe {
+        scan_tuples(
+            table,
+            index,
+            key,
+            snapshot,
+            pg_sys::AccessShareLock,
+            |rel, tup| {
+                let desc = (*rel).rd_att;
+                let n = (*desc).natts as usize;
+                values.resize(n, pg_sys::Datum::from(0));
+                nulls.resize(n, false);
+                pg_sys::heap_deform_tuple(tup, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+                f(&Row {
+                    desc,
+                    values: &values,
+                    nulls: &nulls,
+                    tid: (*tup).t_self,
+                });
+            },
+        )
+    }
+}
+
+/// [`scan_tuples`] with the table open RowExclusive, under the latest snapshot (the
+/// newest committed rows, also in REPEATABLE READ), then a command-counter increment
+/// so what `f`'s caller changes next is seen.
+///
+/// # Safety
+/// As [`scan_tuples`].
+unsafe fn scan_latest(
+    table: &str,
+    index: &str,
+    key: pg_sys::Oid,
+    f: impl FnMut(pg_sys::Relation, pg_sys::HeapTuple),
+) {
+    // SAFETY: a registered latest snapshot, unregistered after the scan.
+    unsafe {
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        scan_tuples(table, index, key, snap, pg_sys::RowExclusiveLock, f);
         pg_sys::UnregisterSnapshot(snap);
-        pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         pg_sys::CommandCounterIncrement();
     }
 }
