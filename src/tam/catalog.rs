@@ -1046,7 +1046,7 @@ pub fn config_row_datum(facade: pg_sys::Oid) -> pg_sys::Datum {
     let iv = pgrx::datum::Interval::new(months, days, micros)
         .unwrap_or_else(|e| error!("bidim: invalid partition_interval: {e:?}"));
     // SAFETY: a row of the table's own row type, formed from its descriptor; name
-    // values are NameData built by namein; the tuple is copied into a datum.
+    // values are zero-padded NAMEDATALEN buffers; the tuple is copied into a datum.
     unsafe {
         let relid = relation_oid("bidim", "table_config");
         let typ = pg_sys::get_rel_type_id(relid);
