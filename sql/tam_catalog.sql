@@ -1,5 +1,5 @@
 -- The chunk directory, configuration and jobs of the bidim access method
--- (src/tam/catalog.rs). Every name is schema-qualified; pgspot checks this file.
+-- (src/tam/schema.rs; rules in src/tam/directory.rs). Every name is schema-qualified; pgspot checks this file.
 CREATE SCHEMA bidim;
 GRANT USAGE ON SCHEMA bidim TO PUBLIC;
 CREATE SCHEMA bidim_internal;
@@ -169,7 +169,9 @@ WHERE pg_catalog.has_table_privilege(r.rel, 'SELECT');
 COMMENT ON VIEW bidim.key_ranges IS 'bidim: key ranges of every bidim table that has split (a table without rows here has one range holding every key)';
 GRANT SELECT ON bidim.key_ranges TO PUBLIC;
 
--- A chunk is sealed once a newer chunk of its cell exists or bidim.seal() marked it.
+-- A chunk's state is its directory row's (src/tam/directory.rs): hot chunks take new
+-- rows; a chunk is sealed by the transaction that makes its successor, splits its key
+-- range, runs bidim.seal() or the maintenance job.
 CREATE VIEW bidim.chunks WITH (security_barrier) AS
 SELECT c.rel::pg_catalog.regclass AS rel,
        c.chunk_id,
@@ -177,11 +179,7 @@ SELECT c.rel::pg_catalog.regclass AS rel,
        c.key_hi,
        c.time_lo,
        c.time_hi,
-       CASE WHEN c.state OPERATOR(pg_catalog.=) 'hot' AND EXISTS (
-                 SELECT 1 FROM bidim.chunk n
-                 WHERE n.rel OPERATOR(pg_catalog.=) c.rel AND n.range_id OPERATOR(pg_catalog.=) c.range_id
-                   AND n.time_lo OPERATOR(pg_catalog.=) c.time_lo AND n.chunk_id OPERATOR(pg_catalog.>) c.chunk_id)
-            THEN 'sealed' ELSE c.state END AS state,
+       c.state,
        -- live tuples from the statistics system; after a stats reset (a crash) the
        -- count ANALYZE (or the maintenance job) left in pg_class
        CASE WHEN pg_catalog.pg_stat_get_tuples_inserted(c.chunk_rel) OPERATOR(pg_catalog.>) 0

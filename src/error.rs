@@ -14,3 +14,14 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str
     report.report(PgLogLevel::ERROR);
     unreachable!("ereport(ERROR) returned")
 }
+
+/// The value of an SPI call, or an ERROR saying what bidim could not do and why.
+pub fn spi_or_raise<T>(r: Result<T, pgrx::spi::Error>, what: &str) -> T {
+    r.unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("bidim: cannot {what}: {e}"),
+            None,
+        )
+    })
+}

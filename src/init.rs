@@ -19,9 +19,9 @@ pub extern "C-unwind" fn _PG_init() {
     // `shared_preload_libraries`; `_PG_init` runs on PostgreSQL's main thread.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
     LOADED_AT_PRELOAD.store(preloading, Ordering::Relaxed);
-    crate::tam::catalog::register_callbacks();
-    crate::tam::catalog::define_gucs();
-    crate::tam::scan::install();
+    crate::tam::cache::register_callbacks();
+    crate::tam::config::define_gucs();
+    crate::tam::custom_scan::install();
     crate::tam::worker::install(preloading);
 }
 

@@ -373,7 +373,7 @@ pub unsafe extern "C-unwind" fn bidim_enable_tag_dictionary(
     // Count the existing rows as the caller (the owner): a plain read of the column.
     let mut deltas = Deltas::new();
     let mut series = 0i64;
-    let quoted = crate::tam::catalog::quote_ident(&col);
+    let quoted = crate::tam::chunk_store::quote_ident(&col);
     let _ = attnum;
     pinned(|| {
         Spi::connect(|client| {

@@ -28,9 +28,19 @@ pub const MAX_DEPTH: usize = 64;
 /// Longest query text accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 
+/// What kind of mistake a query text holds (the SQL layer picks its SQLSTATE by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryErrorKind {
+    /// Not a tag query.
+    Syntax,
+    /// A `/regex/` that does not compile.
+    Regex,
+}
+
 /// A parse error with the byte position of the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
+    pub kind: QueryErrorKind,
     pub message: String,
     pub position: usize,
 }
@@ -43,6 +53,7 @@ impl fmt::Display for QueryError {
 
 fn err<T>(message: impl Into<String>, position: usize) -> Result<T, QueryError> {
     Err(QueryError {
+        kind: QueryErrorKind::Syntax,
         message: message.into(),
         position,
     })
@@ -328,6 +339,7 @@ impl Parser {
                 match self.next() {
                     Some(Tok::Regex(pattern)) => {
                         compile_regex(&pattern).map_err(|why| QueryError {
+                            kind: QueryErrorKind::Regex,
                             message: format!("invalid regular expression /{pattern}/: {why}"),
                             position: vpos,
                         })?;

@@ -253,10 +253,9 @@ unsafe fn texts_of(d: pg_sys::Datum, what: &str) -> Vec<String> {
 
 fn parse_query(text: &str) -> query::Query {
     query::parse(text).unwrap_or_else(|e| {
-        let code = if e.message.starts_with("invalid regular expression") {
-            PgSqlErrorCode::ERRCODE_INVALID_REGULAR_EXPRESSION
-        } else {
-            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION
+        let code = match e.kind {
+            query::QueryErrorKind::Regex => PgSqlErrorCode::ERRCODE_INVALID_REGULAR_EXPRESSION,
+            query::QueryErrorKind::Syntax => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
         };
         raise(
             code,

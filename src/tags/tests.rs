@@ -4,7 +4,7 @@
 
 use super::gin::{self, consistent, extract_encoded, extract_value, item_has, plan};
 use super::model::{Tag, TagSet};
-use super::query::{parse, Atom, Compiled, GlobPart, Query, Tri};
+use super::query::{parse, Atom, Compiled, GlobPart, Query, QueryErrorKind, Tri};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------
@@ -380,6 +380,12 @@ fn query_errors_show_the_position() {
         let e = parse(input).unwrap_err();
         assert_eq!(e.position + 1, pos, "{input}: {e}");
         assert!(e.message.contains(what), "{input}: {e}");
+        let kind = if what == "invalid regular expression" {
+            QueryErrorKind::Regex
+        } else {
+            QueryErrorKind::Syntax
+        };
+        assert_eq!(e.kind, kind, "{input}: {e}");
     }
 }
 

@@ -6,7 +6,7 @@
 //! the checks. The `bidim._*` functions that remain are for the extension's event
 //! triggers and superusers only (REVOKEd from PUBLIC).
 
-use super::catalog;
+use super::{chunk_store, config, hot_chunk, maintenance, retention};
 use crate::error::raise;
 use crate::fmgr::{arg, null};
 use pgrx::pg_sys;
@@ -32,7 +32,7 @@ pub fn qualified_name(rel: pg_sys::Oid) -> String {
         }
         let ns = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
         let q = |p: *mut std::ffi::c_char| {
-            catalog::quote_ident(&std::ffi::CStr::from_ptr(p).to_string_lossy())
+            chunk_store::quote_ident(&std::ffi::CStr::from_ptr(p).to_string_lossy())
         };
         format!("{}.{}", q(ns), q(name))
     }
@@ -181,14 +181,14 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
     // the table has no chunks below holds until we commit.
     // SAFETY: a heavyweight lock on the table, kept to commit.
     unsafe { pg_sys::LockRelationOid(rel, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE) };
-    let cur = catalog::current_settings(rel);
+    let cur = config::current_settings(rel);
     // SAFETY: as above.
     let (key_in, time_in) = unsafe { (name_arg(fcinfo, 1), name_arg(fcinfo, 2)) };
     // SAFETY: as above.
     let (rows_in, width_in) = unsafe { (arg(fcinfo, 3), arg(fcinfo, 4)) };
     let changes_columns = key_in.as_ref().is_some_and(|k| *k != cur.key_column)
         || time_in.as_ref().is_some_and(|t| *t != cur.time_column);
-    if changes_columns && catalog::has_chunks_latest(rel) {
+    if changes_columns && chunk_store::has_chunks_latest(rel) {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("cannot change the key or time column of bidim table \"{table}\" while it holds rows"),
@@ -215,7 +215,7 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
             format!("column \"{key}\" of table \"{table}\" does not exist"),
             None,
         ),
-        Some((_, t)) if !catalog::is_key_type(t) => raise(
+        Some((_, t)) if !config::is_key_type(t) => raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
             format!(
                 "key column \"{key}\" has type {}, but must be smallint, integer, bigint, text or varchar",
@@ -231,7 +231,7 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
             format!("column \"{time}\" of table \"{table}\" does not exist"),
             None,
         ),
-        Some((_, t)) if !catalog::is_time_type(t) => raise(
+        Some((_, t)) if !config::is_time_type(t) => raise(
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
             format!(
                 "time column \"{time}\" has type {}, but must be timestamptz or timestamp",
@@ -275,12 +275,12 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
     };
     // Settings that make a chunk per handful of rows are allowed (tests use them) but
     // said: every chunk is a relation with an index, made in the inserting transaction.
-    if rows < 100 {
+    if rows < config::WARN_BELOW_HOT_CHUNK_ROWS {
         pgrx::warning!(
             "hot_chunk_rows = {rows} makes a new chunk every {rows} rows of a key range and time partition; each chunk is a relation with an index"
         );
     }
-    if width < 60 * 1_000_000 {
+    if width < config::WARN_BELOW_WIDTH {
         pgrx::warning!(
             "a partition_interval of {} seconds makes a new chunk for every key range every {} seconds of data; each chunk is a relation with an index",
             width as f64 / 1e6,
@@ -291,10 +291,10 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
         (months, days, micros)
     } else {
         cur.interval
-            .unwrap_or((0, catalog::DEFAULT_PARTITION_DAYS, 0))
+            .unwrap_or((0, config::DEFAULT_PARTITION_DAYS, 0))
     };
-    catalog::store_config(rel, &key, &time, rows, interval);
-    catalog::config_row_datum(rel)
+    config::store_config(rel, &key, &time, rows, interval);
+    config::config_row_datum(rel)
 }
 
 finfo!(pg_finfo_bidim_seal);
@@ -304,7 +304,7 @@ finfo!(pg_finfo_bidim_seal);
 pub unsafe extern "C-unwind" fn bidim_seal(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: the first argument is a regclass.
     let rel = unsafe { owned_table_arg(fcinfo, "bidim.seal") };
-    pg_sys::Datum::from(catalog::seal_all(rel))
+    pg_sys::Datum::from(hot_chunk::seal_chunks(rel, hot_chunk::Sealing::All))
 }
 
 finfo!(pg_finfo_bidim_drop_before);
@@ -325,7 +325,7 @@ pub unsafe extern "C-unwind" fn bidim_drop_before(
             None,
         );
     }
-    pg_sys::Datum::from(catalog::drop_before(rel, cutoff.value() as i64))
+    pg_sys::Datum::from(retention::drop_before(rel, cutoff.value() as i64))
 }
 
 finfo!(pg_finfo_bidim_add_retention_policy);
@@ -361,7 +361,7 @@ pub unsafe extern "C-unwind" fn bidim_add_retention_policy(
         );
     }
     let if_not_exists = !ine_null && ine.value() != 0;
-    match catalog::add_retention_policy(rel, after, if_not_exists) {
+    match retention::add_retention_policy(rel, after, if_not_exists) {
         Some(id) => pg_sys::Datum::from(id),
         // SAFETY: fcinfo is valid.
         None => unsafe { null(fcinfo) },
@@ -379,7 +379,7 @@ pub unsafe extern "C-unwind" fn bidim_remove_retention_policy(
     let rel = unsafe { owned_table_arg(fcinfo, "bidim.remove_retention_policy") };
     // SAFETY: as above.
     let (ie, ie_null) = unsafe { arg(fcinfo, 1) };
-    if !catalog::remove_retention_policy(rel) {
+    if !retention::remove_retention_policy(rel) {
         let table = qualified_name(rel);
         if !ie_null && ie.value() != 0 {
             pgrx::notice!("table \"{table}\" has no retention policy, skipping");
@@ -424,7 +424,7 @@ pub unsafe extern "C-unwind" fn bidim_forget_table(
             None,
         );
     }
-    catalog::forget_table(rel);
+    chunk_store::forget_table(rel);
     // SAFETY: fcinfo is valid.
     unsafe { null(fcinfo) }
 }
@@ -440,7 +440,7 @@ pub unsafe extern "C-unwind" fn bidim_after_alter_table(
     // SAFETY: a STRICT oid argument.
     let rel = pg_sys::Oid::from(unsafe { arg(fcinfo, 0) }.0.value() as u32);
     if is_bidim_table(rel) {
-        catalog::after_alter_table(rel);
+        chunk_store::after_alter_table(rel);
     }
     // SAFETY: fcinfo is valid.
     unsafe { null(fcinfo) }
@@ -452,5 +452,5 @@ finfo!(pg_finfo_bidim_maintain);
 #[no_mangle]
 pub unsafe extern "C-unwind" fn bidim_maintain(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     require_superuser("run bidim maintenance");
-    pg_sys::Datum::from(catalog::maintain())
+    pg_sys::Datum::from(maintenance::maintain())
 }

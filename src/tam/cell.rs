@@ -1,4 +1,4 @@
-//! Time partitions: the time half of a cell (key range x time partition).
+//! Cells: a key range x a time partition, the unit a hot chunk takes rows for.
 //!
 //! Times are PostgreSQL timestamps (microseconds since 2000-01-01, the same for
 //! `timestamp` and `timestamptz`). A partition of width `w` microseconds starts at a
@@ -7,6 +7,31 @@
 
 /// Microseconds in a day, as PostgreSQL counts an interval's days.
 pub const USECS_PER_DAY: i64 = 86_400_000_000;
+
+/// A cell: key range `range_id` x time partition [`time_lo`, `time_hi`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cell {
+    pub range_id: i32,
+    pub time_lo: i64,
+    pub time_hi: i64,
+}
+
+impl Cell {
+    /// The cell of key range `range_id` holding time `t` with partitions `width` wide.
+    pub fn of(range_id: i32, t: i64, width: i64) -> Result<Cell, CellError> {
+        let (time_lo, time_hi) = partition_of(t, width)?;
+        Ok(Cell {
+            range_id,
+            time_lo,
+            time_hi,
+        })
+    }
+
+    /// The key the per-backend cache finds the cell's hot chunk by.
+    pub fn key(&self) -> (i32, i64) {
+        (self.range_id, self.time_lo)
+    }
+}
 
 /// Why a width or a time cannot be partitioned.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,6 +110,21 @@ mod tests {
             assert_eq!(hi - lo, HOUR);
         }
         assert_eq!(partition_of(-1, HOUR).unwrap(), (-HOUR, 0));
+    }
+
+    #[test]
+    fn a_cell_is_its_range_and_partition() {
+        let c = Cell::of(7, 10 * HOUR + 5, HOUR).unwrap();
+        assert_eq!(
+            c,
+            Cell {
+                range_id: 7,
+                time_lo: 10 * HOUR,
+                time_hi: 11 * HOUR
+            }
+        );
+        assert_eq!(c.key(), (7, 10 * HOUR));
+        assert_eq!(Cell::of(0, i64::MAX, HOUR), Err(CellError::Infinite));
     }
 
     #[test]

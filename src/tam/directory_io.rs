@@ -4,6 +4,8 @@
 //! INSERT-only role must still find its row's chunk), and must not resolve names the
 //! caller controls. Rows are read by column name.
 
+use super::directory::{ChunkRow, ChunkState};
+use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CString;
@@ -43,7 +45,25 @@ impl Row<'_> {
                         .to_bytes()
                         == column.as_bytes()
             })
-            .unwrap_or_else(|| error!("bidim: the directory has no column \"{column}\""))
+            .unwrap_or_else(|| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                    format!("bidim: the directory has no column \"{column}\""),
+                    Some("The extension's tables do not match this library: ALTER EXTENSION bidim UPDATE, or reinstall it."),
+                )
+            })
+    }
+
+    /// `v`, the value of NOT NULL column `column`, or an error saying the directory
+    /// is damaged (never a made-up default).
+    pub fn must<T>(&self, column: &str, v: Option<T>) -> T {
+        v.unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!("bidim: a directory row has no value in column \"{column}\""),
+                None,
+            )
+        })
     }
 
     /// The raw datum of `column`, `None` when NULL.
@@ -110,7 +130,7 @@ unsafe fn scan_tuples(
     let dir = relation_oid("bidim", table);
     let idx = relation_oid("bidim", index);
     if dir == pg_sys::InvalidOid || idx == pg_sys::InvalidOid {
-        crate::error::raise(
+        raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             format!("bidim: the directory table bidim.{table} is missing"),
             Some("Is the extension installed in this database? (CREATE EXTENSION bidim)"),
@@ -177,6 +197,61 @@ pub unsafe fn scan(
                 });
             },
         )
+    }
+}
+
+/// The snapshot insert routing reads the directory with: the transaction snapshot with
+/// the current command id, so it sees chunks this transaction created a moment ago.
+pub fn routing_snapshot() -> pg_sys::Snapshot {
+    // SAFETY: inserts never run in parallel mode, where this would be refused.
+    unsafe { pg_sys::GetTransactionSnapshot() }
+}
+
+/// Reads the directory rows of `facade` under `snapshot`, ordered by chunk id.
+///
+/// # Safety
+/// `snapshot` must be a valid snapshot for the duration of the call.
+pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Vec<ChunkRow> {
+    let mut out = Vec::new();
+    // SAFETY: forwarded.
+    unsafe {
+        scan("chunk", "chunk_pkey", facade, snapshot, |r| {
+            let state = r.must("state", r.text("state"));
+            out.push(ChunkRow {
+                chunk_id: r.must("chunk_id", r.i32("chunk_id")) as u32,
+                chunk_rel: r.must("chunk_rel", r.oid("chunk_rel")),
+                range_id: r.must("range_id", r.i32("range_id")),
+                time_lo: r.must("time_lo", r.i64("time_lo")),
+                time_hi: r.must("time_hi", r.i64("time_hi")),
+                state: ChunkState::parse(&state).unwrap_or_else(|| {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                        format!(
+                            "bidim: chunk {} of table {} has the unknown state \"{state}\"",
+                            r.i32("chunk_id").unwrap_or(-1),
+                            facade.to_u32()
+                        ),
+                        None,
+                    )
+                }),
+                key_lo: r.text("key_lo"),
+                key_hi: r.text("key_hi"),
+            })
+        });
+    }
+    out.sort_by_key(|c| c.chunk_id);
+    out
+}
+
+/// The directory rows of `facade` by the latest snapshot: chunks other transactions
+/// committed a moment ago count (DDL checks, also in REPEATABLE READ).
+pub fn read_chunks_latest(facade: pg_sys::Oid) -> Vec<ChunkRow> {
+    // SAFETY: the latest snapshot is registered around the read.
+    unsafe {
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let rows = read_chunks(facade, snap);
+        pg_sys::UnregisterSnapshot(snap);
+        rows
     }
 }
 

@@ -101,6 +101,17 @@ pub fn split_point(sample: &mut [Key]) -> Option<Key> {
     sample.iter().find(|k| *k > first).cloned()
 }
 
+/// A key range splits when it has filled this many chunks in one time partition.
+pub const SPLIT_AFTER_CHUNKS: usize = 2;
+/// Most active key ranges a table gets (each costs a chunk per time partition).
+pub const MAX_KEY_RANGES: usize = 64;
+
+/// Whether a range that has filled `filled` chunks in one time partition, in a table
+/// with `active` key ranges, is due to split.
+pub fn split_due(filled: usize, active: usize) -> bool {
+    filled >= SPLIT_AFTER_CHUNKS && active < MAX_KEY_RANGES
+}
+
 /// Whether `ranges` (sorted) tile the whole key space without gaps or overlaps.
 pub fn tiles(ranges: &[Range]) -> bool {
     if ranges.is_empty() || ranges[0].lo.is_some() || ranges[ranges.len() - 1].hi.is_some() {
@@ -138,6 +149,16 @@ pub fn apply_split(ranges: &mut Vec<Range>, id: i32, at: Key, left: i32, right: 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_range_splits_once_it_fills_two_chunks_of_a_partition_up_to_64_ranges() {
+        assert!(!split_due(0, 1));
+        assert!(!split_due(1, 1));
+        assert!(split_due(2, 1));
+        assert!(split_due(5, 63));
+        assert!(!split_due(5, MAX_KEY_RANGES));
+        assert!(!split_due(5, MAX_KEY_RANGES + 1));
+    }
+
     use super::*;
     use proptest::prelude::*;
 

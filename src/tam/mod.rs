@@ -1,25 +1,41 @@
 //! The `bidim` table access method: rows partitioned by key range and time.
 //!
-//! * [`tid`], [`cell`], [`keyrange`]: pure Rust (TID encoding, time partitions, key
-//!   ranges and their splits), unit-tested.
-//! * [`catalog`]: the chunk directory, configuration, chunk creation, routing cache.
-//! * [`handler`]: the `TableAmRoutine` callbacks.
-//! * [`scan`]: the `BidimScan` custom scan that prunes chunks by time.
-//! * [`worker`]: the maintenance launcher and per-database round workers.
-//! * [`api`]: SQL functions (`bidim.configure`, `bidim.seal`, ...), each checking its
-//!   caller itself.
-//! * [`privilege`]: who bidim's own SQL runs as and with which `search_path`;
-//!   [`directory_io`]: the directory read and written through the catalog C API;
-//!   [`locks`]: the advisory locks.
+//! Files follow the life of a row. Pure Rust rules (no PostgreSQL calls; unit-tested
+//! with `cargo test`) are marked *pure*; the rest is the PostgreSQL shell around them.
+//!
+//! | step | files |
+//! |---|---|
+//! | identity | [`tid`] *pure* (facade TIDs, ordinal reuse), [`cell`] *pure* (`Cell`, time partitions), [`keyrange`] *pure* (key ranges, splits) |
+//! | directory | [`directory`] *pure* (`ChunkRow`, `ChunkState`, the rules over rows), [`directory_io`] (rows read through the catalog C API), [`schema`] (SQL objects), [`config`] (settings, every default), [`cache`] (per-backend cache) |
+//! | route | [`route`] (row -> cell -> hot chunk) |
+//! | hot chunk | [`hot_chunk`] (inserts, sealing), [`seal`] *pure* (when a chunk is full), [`split`] (key-range splits), [`chunk_store`] (chunk relations: create, drop, follow ALTER TABLE) |
+//! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
+//! | retention | [`retention`] (`drop_before`, policies), [`maintenance`] (the maintenance job), [`worker`] (background workers) |
+//! | shell | [`handler`] (the `TableAmRoutine`), [`delegate`] (heap on a chunk, TIDs, slots), [`relation`] (the table as a whole), [`api`] (SQL functions), [`privilege`] (who bidim's SQL runs as), [`locks`] (advisory locks) |
 
 pub mod api;
-pub mod catalog;
+pub mod cache;
 pub mod cell;
+pub mod chunk_scan;
+pub mod chunk_store;
+pub mod config;
+pub mod custom_scan;
+pub mod delegate;
+pub mod directory;
 pub mod directory_io;
 pub mod handler;
+pub mod hot_chunk;
 pub mod keyrange;
 pub mod locks;
+pub mod maintenance;
+pub mod modify;
 pub mod privilege;
-pub mod scan;
+pub mod prune;
+pub mod relation;
+pub mod retention;
+pub mod route;
+pub mod schema;
+pub mod seal;
+pub mod split;
 pub mod tid;
 pub mod worker;

@@ -180,8 +180,10 @@ pub extern "C-unwind" fn bidim_maintenance_main(arg: pg_sys::Datum) {
                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'bidim')
                     AND pg_catalog.to_regclass('bidim.job') IS NOT NULL",
             )
-            .ok()
-            .flatten()
+            .unwrap_or_else(|e| {
+                warning!("bidim maintenance: cannot tell whether bidim is installed: {e}");
+                None
+            })
             .unwrap_or(false)
         })
     });
@@ -204,13 +206,18 @@ pub extern "C-unwind" fn bidim_maintenance_main(arg: pg_sys::Datum) {
                 }
                 Ok::<_, pgrx::spi::Error>(v)
             })
-            .unwrap_or_default()
+            .unwrap_or_else(|e| {
+                warning!("bidim maintenance: cannot list the due jobs: {e}");
+                Vec::new()
+            })
         })
     });
     for id in due {
         BackgroundWorker::transaction(|| {
             pinned(|| {
-                Spi::run("SET LOCAL lock_timeout = '10s'").ok();
+                if let Err(e) = Spi::run("SET LOCAL lock_timeout = '10s'") {
+                    warning!("bidim maintenance: cannot set lock_timeout: {e}");
+                }
                 Spi::run_with_args("SELECT bidim.run_job($1)", &[id.into()])
                     .unwrap_or_else(|e| warning!("bidim maintenance: job {id}: {e}"));
             })

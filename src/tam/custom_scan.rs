@@ -12,8 +12,10 @@
 //! does not grow with the number of chunks. EXPLAIN shows the chunks scanned of the
 //! total.
 
+use super::directory_io::read_chunks;
 use super::keyrange::Key;
-use super::{catalog, handler};
+use super::prune::{bounds, chunks_to_read, overlaps, EQ, GE, GT, LT};
+use super::{chunk_scan, config, handler, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -71,40 +73,6 @@ pub fn install() {
         pg_sys::set_rel_pathlist_hook = Some(pathlist_hook);
         pg_sys::RegisterCustomScanMethods(std::ptr::addr_of!(SCAN_METHODS));
     }
-}
-
-/// B-tree strategy numbers, as PostgreSQL numbers them.
-const LT: i32 = 1;
-const LE: i32 = 2;
-const EQ: i32 = 3;
-const GE: i32 = 4;
-const GT: i32 = 5;
-
-/// The time bounds [lo, hi) that restrictions (strategy, value) put on matching rows,
-/// or `None` when no row can match. Pure: unit-tested below.
-pub fn bounds(conds: &[(i32, Option<i64>)]) -> Option<(i64, i64)> {
-    let (mut lo, mut hi) = (i64::MIN, i64::MAX);
-    for &(strategy, v) in conds {
-        // A NULL comparison is never true.
-        let v = v?;
-        match strategy {
-            LT => hi = hi.min(v),
-            LE => hi = hi.min(v.saturating_add(1)),
-            EQ => {
-                lo = lo.max(v);
-                hi = hi.min(v.saturating_add(1));
-            }
-            GE => lo = lo.max(v),
-            GT => lo = lo.max(v.saturating_add(1)),
-            _ => {}
-        }
-    }
-    (lo < hi).then_some((lo, hi))
-}
-
-/// Whether a chunk of partition [`time_lo`, `time_hi`) can hold a row in [lo, hi).
-pub fn overlaps(time_lo: i64, time_hi: i64, lo: i64, hi: i64) -> bool {
-    time_lo < hi && time_hi > lo
 }
 
 fn strip_relabel(mut n: *mut pg_sys::Node) -> *mut pg_sys::Node {
@@ -273,7 +241,7 @@ unsafe extern "C-unwind" fn pathlist_hook(
         let ours = handler::is_bidim(relation);
         let mut columns = Vec::new();
         if ours {
-            let cfg = catalog::config(relation);
+            let cfg = config::config(relation);
             let desc = (*relation).rd_att;
             let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
             for (on, attnum) in [(ON_TIME, cfg.time_attnum), (ON_KEY, cfg.key_attnum)] {
@@ -342,7 +310,7 @@ unsafe extern "C-unwind" fn pathlist_hook(
         } else {
             match constant_time_conds(exprs, strategies).filter(|_| pg_sys::ActiveSnapshotSet()) {
                 Some(conds) => {
-                    let chunks = catalog::read_chunks((*rte).relid, pg_sys::GetActiveSnapshot());
+                    let chunks = read_chunks((*rte).relid, pg_sys::GetActiveSnapshot());
                     if chunks.is_empty() {
                         sel
                     } else {
@@ -551,14 +519,14 @@ fn start(st: *mut BidimScanState) {
         }
         let rel = (*st).css.ss.ss_currentRelation;
         let snapshot = (*ps.state).es_snapshot;
-        let all = catalog::read_chunks((*rel).rd_id, snapshot);
+        let all = read_chunks((*rel).rd_id, snapshot);
         let range = if impossible {
             None
         } else {
             bounds(&time_conds)
         };
         // Key equality also prunes by the key range each chunk was made for.
-        let cfg = catalog::config(rel);
+        let cfg = config::config(rel);
         let key_collation = {
             let desc = (*rel).rd_att;
             (*desc).attrs.as_slice((*desc).natts as usize)[(cfg.key_attnum - 1) as usize]
@@ -569,20 +537,16 @@ fn start(st: *mut BidimScanState) {
         let wanted_keys: Vec<Key> = if bytewise {
             key_conds
                 .iter()
-                .filter_map(|&(_, righttype, v)| handler::datum_key(cfg.key_kind, righttype, v))
+                .filter_map(|&(_, righttype, v)| route::datum_key(cfg.key_kind, righttype, v))
                 .collect()
         } else {
             Vec::new()
         };
-        let chosen: Vec<(u32, pg_sys::Oid)> = match range {
-            None => Vec::new(),
-            Some((lo, hi)) => all
+        let chosen: Vec<(u32, pg_sys::Oid)> =
+            chunks_to_read(&all, range, cfg.key_kind, &wanted_keys)
                 .iter()
-                .filter(|c| overlaps(c.time_lo, c.time_hi, lo, hi))
-                .filter(|c| wanted_keys.iter().all(|k| c.may_hold(cfg.key_kind, k)))
                 .map(|c| (c.chunk_id, c.chunk_rel))
-                .collect(),
-        };
+                .collect();
         let mut keys = Vec::new();
         if let (false, Some((lo, hi))) = (key_conds.is_empty(), range) {
             let desc = (*rel).rd_att;
@@ -619,7 +583,7 @@ fn start(st: *mut BidimScanState) {
             | pg_sys::ScanOptions::SO_ALLOW_STRAT
             | pg_sys::ScanOptions::SO_ALLOW_SYNC
             | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE;
-        (*st).scan = handler::begin_scan_of(
+        (*st).scan = chunk_scan::begin_scan_of(
             rel,
             snapshot,
             0,
@@ -642,7 +606,7 @@ unsafe extern "C-unwind" fn access_next(ss: *mut pg_sys::ScanState) -> *mut pg_s
             start(st);
         }
         let slot = (*ss).ss_ScanTupleSlot;
-        if handler::scan_next(
+        if chunk_scan::scan_next(
             (*st).scan,
             pg_sys::ScanDirection::ForwardScanDirection,
             slot,
@@ -675,7 +639,7 @@ fn stop(st: *mut BidimScanState) {
     // SAFETY: st is our executor node.
     unsafe {
         if !(*st).scan.is_null() {
-            handler::scan_finish((*st).scan);
+            chunk_scan::scan_finish((*st).scan);
             (*st).scan = std::ptr::null_mut();
         }
         (*st).started = false;
@@ -719,65 +683,6 @@ unsafe extern "C-unwind" fn explain_scan(
             pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), text.as_ptr(), es);
         } else {
             pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), c"chosen at run time".as_ptr(), es);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounds_combine_and_detect_empty_ranges() {
-        assert_eq!(bounds(&[]), Some((i64::MIN, i64::MAX)));
-        assert_eq!(bounds(&[(GE, Some(10)), (LT, Some(20))]), Some((10, 20)));
-        assert_eq!(bounds(&[(GT, Some(10)), (LE, Some(20))]), Some((11, 21)));
-        assert_eq!(bounds(&[(EQ, Some(15))]), Some((15, 16)));
-        assert_eq!(bounds(&[(GE, Some(20)), (LT, Some(20))]), None);
-        assert_eq!(bounds(&[(EQ, Some(5)), (GT, Some(5))]), None);
-        assert_eq!(bounds(&[(GE, None)]), None, "a NULL bound matches nothing");
-        assert_eq!(bounds(&[(GT, Some(i64::MAX))]), None);
-        assert_eq!(bounds(&[(LE, Some(i64::MAX))]), Some((i64::MIN, i64::MAX)));
-    }
-
-    #[test]
-    fn overlap_is_half_open() {
-        assert!(overlaps(0, 10, 9, 20));
-        assert!(!overlaps(0, 10, 10, 20));
-        assert!(!overlaps(10, 20, 0, 10));
-        assert!(overlaps(10, 20, 0, 11));
-    }
-
-    /// Brute force: a row at time t matches every condition iff it lies in bounds().
-    #[test]
-    fn bounds_agree_with_brute_force() {
-        let mut seed = 12345u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for _ in 0..2000 {
-            let n = next() % 4;
-            let conds: Vec<(i32, Option<i64>)> = (0..n)
-                .map(|_| ((next() % 5) as i32 + 1, Some((next() % 40) as i64 - 20)))
-                .collect();
-            let b = bounds(&conds);
-            for t in -25..25i64 {
-                let matches = conds.iter().all(|&(s, v)| {
-                    let v = v.unwrap();
-                    match s {
-                        LT => t < v,
-                        LE => t <= v,
-                        EQ => t == v,
-                        GE => t >= v,
-                        _ => t > v,
-                    }
-                });
-                let inside = b.is_some_and(|(lo, hi)| lo <= t && t < hi);
-                assert_eq!(matches, inside, "t={t} conds={conds:?} bounds={b:?}");
-            }
         }
     }
 }

@@ -1,0 +1,536 @@
+//! Scans of a bidim table: the chunks listed at scan start (all of them, or those
+//! BidimScan kept), read one at a time by the reader of their kind (a hot or sealed
+//! chunk: heap's sequential scan, or an index scan of its (key, time) index when the
+//! query names keys), in parallel by whole chunks, and sampled for ANALYZE.
+
+// Callback signatures are PostgreSQL's, argument count included.
+#![allow(clippy::too_many_arguments)]
+
+use super::config;
+use super::delegate::{
+    self, close_chunk, fix_slot, heap_call, open_chunk, rel_name, rel_oid, unsupported,
+};
+use super::directory_io::read_chunks;
+use crate::error::raise;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// How the current chunk is read: one reader per kind of chunk. Hot and sealed chunks
+/// are heap relations, read by heap's sequential scan or through their (key, time)
+/// index; cold chunks (compressed column batches) get a reader of their own here.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(super) enum Reader {
+    /// No chunk is open.
+    None,
+    /// heap's scan of a hot or sealed chunk.
+    Heap(pg_sys::TableScanDesc),
+    /// An index scan of a hot or sealed chunk's (key, time) index.
+    Index {
+        index: pg_sys::Relation,
+        scan: pg_sys::IndexScanDesc,
+    },
+}
+
+/// A scan over a bidim table: the chunks listed at scan start, one at a time.
+#[repr(C)]
+pub(super) struct BidimScan {
+    base: pg_sys::TableScanDescData,
+    /// palloc'd array of (ordinal, chunk relation).
+    chunks: *mut (u32, pg_sys::Oid),
+    nchunks: i32,
+    cur: i32,
+    chunk_rel: pg_sys::Relation,
+    /// The current chunk's reader.
+    reader: Reader,
+    /// The facade-side header of the current tuple (TID and table oid re-encoded).
+    tup: pg_sys::HeapTupleData,
+    /// For ANALYZE: palloc'd cumulative start block of each chunk.
+    starts: *mut u32,
+    /// Keys on the chunks' (key, time) index: when set, chunks are read by index scan.
+    ikeys: *mut pg_sys::ScanKeyData,
+    nikeys: i32,
+    /// One bulk-read buffer ring for all chunk scans of a large table (each chunk is
+    /// below heap's own threshold for one, so without it a big scan would sweep
+    /// through shared_buffers); null when not used.
+    strategy: pg_sys::BufferAccessStrategy,
+    /// The memory context the scan was begun in: chunk scans are started lazily, from
+    /// inside getnextslot, whose caller may be in a per-tuple context it resets after
+    /// every row (ALTER TABLE's validation scans, partition checks, FK checks do); the
+    /// chunk scans must live as long as this scan.
+    mcxt: pg_sys::MemoryContext,
+}
+
+/// Shared state of a parallel scan: participants take whole chunks, in directory
+/// order, from a shared counter. Every participant lists the same chunks: in parallel
+/// mode the directory is read with the scan's (shared) snapshot.
+#[repr(C)]
+pub(super) struct BidimParallelScan {
+    base: pg_sys::ParallelTableScanDescData,
+    next_chunk: u32,
+}
+
+/// The snapshot to list chunks with for a scan under `snapshot`.
+pub(super) fn directory_snapshot(snapshot: pg_sys::Snapshot) -> pg_sys::Snapshot {
+    // SAFETY: reads the snapshot's type; falls back to the active/transaction snapshot.
+    unsafe {
+        if !snapshot.is_null()
+            && ((*snapshot).snapshot_type == pg_sys::SnapshotType::SNAPSHOT_MVCC
+                || (*snapshot).snapshot_type == pg_sys::SnapshotType::SNAPSHOT_HISTORIC_MVCC)
+        {
+            snapshot
+        } else if pg_sys::ActiveSnapshotSet() {
+            pg_sys::GetActiveSnapshot()
+        } else if pg_sys::IsInParallelMode() {
+            pg_sys::GetCatalogSnapshot(pg_sys::InvalidOid)
+        } else {
+            pg_sys::GetTransactionSnapshot()
+        }
+    }
+}
+
+pub(super) fn list_chunks(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+) -> Vec<(u32, pg_sys::Oid)> {
+    // SAFETY: the snapshot is valid for the duration of the read.
+    unsafe { read_chunks(rel_oid(rel), directory_snapshot(snapshot)) }
+        .into_iter()
+        .map(|r| (r.chunk_id, r.chunk_rel))
+        .collect()
+}
+
+pub(super) fn palloc_array<T: Copy>(items: &[T]) -> *mut T {
+    // SAFETY: palloc in the current memory context, sized for the items, then copied.
+    unsafe {
+        let p = pg_sys::palloc0((items.len().max(1)) * std::mem::size_of::<T>()) as *mut T;
+        std::ptr::copy_nonoverlapping(items.as_ptr(), p, items.len());
+        p
+    }
+}
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_scan_begin(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    nkeys: i32,
+    key: *mut pg_sys::ScanKeyData,
+    pscan: pg_sys::ParallelTableScanDesc,
+    flags: u32,
+) -> pg_sys::TableScanDesc {
+    let chunks = list_chunks(rel, snapshot);
+    begin_scan_of(rel, snapshot, nkeys, key, pscan, flags, &chunks, &[])
+}
+
+/// Begins a scan of the given chunks of `rel` (the pruning scan passes the chunks
+/// that can hold matching rows; a plain scan passes them all).
+pub(crate) fn begin_scan_of(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    nkeys: i32,
+    key: *mut pg_sys::ScanKeyData,
+    pscan: pg_sys::ParallelTableScanDesc,
+    flags: u32,
+    chunks: &[(u32, pg_sys::Oid)],
+    index_keys: &[pg_sys::ScanKeyData],
+) -> pg_sys::TableScanDesc {
+    // SAFETY: the scan descriptor is palloc'd, zeroed and filled like heap's (the
+    // reader written in place, not read).
+    unsafe {
+        let s = pg_sys::palloc0(std::mem::size_of::<BidimScan>()) as *mut BidimScan;
+        std::ptr::addr_of_mut!((*s).reader).write(Reader::None);
+        (*s).base.rs_rd = rel;
+        (*s).base.rs_snapshot = snapshot;
+        (*s).base.rs_nkeys = nkeys;
+        (*s).base.rs_key = key;
+        (*s).base.rs_flags = flags;
+        (*s).base.rs_parallel = pscan;
+        (*s).chunks = palloc_array(chunks);
+        (*s).nchunks = chunks.len() as i32;
+        (*s).cur = -1;
+        (*s).mcxt = pg_sys::CurrentMemoryContext;
+        if !index_keys.is_empty() {
+            (*s).ikeys = palloc_array(index_keys);
+            (*s).nikeys = index_keys.len() as i32;
+        }
+        if flags & pg_sys::ScanOptions::SO_ALLOW_STRAT != 0
+            && flags & pg_sys::ScanOptions::SO_TYPE_SEQSCAN != 0
+            && chunks.len() > 1
+        {
+            (*s).strategy =
+                pg_sys::GetAccessStrategy(pg_sys::BufferAccessStrategyType::BAS_BULKREAD);
+        }
+        if flags & pg_sys::ScanOptions::SO_TYPE_ANALYZE != 0 {
+            let mut starts = Vec::with_capacity(chunks.len());
+            let mut total = 0u32;
+            for &(_, relid) in chunks {
+                starts.push(total);
+                let r = open_chunk(relid, pg_sys::AccessShareLock);
+                total +=
+                    pg_sys::RelationGetNumberOfBlocksInFork(r, pg_sys::ForkNumber::MAIN_FORKNUM);
+                close_chunk(r);
+            }
+            (*s).starts = palloc_array(&starts);
+        }
+        s as pg_sys::TableScanDesc
+    }
+}
+
+/// Ends the current chunk's reader and closes the chunk.
+pub(super) fn end_chunk_scan(s: &mut BidimScan) {
+    match s.reader {
+        Reader::None => {}
+        Reader::Heap(hs) => end_heap_reader(s, hs),
+        Reader::Index { index, scan } => {
+            // SAFETY: ends the index scan and closes the index we opened for this chunk.
+            unsafe {
+                pg_sys::index_endscan(scan);
+                pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            }
+        }
+    }
+    s.reader = Reader::None;
+    if !s.chunk_rel.is_null() {
+        close_chunk(s.chunk_rel);
+        s.chunk_rel = std::ptr::null_mut();
+    }
+}
+
+/// Chunk scans get the facade scan's flags minus ownership of the snapshot.
+pub(super) fn chunk_flags(s: &BidimScan) -> u32 {
+    s.base.rs_flags & !pg_sys::ScanOptions::SO_TEMP_SNAPSHOT
+}
+
+pub(super) fn start_chunk_scan(s: &mut BidimScan, idx: i32) {
+    // SAFETY: the scan's own context outlives every chunk scan; switched back below
+    // (on error the transaction abort resets CurrentMemoryContext).
+    let old = unsafe { pg_sys::MemoryContextSwitchTo(s.mcxt) };
+    open_chunk_scan(s, idx);
+    // SAFETY: restores the caller's context.
+    unsafe { pg_sys::MemoryContextSwitchTo(old) };
+}
+
+/// Opens chunk `idx` and begins its heap or index scan (in the scan's context).
+pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
+    end_chunk_scan(s);
+    // SAFETY: idx is within the palloc'd chunk array.
+    let (_, relid) = unsafe { *s.chunks.add(idx as usize) };
+    // SAFETY: guarded open that returns null for a relation dropped meanwhile.
+    s.chunk_rel =
+        unsafe { pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    if s.chunk_rel.is_null() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "a time partition of bidim table \"{}\" was dropped while this query was reading it",
+                rel_name(s.base.rs_rd)
+            ),
+            Some("bidim.drop_before removed it after the query started; run the query again."),
+        );
+    }
+    s.cur = idx;
+    s.reader = open_index_reader(s).unwrap_or_else(|| open_heap_reader(s));
+}
+
+/// An index scan of the open chunk's (key, time) index with the scan's index keys, if
+/// the scan has index keys and the index is keyed on the table's key column.
+fn open_index_reader(s: &BidimScan) -> Option<Reader> {
+    if s.nikeys == 0 {
+        return None;
+    }
+    // SAFETY: the facade is open for the scan.
+    let key_attnum = unsafe { config::config(s.base.rs_rd) }.key_attnum;
+    let index = delegate::chunk_index(s.chunk_rel, pg_sys::AccessShareLock)
+        .and_then(|i| delegate::keyed_on(i, key_attnum))?;
+    // SAFETY: an index scan of the open chunk through its own index, with the scan keys
+    // BidimScan built for the index's columns.
+    unsafe {
+        let scan = pg_sys::index_beginscan(s.chunk_rel, index, s.base.rs_snapshot, s.nikeys, 0);
+        pg_sys::index_rescan(scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
+        Some(Reader::Index { index, scan })
+    }
+}
+
+/// heap's scan of the open chunk, with the scan's shared buffer ring if it has one.
+fn open_heap_reader(s: &BidimScan) -> Reader {
+    let hs = heap_call!(scan_begin(
+        s.chunk_rel,
+        s.base.rs_snapshot,
+        s.base.rs_nkeys,
+        s.base.rs_key,
+        std::ptr::null_mut(),
+        chunk_flags(s)
+    ));
+    if !s.strategy.is_null() {
+        // SAFETY: heap's scan descriptor is a HeapScanDescData; before its first
+        // fetch, a ring it did not choose may be handed in (taken back in
+        // end_heap_reader).
+        unsafe {
+            let h = hs as *mut pg_sys::HeapScanDescData;
+            if (*h).rs_strategy.is_null() {
+                (*h).rs_strategy = s.strategy;
+            }
+        }
+    }
+    Reader::Heap(hs)
+}
+
+fn end_heap_reader(s: &BidimScan, hs: pg_sys::TableScanDesc) {
+    // SAFETY: take our shared ring back so heap does not free it with its scan.
+    unsafe {
+        let h = hs as *mut pg_sys::HeapScanDescData;
+        if !s.strategy.is_null() && (*h).rs_strategy == s.strategy {
+            (*h).rs_strategy = std::ptr::null_mut();
+        }
+    }
+    heap_call!(scan_end(hs));
+}
+
+/// The next row of a heap reader in `slot`, presented as a table row.
+fn next_from_heap(
+    s: &mut BidimScan,
+    hs: pg_sys::TableScanDesc,
+    direction: pg_sys::ScanDirection::Type,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    if !heap_call!(scan_getnextslot(hs, direction, slot)) {
+        return false;
+    }
+    // SAFETY: cur indexes the chunk array; heap stored a buffer tuple whose header
+    // belongs to its scan, so the facade gets its own copy of the header.
+    unsafe {
+        let (ordinal, _) = *s.chunks.add(s.cur as usize);
+        let h = slot as *mut pg_sys::HeapTupleTableSlot;
+        s.tup = *(*h).tuple;
+        delegate::encode_tid(ordinal, &mut s.tup.t_self);
+        s.tup.t_tableOid = rel_oid(s.base.rs_rd);
+        (*h).tuple = &mut s.tup;
+        (*slot).tts_tid = s.tup.t_self;
+        (*slot).tts_tableOid = s.tup.t_tableOid;
+    }
+    true
+}
+
+/// The next row of an index reader in `slot`, presented as a table row.
+fn next_from_index(
+    s: &mut BidimScan,
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    // SAFETY: fetches through the chunk's index into the caller's slot; heap stores the
+    // row with the slot's own tuple header, which fix_slot rewrites.
+    let found = unsafe {
+        pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
+    };
+    if found {
+        // SAFETY: cur indexes the chunk array.
+        let (ordinal, _) = unsafe { *s.chunks.add(s.cur as usize) };
+        fix_slot(s.base.rs_rd, ordinal, slot);
+    }
+    found
+}
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_scan_end(scan: pg_sys::TableScanDesc) {
+    scan_finish(scan)
+}
+
+/// Ends a scan begun by [`begin_scan_of`] and frees it.
+pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
+    // SAFETY: scan was created by bidim_scan_begin.
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    end_chunk_scan(s);
+    // SAFETY: a snapshot the scan owns is unregistered once, as heap does.
+    unsafe {
+        if s.base.rs_flags & pg_sys::ScanOptions::SO_TEMP_SNAPSHOT != 0 {
+            pg_sys::UnregisterSnapshot(s.base.rs_snapshot);
+        }
+        pg_sys::pfree(s.chunks as *mut std::ffi::c_void);
+        if !s.ikeys.is_null() {
+            pg_sys::pfree(s.ikeys as *mut std::ffi::c_void);
+        }
+        if !s.strategy.is_null() {
+            pg_sys::FreeAccessStrategy(s.strategy);
+        }
+        if !s.starts.is_null() {
+            pg_sys::pfree(s.starts as *mut std::ffi::c_void);
+        }
+        pg_sys::pfree(scan as *mut std::ffi::c_void);
+    }
+}
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_scan_rescan(
+    scan: pg_sys::TableScanDesc,
+    key: *mut pg_sys::ScanKeyData,
+    _set_params: bool,
+    _allow_strat: bool,
+    _allow_sync: bool,
+    _allow_pagemode: bool,
+) {
+    // SAFETY: scan was created by bidim_scan_begin.
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    end_chunk_scan(s);
+    if !key.is_null() {
+        s.base.rs_key = key;
+    }
+    s.cur = -1;
+}
+
+/// Index of the next chunk this participant scans.
+pub(super) fn next_chunk(s: &mut BidimScan) -> i32 {
+    if s.base.rs_parallel.is_null() {
+        return s.cur + 1;
+    }
+    // SAFETY: rs_parallel points to our BidimParallelScan in shared memory; the counter
+    // is only ever accessed atomically.
+    let counter = unsafe {
+        let p = s.base.rs_parallel as *mut BidimParallelScan;
+        &*(std::ptr::addr_of_mut!((*p).next_chunk) as *const AtomicU32)
+    };
+    counter.fetch_add(1, Ordering::AcqRel).min(i32::MAX as u32) as i32
+}
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_scan_getnextslot(
+    scan: pg_sys::TableScanDesc,
+    direction: pg_sys::ScanDirection::Type,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    scan_next(scan, direction, slot)
+}
+
+/// Stores the scan's next row in `slot`; false at the end.
+pub(crate) fn scan_next(
+    scan: pg_sys::TableScanDesc,
+    direction: pg_sys::ScanDirection::Type,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    // SAFETY: scan was created by bidim_scan_begin.
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    if direction == pg_sys::ScanDirection::BackwardScanDirection {
+        unsupported("backward scans (FETCH BACKWARD on a SCROLL cursor)");
+    }
+    loop {
+        let found = match s.reader {
+            Reader::Heap(hs) => next_from_heap(s, hs, direction, slot),
+            Reader::Index { scan, .. } => next_from_index(s, scan, slot),
+            Reader::None => {
+                let next = if s.cur >= s.nchunks {
+                    s.nchunks
+                } else {
+                    next_chunk(s)
+                };
+                if next >= s.nchunks {
+                    s.cur = s.nchunks;
+                    // SAFETY: clearing the caller's slot.
+                    unsafe { pg_sys::ExecClearTuple(slot) };
+                    return false;
+                }
+                start_chunk_scan(s, next);
+                continue;
+            }
+        };
+        if found {
+            return true;
+        }
+        end_chunk_scan(s);
+    }
+}
+
+// Parallel scans: chunk-granular work distribution.
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_parallelscan_estimate(
+    _rel: pg_sys::Relation,
+) -> pg_sys::Size {
+    std::mem::size_of::<BidimParallelScan>()
+}
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_parallelscan_initialize(
+    rel: pg_sys::Relation,
+    pscan: pg_sys::ParallelTableScanDesc,
+) -> pg_sys::Size {
+    // SAFETY: pscan points to at least parallelscan_estimate bytes of shared memory.
+    unsafe {
+        let p = pscan as *mut BidimParallelScan;
+        (*p).base.phs_relid = rel_oid(rel);
+        (*p).base.phs_syncscan = false;
+        (*p).next_chunk = 0;
+    }
+    std::mem::size_of::<BidimParallelScan>()
+}
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_parallelscan_reinitialize(
+    _rel: pg_sys::Relation,
+    pscan: pg_sys::ParallelTableScanDesc,
+) {
+    // SAFETY: as in initialize; no participant is scanning during reinitialization.
+    unsafe {
+        let p = pscan as *mut BidimParallelScan;
+        (*(std::ptr::addr_of_mut!((*p).next_chunk) as *const AtomicU32))
+            .store(0, Ordering::Release);
+    }
+}
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_scan_analyze_next_block(
+    scan: pg_sys::TableScanDesc,
+    blockno: pg_sys::BlockNumber,
+    bstrategy: pg_sys::BufferAccessStrategy,
+) -> bool {
+    // SAFETY: scan was created by bidim_scan_begin for ANALYZE (starts is set).
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    if s.nchunks == 0 || s.starts.is_null() {
+        return false;
+    }
+    // SAFETY: starts has nchunks entries.
+    let starts = unsafe { std::slice::from_raw_parts(s.starts, s.nchunks as usize) };
+    let idx = starts.partition_point(|&st| st <= blockno) as i32 - 1;
+    if idx < 0 {
+        return false;
+    }
+    if idx != s.cur || !matches!(s.reader, Reader::Heap(_)) {
+        start_chunk_scan(s, idx);
+    }
+    let Reader::Heap(hs) = s.reader else {
+        return false;
+    };
+    heap_call!(scan_analyze_next_block(
+        hs,
+        blockno - starts[idx as usize],
+        bstrategy
+    ))
+}
+
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn bidim_scan_analyze_next_tuple(
+    scan: pg_sys::TableScanDesc,
+    oldest_xmin: pg_sys::TransactionId,
+    liverows: *mut f64,
+    deadrows: *mut f64,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    // SAFETY: scan was created by bidim_scan_begin.
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    // ANALYZE scans have no index keys: their chunks are read by heap readers.
+    let Reader::Heap(hs) = s.reader else {
+        return false;
+    };
+    let got = heap_call!(scan_analyze_next_tuple(
+        hs,
+        oldest_xmin,
+        liverows,
+        deadrows,
+        slot
+    ));
+    if got {
+        // SAFETY: cur indexes the chunk array.
+        let (ordinal, _) = unsafe { *s.chunks.add(s.cur as usize) };
+        fix_slot(s.base.rs_rd, ordinal, slot);
+    }
+    got
+}

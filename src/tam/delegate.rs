@@ -1,0 +1,225 @@
+//! Row work delegated to heap on a chunk: heap's routine, opening a row's chunk, the
+//! translation of TIDs between chunk and table (see [`super::tid`]) and presenting a
+//! chunk tuple as a table row in the caller's slot.
+//!
+//! Calls into heap's function pointers go through `pg_guard_ffi_boundary`, so a
+//! PostgreSQL error there unwinds through Rust frames instead of jumping over them.
+
+use super::tid;
+use crate::error::raise;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::sync::atomic::Ordering;
+
+/// heap's routine, to which row work is delegated (looked up once per process: the
+/// lookup is an FFI call, and this is on the per-row path).
+pub fn heap() -> &'static pg_sys::TableAmRoutine {
+    static HEAP: std::sync::atomic::AtomicPtr<pg_sys::TableAmRoutine> =
+        std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+    let mut p = HEAP.load(Ordering::Relaxed);
+    if p.is_null() {
+        // SAFETY: GetHeapamTableAmRoutine returns a pointer to a static struct.
+        p = unsafe { pg_sys::GetHeapamTableAmRoutine() } as *mut pg_sys::TableAmRoutine;
+        HEAP.store(p, Ordering::Relaxed);
+    }
+    // SAFETY: p points to heap's static routine, which lives as long as the process.
+    unsafe { &*p }
+}
+
+/// Calls one of heap's callbacks under a PostgreSQL error boundary.
+macro_rules! heap_call {
+    ($field:ident ( $($arg:expr),* $(,)? )) => {
+        // SAFETY: heap's callbacks are valid C functions; the boundary turns a
+        // PostgreSQL error into a Rust panic that pgrx reports as an ERROR.
+        unsafe { pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| ($crate::tam::delegate::heap().$field.expect(stringify!($field)))($($arg),*)) }
+    };
+}
+pub(crate) use heap_call;
+
+pub(super) fn unsupported(feature: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        format!("bidim tables do not support {feature}"),
+        None,
+    )
+}
+
+pub(super) fn rel_oid(rel: pg_sys::Relation) -> pg_sys::Oid {
+    // SAFETY: every callback receives an open relation.
+    unsafe { (*rel).rd_id }
+}
+
+pub(super) fn rel_name(rel: pg_sys::Relation) -> String {
+    // SAFETY: an open relation's name is a NUL-terminated NameData.
+    unsafe {
+        std::ffi::CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+// TIDs and slots
+
+pub(super) fn encode_tid(ordinal: u32, t: &mut pg_sys::ItemPointerData) {
+    let block = block_of(t);
+    match tid::encode_block(ordinal, block) {
+        Some(b) => set_block(t, b),
+        None => raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "bidim: chunk {ordinal} has grown past {} blocks",
+                tid::MAX_CHUNK_BLOCKS
+            ),
+            Some("Hot chunks are sealed long before this; VACUUM the table if its chunks hold many dead rows."),
+        ),
+    }
+}
+
+pub(super) fn block_of(t: &pg_sys::ItemPointerData) -> u32 {
+    ((t.ip_blkid.bi_hi as u32) << 16) | t.ip_blkid.bi_lo as u32
+}
+
+pub(super) fn set_block(t: &mut pg_sys::ItemPointerData, b: u32) {
+    t.ip_blkid.bi_hi = (b >> 16) as u16;
+    t.ip_blkid.bi_lo = (b & 0xffff) as u16;
+}
+
+/// Chunk ordinal and chunk-local TID of a facade TID.
+pub(super) fn decode_tid(t: &pg_sys::ItemPointerData) -> (u32, pg_sys::ItemPointerData) {
+    let (ordinal, block) = tid::decode_block(block_of(t));
+    let mut local = *t;
+    set_block(&mut local, block);
+    (ordinal, local)
+}
+
+/// Encodes a TID that heap reported back (tmfd->ctid), leaving special markers alone.
+pub(super) fn encode_reported(ordinal: u32, t: &mut pg_sys::ItemPointerData) {
+    if block_of(t) != pg_sys::InvalidBlockNumber {
+        encode_tid(ordinal, t);
+    }
+}
+
+pub(super) fn is_heap_slot(slot: *mut pg_sys::TupleTableSlot) -> bool {
+    // SAFETY: comparing the slot's ops pointer with heap's static ops tables.
+    unsafe {
+        let ops = (*slot).tts_ops;
+        std::ptr::eq(ops, &pg_sys::TTSOpsBufferHeapTuple)
+            || std::ptr::eq(ops, &pg_sys::TTSOpsHeapTuple)
+    }
+}
+
+/// After heap stored or wrote a chunk row in `slot`: present it as a facade row.
+pub(super) fn fix_slot(rel: pg_sys::Relation, ordinal: u32, slot: *mut pg_sys::TupleTableSlot) {
+    // SAFETY: the slot belongs to the caller; for heap slots the tuple header it points
+    // to is the slot's own (tupdata) or one heap materialized into the slot.
+    unsafe {
+        encode_tid(ordinal, &mut (*slot).tts_tid);
+        (*slot).tts_tableOid = rel_oid(rel);
+        if is_heap_slot(slot) {
+            let h = slot as *mut pg_sys::HeapTupleTableSlot;
+            if !(*h).tuple.is_null() {
+                (*(*h).tuple).t_self = (*slot).tts_tid;
+                (*(*h).tuple).t_tableOid = rel_oid(rel);
+            }
+        }
+    }
+}
+
+/// Runs a heap call on `chunk`; an error whose message names the chunk is re-raised
+/// naming the table instead (users never see chunk names, e.g. in "could not obtain
+/// lock on row in relation ...").
+pub(super) fn in_terms_of_table<R>(
+    rel: pg_sys::Relation,
+    chunk: pg_sys::Relation,
+    f: impl FnOnce() -> R,
+) -> R {
+    use pgrx::pg_sys::panic::CaughtError;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            if let Some(CaughtError::PostgresError(report)) = payload.downcast_ref::<CaughtError>()
+            {
+                let quoted = format!("\"{}\"", rel_name(chunk));
+                if report.message().contains(&quoted) {
+                    let message = report
+                        .message()
+                        .replace(&quoted, &format!("\"{}\"", rel_name(rel)));
+                    raise(report.sql_error_code(), message, report.hint());
+                }
+            }
+            std::panic::resume_unwind(payload)
+        }
+    }
+}
+
+pub(super) fn open_chunk(relid: pg_sys::Oid, lockmode: u32) -> pg_sys::Relation {
+    // SAFETY: guarded open of a relation by oid.
+    unsafe { pg_sys::table_open(relid, lockmode as pg_sys::LOCKMODE) }
+}
+
+pub(super) fn close_chunk(rel: pg_sys::Relation) {
+    // SAFETY: closes a relation we opened; the lock is kept to transaction end.
+    unsafe { pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE) }
+}
+
+/// Decodes the facade TID `t` and opens its chunk: (ordinal, chunk-local TID, chunk).
+pub(super) fn open_row_chunk(
+    rel: pg_sys::Relation,
+    t: pg_sys::ItemPointer,
+    lockmode: u32,
+) -> (u32, pg_sys::ItemPointerData, pg_sys::Relation) {
+    // SAFETY: t comes from the executor and points to a valid item pointer.
+    let facade_tid = unsafe { *t };
+    let (ordinal, local) = decode_tid(&facade_tid);
+    let relid = chunk_of_ordinal(rel, ordinal).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!(
+                "bidim: no chunk {ordinal} in table \"{}\" (row identifier ({}, {}))",
+                rel_name(rel),
+                block_of(&facade_tid),
+                facade_tid.ip_posid
+            ),
+            Some("The row's time partition was dropped; run the statement again."),
+        )
+    });
+    (ordinal, local, open_chunk(relid, lockmode))
+}
+
+/// The chunk relation of a facade TID's ordinal, or an error naming the table.
+pub(super) fn chunk_of_ordinal(rel: pg_sys::Relation, ordinal: u32) -> Option<pg_sys::Oid> {
+    if ordinal == 0 {
+        return None;
+    }
+    super::chunk_store::chunk_relid(rel_oid(rel), ordinal)
+}
+
+/// The chunk's (key, time) index, if it has one (opened RowExclusive / AccessShare).
+pub(super) fn chunk_index(chunk: pg_sys::Relation, lockmode: u32) -> Option<pg_sys::Relation> {
+    // SAFETY: the relcache's index list of an open relation, then a guarded open.
+    unsafe {
+        let list = pg_sys::RelationGetIndexList(chunk);
+        if pg_sys::list_length(list) == 0 {
+            return None;
+        }
+        let oid = pg_sys::list_nth_oid(list, 0);
+        pg_sys::list_free(list);
+        Some(pg_sys::index_open(oid, lockmode as pg_sys::LOCKMODE))
+    }
+}
+
+/// `index` if its first column is attribute `key_attnum` (the scan keys were built for
+/// that column); otherwise it is closed and the chunk is read by a sequential scan.
+pub(super) fn keyed_on(index: pg_sys::Relation, key_attnum: i16) -> Option<pg_sys::Relation> {
+    // SAFETY: an open index's pg_index row.
+    unsafe {
+        let ind = (*index).rd_index;
+        let keys = (*ind).indkey.values.as_slice((*ind).indnatts as usize);
+        if keys.first() == Some(&key_attnum) {
+            Some(index)
+        } else {
+            pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            None
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Pruning (pure Rust, unit-tested): the time bounds a query's conditions put on the
+//! rows it wants, and the chunks that can hold such rows. BidimScan
+//! ([`super::custom_scan`]) plans and runs with these rules.
+
+use super::directory::ChunkRow;
+use super::keyrange::{Key, KeyKind};
+
+/// B-tree strategy numbers, as PostgreSQL numbers them.
+pub const LT: i32 = 1;
+pub const LE: i32 = 2;
+pub const EQ: i32 = 3;
+pub const GE: i32 = 4;
+pub const GT: i32 = 5;
+
+/// The time bounds [lo, hi) that restrictions (strategy, value) put on matching rows,
+/// or `None` when no row can match.
+pub fn bounds(conds: &[(i32, Option<i64>)]) -> Option<(i64, i64)> {
+    let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+    for &(strategy, v) in conds {
+        // A NULL comparison is never true.
+        let v = v?;
+        match strategy {
+            LT => hi = hi.min(v),
+            LE => hi = hi.min(v.saturating_add(1)),
+            EQ => {
+                lo = lo.max(v);
+                hi = hi.min(v.saturating_add(1));
+            }
+            GE => lo = lo.max(v),
+            GT => lo = lo.max(v.saturating_add(1)),
+            _ => {}
+        }
+    }
+    (lo < hi).then_some((lo, hi))
+}
+
+/// Whether a chunk of partition [`time_lo`, `time_hi`) can hold a row in [lo, hi).
+pub fn overlaps(time_lo: i64, time_hi: i64, lo: i64, hi: i64) -> bool {
+    time_lo < hi && time_hi > lo
+}
+
+/// The chunks a query reads: those whose time partition overlaps its time bounds
+/// (`None`: no row can match) and whose key range may hold every key it names
+/// (`keys`: the values of `key = ...` conditions, all of which must hold).
+pub fn chunks_to_read<'a>(
+    chunks: &'a [ChunkRow],
+    time: Option<(i64, i64)>,
+    kind: KeyKind,
+    keys: &[Key],
+) -> Vec<&'a ChunkRow> {
+    let Some((lo, hi)) = time else {
+        return Vec::new();
+    };
+    chunks
+        .iter()
+        .filter(|c| overlaps(c.time_lo, c.time_hi, lo, hi))
+        .filter(|c| keys.iter().all(|k| c.may_hold(kind, k)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_combine_and_detect_empty_ranges() {
+        assert_eq!(bounds(&[]), Some((i64::MIN, i64::MAX)));
+        assert_eq!(bounds(&[(GE, Some(10)), (LT, Some(20))]), Some((10, 20)));
+        assert_eq!(bounds(&[(GT, Some(10)), (LE, Some(20))]), Some((11, 21)));
+        assert_eq!(bounds(&[(EQ, Some(15))]), Some((15, 16)));
+        assert_eq!(bounds(&[(GE, Some(20)), (LT, Some(20))]), None);
+        assert_eq!(bounds(&[(EQ, Some(5)), (GT, Some(5))]), None);
+        assert_eq!(bounds(&[(GE, None)]), None, "a NULL bound matches nothing");
+        assert_eq!(bounds(&[(GT, Some(i64::MAX))]), None);
+        assert_eq!(bounds(&[(LE, Some(i64::MAX))]), Some((i64::MIN, i64::MAX)));
+    }
+
+    #[test]
+    fn overlap_is_half_open() {
+        assert!(overlaps(0, 10, 9, 20));
+        assert!(!overlaps(0, 10, 10, 20));
+        assert!(!overlaps(10, 20, 0, 10));
+        assert!(overlaps(10, 20, 0, 11));
+    }
+
+    /// Brute force: a row at time t matches every condition iff it lies in bounds().
+    #[test]
+    fn bounds_agree_with_brute_force() {
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let n = next() % 4;
+            let conds: Vec<(i32, Option<i64>)> = (0..n)
+                .map(|_| ((next() % 5) as i32 + 1, Some((next() % 40) as i64 - 20)))
+                .collect();
+            let b = bounds(&conds);
+            for t in -25..25i64 {
+                let matches = conds.iter().all(|&(s, v)| {
+                    let v = v.unwrap();
+                    match s {
+                        LT => t < v,
+                        LE => t <= v,
+                        EQ => t == v,
+                        GE => t >= v,
+                        _ => t > v,
+                    }
+                });
+                let inside = b.is_some_and(|(lo, hi)| lo <= t && t < hi);
+                assert_eq!(matches, inside, "t={t} conds={conds:?} bounds={b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_are_kept_by_time_overlap_and_key_range() {
+        use crate::tam::directory::ChunkState;
+        let chunk = |id: u32, time_lo: i64, lo: Option<&str>, hi: Option<&str>| ChunkRow {
+            chunk_id: id,
+            chunk_rel: pgrx::pg_sys::Oid::from(id),
+            range_id: 0,
+            time_lo,
+            time_hi: time_lo + 10,
+            state: ChunkState::Hot,
+            key_lo: lo.map(str::to_string),
+            key_hi: hi.map(str::to_string),
+        };
+        let chunks = vec![
+            chunk(1, 0, None, Some("100")),
+            chunk(2, 0, Some("100"), None),
+            chunk(3, 10, None, None),
+            chunk(4, 20, None, Some("100")),
+        ];
+        let ids = |v: Vec<&ChunkRow>| v.iter().map(|c| c.chunk_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(chunks_to_read(
+                &chunks,
+                Some((i64::MIN, i64::MAX)),
+                KeyKind::Int,
+                &[]
+            )),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(
+            ids(chunks_to_read(&chunks, None, KeyKind::Int, &[])),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            ids(chunks_to_read(&chunks, Some((5, 15)), KeyKind::Int, &[])),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            ids(chunks_to_read(
+                &chunks,
+                Some((5, 25)),
+                KeyKind::Int,
+                &[Key::Int(150)]
+            )),
+            vec![2, 3]
+        );
+        assert_eq!(
+            ids(chunks_to_read(
+                &chunks,
+                Some((0, 30)),
+                KeyKind::Int,
+                &[Key::Int(99)]
+            )),
+            vec![1, 3, 4]
+        );
+        // two different keys ANDed: only chunks that may hold both
+        assert_eq!(
+            ids(chunks_to_read(
+                &chunks,
+                Some((0, 30)),
+                KeyKind::Int,
+                &[Key::Int(1), Key::Int(200)]
+            )),
+            vec![3]
+        );
+    }
+}
