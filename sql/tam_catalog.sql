@@ -29,6 +29,11 @@ CREATE TABLE bidim.chunk (
                CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['hot', 'sealed', 'cold']::pg_catalog.text[])),
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     sealed_at  timestamptz,
+    -- the transaction that sealed the chunk, and the exact times of its rows once the
+    -- maintenance job has measured them (NULL: not yet; the partition bounds hold)
+    sealed_xid xid8,
+    min_time   timestamptz,
+    max_time   timestamptz,
     PRIMARY KEY (rel, chunk_id)
 );
 COMMENT ON TABLE bidim.chunk IS 'bidim: chunk directory (one row per chunk; internal)';
@@ -192,7 +197,9 @@ SELECT c.rel::pg_catalog.regclass AS rel,
        c.time_lo AS partition,
        c.created_at,
        c.sealed_at,
-       c.range_id
+       c.range_id,
+       c.min_time,
+       c.max_time
 FROM bidim.chunk c
 JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.chunk_rel
 WHERE pg_catalog.has_table_privilege(c.rel, 'SELECT');

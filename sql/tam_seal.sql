@@ -12,7 +12,8 @@ WITH l AS (
       AND ($5::pg_catalog.timestamptz IS NULL OR c.time_hi OPERATOR(pg_catalog.<) $5)
     FOR UPDATE SKIP LOCKED
 ), s AS (
-    UPDATE bidim.chunk c SET state = 'sealed', sealed_at = pg_catalog.now()
+    UPDATE bidim.chunk c SET state = 'sealed', sealed_at = pg_catalog.now(),
+                             sealed_xid = pg_catalog.pg_current_xact_id()
     FROM l
     WHERE c.rel OPERATOR(pg_catalog.=) $1 AND c.chunk_id OPERATOR(pg_catalog.=) l.chunk_id
     RETURNING 1

@@ -30,6 +30,11 @@ pub struct ChunkCell {
     pub time_lo: i64,
     pub key_lo: Option<Key>,
     pub key_hi: Option<Key>,
+    /// The chunk's measured time bounds (inclusive), if any.
+    pub span: Option<(i64, i64)>,
+    /// The local transaction that read this (bounds are read with the latest snapshot
+    /// once per transaction that holds the chunk locked, so they cannot change under it).
+    pub read_in: u32,
 }
 
 #[derive(Default)]

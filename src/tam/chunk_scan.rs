@@ -31,6 +31,24 @@ pub(super) enum Reader {
         index: pg_sys::Relation,
         scan: pg_sys::IndexScanDesc,
     },
+    /// Time-ordered: the (key, time) index scans of every chunk of one time partition,
+    /// merged by time (`n` inputs in a palloc'd array).
+    Merge { inputs: *mut MergeInput, n: i32 },
+}
+
+/// One chunk of a [`Reader::Merge`]: its index scan and the row it is at.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(super) struct MergeInput {
+    chunk: pg_sys::Relation,
+    index: pg_sys::Relation,
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+    ordinal: u32,
+    /// Whether `slot` holds a row (else the input is exhausted).
+    live: bool,
+    /// The time of that row.
+    time: i64,
 }
 
 /// A scan over a bidim table: the chunks listed at scan start, one at a time.
@@ -60,6 +78,15 @@ pub(super) struct BidimScan {
     /// every row (ALTER TABLE's validation scans, partition checks, FK checks do); the
     /// chunk scans must live as long as this scan.
     mcxt: pg_sys::MemoryContext,
+    /// Time order of the rows returned: 0 none, 1 ascending, -1 descending (then the
+    /// chunks come in time order, grouped into units of one time partition each,
+    /// every unit read by a merge of its chunks' index scans).
+    order: i32,
+    time_attnum: i16,
+    /// palloc'd start index of every unit in `chunks`, and `nchunks` after the last.
+    units: *mut i32,
+    nunits: i32,
+    cur_unit: i32,
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -123,6 +150,44 @@ pub(super) unsafe extern "C-unwind" fn bidim_scan_begin(
     begin_scan_of(rel, snapshot, nkeys, key, pscan, flags, &chunks, &[])
 }
 
+/// Begins a scan of `rel` that returns rows in time order (`order` 1: ascending, -1:
+/// descending) for the rows `index_keys` select (one key): `chunks` come in that time
+/// order, `unit_starts` says where each time partition's chunks start. The scan stops
+/// reading where its caller stops asking (`ORDER BY time DESC LIMIT n`).
+pub(crate) fn begin_ordered_scan_of(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    chunks: &[(u32, pg_sys::Oid)],
+    unit_starts: &[i32],
+    index_keys: &[pg_sys::ScanKeyData],
+    order: i32,
+    time_attnum: i16,
+) -> pg_sys::TableScanDesc {
+    let scan = begin_scan_of(
+        rel,
+        snapshot,
+        0,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        pg_sys::ScanOptions::SO_TYPE_SEQSCAN,
+        chunks,
+        index_keys,
+    );
+    let mut bounds = unit_starts.to_vec();
+    bounds.push(chunks.len() as i32);
+    // SAFETY: scan is the BidimScan just made; the array is palloc'd in the current
+    // (the scan's) memory context.
+    unsafe {
+        let s = &mut *(scan as *mut BidimScan);
+        s.order = order;
+        s.time_attnum = time_attnum;
+        s.units = palloc_array(&bounds);
+        s.nunits = unit_starts.len() as i32;
+        s.cur_unit = -1;
+    }
+    scan
+}
+
 /// Begins a scan of the given chunks of `rel` (the pruning scan passes the chunks
 /// that can hold matching rows; a plain scan passes them all).
 pub(crate) fn begin_scan_of(
@@ -181,6 +246,7 @@ pub(crate) fn begin_scan_of(
 pub(super) fn end_chunk_scan(s: &mut BidimScan) {
     match s.reader {
         Reader::None => {}
+        Reader::Merge { inputs, n } => end_merge_reader(inputs, n),
         Reader::Heap(hs) => end_heap_reader(s, hs),
         Reader::Index { index, scan } => {
             // SAFETY: ends the index scan and closes the index we opened for this chunk.
@@ -220,14 +286,7 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
     s.chunk_rel =
         unsafe { pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
     if s.chunk_rel.is_null() {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!(
-                "a time partition of bidim table \"{}\" was dropped while this query was reading it",
-                rel_name(s.base.rs_rd)
-            ),
-            Some("bidim.drop_before removed it after the query started; run the query again."),
-        );
+        dropped_meanwhile(s);
     }
     s.cur = idx;
     s.reader = open_index_reader(s).unwrap_or_else(|| open_heap_reader(s));
@@ -331,6 +390,145 @@ fn next_from_index(
     found
 }
 
+/// Opens unit `u` of an ordered scan: every chunk of one time partition, each read
+/// through its (key, time) index in the scan's direction, merged by time.
+fn start_unit(s: &mut BidimScan, u: i32) {
+    end_chunk_scan(s);
+    // SAFETY: the scan's own context outlives the unit; units has nunits + 1 entries,
+    // chunks nchunks; each chunk is opened, its index scanned with the scan's keys.
+    unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
+        let from = *s.units.add(u as usize);
+        let to = *s.units.add(u as usize + 1);
+        let key_attnum = config::config(s.base.rs_rd).key_attnum;
+        let direction = if s.order < 0 {
+            pg_sys::ScanDirection::BackwardScanDirection
+        } else {
+            pg_sys::ScanDirection::ForwardScanDirection
+        };
+        let mut inputs = Vec::with_capacity((to - from) as usize);
+        for idx in from..to {
+            let (ordinal, relid) = *s.chunks.add(idx as usize);
+            let chunk = pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            if chunk.is_null() {
+                dropped_meanwhile(s);
+            }
+            let Some(index) = delegate::chunk_index(chunk, pg_sys::AccessShareLock)
+                .and_then(|i| delegate::keyed_on(i, key_attnum))
+            else {
+                raise(
+                    PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                    format!(
+                        "bidim: chunk {ordinal} of table \"{}\" has no (key, time) index",
+                        rel_name(s.base.rs_rd)
+                    ),
+                    Some("SET bidim.enable_pruning = off reads the table without it."),
+                );
+            };
+            let scan = pg_sys::index_beginscan(chunk, index, s.base.rs_snapshot, s.nikeys, 0);
+            pg_sys::index_rescan(scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
+            let slot =
+                pg_sys::MakeSingleTupleTableSlot((*chunk).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+            let mut input = MergeInput {
+                chunk,
+                index,
+                scan,
+                slot,
+                ordinal,
+                live: false,
+                time: 0,
+            };
+            advance(&mut input, direction, s.time_attnum);
+            inputs.push(input);
+        }
+        s.reader = Reader::Merge {
+            inputs: palloc_array(&inputs),
+            n: inputs.len() as i32,
+        };
+        s.cur_unit = u;
+        pg_sys::MemoryContextSwitchTo(old);
+    }
+}
+
+/// Moves a merge input to its next row (in `direction`), reading the row's time.
+fn advance(input: &mut MergeInput, direction: pg_sys::ScanDirection::Type, time_attnum: i16) {
+    // SAFETY: the input's index scan fills its own slot; the time column is NOT NULL
+    // in every row (routing refuses NULL times).
+    unsafe {
+        input.live = pg_sys::index_getnext_slot(input.scan, direction, input.slot);
+        if input.live {
+            let mut isnull = false;
+            let d = pg_sys::slot_getattr(input.slot, time_attnum as i32, &mut isnull);
+            input.time = d.value() as i64;
+        }
+    }
+}
+
+/// The next row of a merge in `slot`: the earliest (ascending) or latest (descending)
+/// row among the inputs, presented as a table row.
+fn next_from_merge(
+    s: &mut BidimScan,
+    inputs: *mut MergeInput,
+    n: i32,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    // SAFETY: inputs holds n initialized inputs, owned by this reader.
+    let inputs = unsafe { std::slice::from_raw_parts_mut(inputs, n as usize) };
+    let pick = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.live)
+        .reduce(|a, b| {
+            let later = b.1.time > a.1.time;
+            let earlier = b.1.time < a.1.time;
+            if (s.order < 0 && later) || (s.order > 0 && earlier) {
+                b
+            } else {
+                a
+            }
+        })
+        .map(|(k, _)| k);
+    let Some(k) = pick else {
+        return false;
+    };
+    let direction = if s.order < 0 {
+        pg_sys::ScanDirection::BackwardScanDirection
+    } else {
+        pg_sys::ScanDirection::ForwardScanDirection
+    };
+    // SAFETY: copies the input's row into the caller's slot (which keeps its own pin
+    // and tuple header), before the input moves on.
+    unsafe { pg_sys::ExecCopySlot(slot, inputs[k].slot) };
+    fix_slot(s.base.rs_rd, inputs[k].ordinal, slot);
+    advance(&mut inputs[k], direction, s.time_attnum);
+    true
+}
+
+fn end_merge_reader(inputs: *mut MergeInput, n: i32) {
+    // SAFETY: every input was opened by start_unit and is closed once here.
+    unsafe {
+        for i in std::slice::from_raw_parts(inputs, n as usize) {
+            pg_sys::index_endscan(i.scan);
+            pg_sys::index_close(i.index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            pg_sys::ExecDropSingleTupleTableSlot(i.slot);
+            close_chunk(i.chunk);
+        }
+        pg_sys::pfree(inputs as *mut std::ffi::c_void);
+    }
+}
+
+/// The error for a chunk dropped (by retention) after the scan listed it.
+fn dropped_meanwhile(s: &BidimScan) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "a time partition of bidim table \"{}\" was dropped while this query was reading it",
+            rel_name(s.base.rs_rd)
+        ),
+        Some("bidim.drop_before removed it after the query started; run the query again."),
+    )
+}
+
 #[pg_guard]
 pub(super) unsafe extern "C-unwind" fn bidim_scan_end(scan: pg_sys::TableScanDesc) {
     scan_finish(scan)
@@ -356,6 +554,9 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
         if !s.starts.is_null() {
             pg_sys::pfree(s.starts as *mut std::ffi::c_void);
         }
+        if !s.units.is_null() {
+            pg_sys::pfree(s.units as *mut std::ffi::c_void);
+        }
         pg_sys::pfree(scan as *mut std::ffi::c_void);
     }
 }
@@ -376,6 +577,7 @@ pub(super) unsafe extern "C-unwind" fn bidim_scan_rescan(
         s.base.rs_key = key;
     }
     s.cur = -1;
+    s.cur_unit = -1;
 }
 
 /// Index of the next chunk this participant scans.
@@ -412,10 +614,15 @@ pub(crate) fn scan_next(
     if direction == pg_sys::ScanDirection::BackwardScanDirection {
         unsupported("backward scans (FETCH BACKWARD on a SCROLL cursor)");
     }
+    if s.order != 0 {
+        return ordered_next(s, slot);
+    }
     loop {
         let found = match s.reader {
             Reader::Heap(hs) => next_from_heap(s, hs, direction, slot),
             Reader::Index { scan, .. } => next_from_index(s, scan, slot),
+            // Only ordered scans merge (ordered_next).
+            Reader::Merge { inputs, n } => next_from_merge(s, inputs, n, slot),
             Reader::None => {
                 let next = if s.cur >= s.nchunks {
                     s.nchunks
@@ -436,6 +643,30 @@ pub(crate) fn scan_next(
             return true;
         }
         end_chunk_scan(s);
+    }
+}
+
+/// [`scan_next`] of an ordered scan: unit after unit, each a merge of its chunks.
+fn ordered_next(s: &mut BidimScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
+    loop {
+        match s.reader {
+            Reader::Merge { inputs, n } => {
+                if next_from_merge(s, inputs, n, slot) {
+                    return true;
+                }
+                end_chunk_scan(s);
+            }
+            _ => {
+                let u = s.cur_unit + 1;
+                if u >= s.nunits {
+                    s.cur_unit = s.nunits;
+                    // SAFETY: clearing the caller's slot.
+                    unsafe { pg_sys::ExecClearTuple(slot) };
+                    return false;
+                }
+                start_unit(s, u);
+            }
+        }
     }
 }
 

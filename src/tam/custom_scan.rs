@@ -12,9 +12,10 @@
 //! does not grow with the number of chunks. EXPLAIN shows the chunks scanned of the
 //! total.
 
+use super::directory::ChunkRow;
 use super::directory_io::read_chunks;
-use super::keyrange::Key;
-use super::prune::{bounds, chunks_to_read, overlaps, EQ, GE, GT, LT};
+use super::keyrange::{Key, KeyKind};
+use super::prune::{bounds, chunks_to_read, EQ, GE, GT, LT};
 use super::{chunk_scan, config, handler, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -104,7 +105,10 @@ struct Cond {
     strategy: i32,
     operand: *mut pg_sys::Node,
     opno: pg_sys::Oid,
+    /// The operand's type (for a key set: the array's element type).
     righttype: pg_sys::Oid,
+    /// `column = ANY (array)` (also `column IN (...)`): the operand is an array.
+    is_set: bool,
 }
 
 /// The condition `clause` puts on column `attnum` of range table entry `rti`, if it
@@ -119,8 +123,35 @@ fn condition(
     opfamily: pg_sys::Oid,
     cross_type: bool,
 ) -> Option<Cond> {
+    operand_condition(clause, rti, attnum, intype, opfamily, cross_type, None)
+}
+
+/// [`condition`], or with `join` set (the planner's state), the condition a join
+/// clause puts on the column: the other side an expression of other relations only
+/// (their values become parameters of a nested loop), with no volatile function.
+fn operand_condition(
+    clause: *mut pg_sys::Node,
+    rti: u32,
+    attnum: i16,
+    intype: pg_sys::Oid,
+    opfamily: pg_sys::Oid,
+    cross_type: bool,
+    join: Option<*mut pg_sys::PlannerInfo>,
+) -> Option<Cond> {
     // SAFETY: inspecting planner nodes by tag; catalog lookups by oid.
     unsafe {
+        if join.is_none()
+            && !clause.is_null()
+            && (*clause).type_ == pg_sys::NodeTag::T_ScalarArrayOpExpr
+        {
+            return set_condition(
+                clause as *mut pg_sys::ScalarArrayOpExpr,
+                rti,
+                attnum,
+                intype,
+                opfamily,
+            );
+        }
         if clause.is_null() || (*clause).type_ != pg_sys::NodeTag::T_OpExpr {
             return None;
         }
@@ -137,7 +168,16 @@ fn condition(
         } else {
             return None;
         };
-        if !pg_sys::is_pseudo_constant_clause(other) || pg_sys::contain_subplans(other) {
+        let usable = match join {
+            None => pg_sys::is_pseudo_constant_clause(other),
+            Some(root) => {
+                let varnos = pg_sys::pull_varnos(root, other);
+                !varnos.is_null()
+                    && !pg_sys::bms_is_member(rti as i32, varnos)
+                    && !pg_sys::contain_volatile_functions(other)
+            }
+        };
+        if !usable || pg_sys::contain_subplans(other) {
             return None;
         }
         let opno = if var_on_left {
@@ -167,6 +207,56 @@ fn condition(
             operand: other,
             opno,
             righttype,
+            is_set: false,
+        })
+    }
+}
+
+/// The key set `column = ANY (array)` (`column IN (...)` is the same node) puts on
+/// column `attnum`: an equality operator of `opfamily` whose left input is `intype`,
+/// and an array constant during the scan (a constant, a parameter, an array of
+/// parameters).
+fn set_condition(
+    saop: *mut pg_sys::ScalarArrayOpExpr,
+    rti: u32,
+    attnum: i16,
+    intype: pg_sys::Oid,
+    opfamily: pg_sys::Oid,
+) -> Option<Cond> {
+    // SAFETY: inspecting a ScalarArrayOpExpr's fields; catalog lookups by oid.
+    unsafe {
+        if !(*saop).useOr || pg_sys::list_length((*saop).args) != 2 {
+            return None;
+        }
+        let left = pg_sys::list_nth((*saop).args, 0) as *mut pg_sys::Node;
+        let right = pg_sys::list_nth((*saop).args, 1) as *mut pg_sys::Node;
+        if !is_column_var(left, rti, attnum)
+            || !pg_sys::is_pseudo_constant_clause(right)
+            || pg_sys::contain_subplans(right)
+        {
+            return None;
+        }
+        let opno = (*saop).opno;
+        if !pg_sys::op_in_opfamily(opno, opfamily) {
+            return None;
+        }
+        let mut strategy = 0;
+        let mut lefttype = pg_sys::InvalidOid;
+        let mut righttype = pg_sys::InvalidOid;
+        pg_sys::get_op_opfamily_properties(
+            opno,
+            opfamily,
+            false,
+            &mut strategy,
+            &mut lefttype,
+            &mut righttype,
+        );
+        (strategy == EQ && lefttype == intype).then_some(Cond {
+            strategy,
+            operand: right,
+            opno,
+            righttype,
+            is_set: true,
         })
     }
 }
@@ -185,8 +275,12 @@ fn btree_family(coltype: pg_sys::Oid) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
     }
 }
 
-/// The time conditions as (strategy, value) when every operand is a constant now.
+/// The time conditions as (strategy, value) when every operand is a constant now, or
+/// a stable expression whose value the planner can estimate now (`now() - interval
+/// '1 hour'`, Grafana's `ts BETWEEN '...' AND '...'`): for costs only, the scan
+/// evaluates the bounds again at executor start.
 fn constant_time_conds(
+    root: *mut pg_sys::PlannerInfo,
     exprs: *mut pg_sys::List,
     strategies: *mut pg_sys::List,
 ) -> Option<Vec<(i32, Option<i64>)>> {
@@ -197,7 +291,10 @@ fn constant_time_conds(
             if pg_sys::list_nth_int(strategies, 4 * i) != ON_TIME {
                 continue;
             }
-            let e = strip_relabel(pg_sys::list_nth(exprs, i) as *mut pg_sys::Node);
+            let e = strip_relabel(pg_sys::estimate_expression_value(
+                root,
+                pg_sys::list_nth(exprs, i) as *mut pg_sys::Node,
+            ));
             if e.is_null() || (*e).type_ != pg_sys::NodeTag::T_Const {
                 return None;
             }
@@ -212,6 +309,8 @@ fn constant_time_conds(
 /// Columns a condition may be on, as stored in the plan.
 const ON_TIME: i32 = 0;
 const ON_KEY: i32 = 1;
+/// The key column, compared with every element of an array (`= ANY`, `IN`).
+const ON_KEYSET: i32 = 2;
 
 #[pg_guard]
 unsafe extern "C-unwind" fn pathlist_hook(
@@ -233,7 +332,6 @@ unsafe extern "C-unwind" fn pathlist_hook(
             || (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
             || (*rte).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
             || (*rel).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
-            || (*rel).baserestrictinfo.is_null()
         {
             return;
         }
@@ -267,10 +365,17 @@ unsafe extern "C-unwind" fn pathlist_hook(
             for &(on, attnum, family, intype) in &columns {
                 // Time bounds must be of the column's type; key equality may be
                 // cross-type (series_id = 42 compares int8 with int4).
-                let cond = condition(clause, rti, attnum, intype, family, on == ON_KEY)
-                    .filter(|c| on == ON_TIME || c.strategy == EQ);
+                let cond =
+                    condition(clause, rti, attnum, intype, family, on == ON_KEY).filter(|c| {
+                        if on == ON_TIME {
+                            !c.is_set
+                        } else {
+                            c.strategy == EQ
+                        }
+                    });
                 if let Some(c) = cond {
                     exprs = pg_sys::lappend(exprs, c.operand as *mut std::ffi::c_void);
+                    let on = if c.is_set { ON_KEYSET } else { on };
                     strategies = pg_sys::lappend_int(strategies, on);
                     strategies = pg_sys::lappend_int(strategies, c.strategy);
                     strategies = pg_sys::lappend_int(strategies, c.opno.to_u32() as i32);
@@ -280,6 +385,40 @@ unsafe extern "C-unwind" fn pathlist_hook(
                 }
             }
         }
+        // One directory read: how many chunks the time bounds keep when they are
+        // constants now (all of them otherwise), and over how many key ranges (costs;
+        // no chunk goes into the plan).
+        let consts = constant_time_conds(root, exprs, strategies);
+        // Only when a plan could use it: constant time bounds, or join clauses that
+        // might name the key.
+        let wanted = (consts.is_some() && !exprs.is_null())
+            || (*rel).has_eclass_joins
+            || !(*rel).joininfo.is_null();
+        let directory = (wanted && pg_sys::ActiveSnapshotSet()).then(|| {
+            let chunks = read_chunks((*rte).relid, pg_sys::GetActiveSnapshot());
+            let time = match &consts {
+                Some(conds) => bounds(conds),
+                None => Some((i64::MIN, i64::MAX)),
+            };
+            let kept = chunks_to_read(&chunks, time, KeyKind::Int, &[], &[]);
+            let mut ranges: Vec<i32> = kept.iter().map(|c| c.range_id).collect();
+            ranges.sort_unstable();
+            ranges.dedup();
+            (chunks.len(), kept.len(), ranges.len().max(1))
+        });
+        let kept_chunks = directory.filter(|_| consts.is_some());
+        let key_column = columns.iter().find(|c| c.0 == ON_KEY).copied();
+        if let Some((_, attnum, family, intype)) = key_column {
+            add_parameterized_paths(
+                root,
+                rel,
+                rti,
+                (attnum, family, intype),
+                exprs,
+                strategies,
+                directory.map(|(total, kept, ranges)| (kept, ranges, total)),
+            );
+        }
         if exprs.is_null() {
             return;
         }
@@ -287,7 +426,10 @@ unsafe extern "C-unwind" fn pathlist_hook(
         let paths = (*rel).pathlist;
         for i in 0..pg_sys::list_length(paths) {
             let p = pg_sys::list_nth(paths, i) as *mut pg_sys::Path;
-            base = base.min((*p).total_cost);
+            // The plain scans only (not the parameterized paths added above).
+            if (*p).param_info.is_null() {
+                base = base.min((*p).total_cost);
+            }
         }
         if base == f64::MAX {
             return;
@@ -304,31 +446,15 @@ unsafe extern "C-unwind" fn pathlist_hook(
         // the bounds keep when they are constants now (one directory read, no chunk
         // in the plan), else by the selectivity.
         let has_key = (0..pg_sys::list_length(strategies) / 4)
-            .any(|i| pg_sys::list_nth_int(strategies, 4 * i) == ON_KEY);
+            .any(|i| pg_sys::list_nth_int(strategies, 4 * i) != ON_TIME);
         let fraction = if has_key {
             sel
         } else {
-            match constant_time_conds(exprs, strategies).filter(|_| pg_sys::ActiveSnapshotSet()) {
-                Some(conds) => {
-                    let chunks = read_chunks((*rte).relid, pg_sys::GetActiveSnapshot());
-                    if chunks.is_empty() {
-                        sel
-                    } else {
-                        let kept = match bounds(&conds) {
-                            None => 0,
-                            Some((lo, hi)) => chunks
-                                .iter()
-                                .filter(|c| overlaps(c.time_lo, c.time_hi, lo, hi))
-                                .count(),
-                        };
-                        if kept == chunks.len() {
-                            // Nothing to skip: the sequential (and parallel) paths are better.
-                            return;
-                        }
-                        (kept as f64 / chunks.len() as f64).max(0.0001)
-                    }
-                }
-                None => sel,
+            match kept_chunks {
+                Some((0, _, _)) | None => sel,
+                // Nothing to skip: the sequential (and parallel) paths are better.
+                Some((total, kept, _)) if kept == total => return,
+                Some((total, kept, _)) => (kept as f64 / total as f64).max(0.0001),
             }
         };
         let cpath =
@@ -348,12 +474,204 @@ unsafe extern "C-unwind" fn pathlist_hook(
         (*cpath).path.pathkeys = std::ptr::null_mut();
         (*cpath).flags = 0;
         (*cpath).custom_paths = std::ptr::null_mut();
-        (*cpath).custom_private = pg_sys::lappend(
-            pg_sys::lappend(std::ptr::null_mut(), exprs as *mut std::ffi::c_void),
-            strategies as *mut std::ffi::c_void,
-        );
+        (*cpath).custom_private = private_of(exprs, strategies, 0);
         (*cpath).methods = std::ptr::addr_of!(PATH_METHODS);
+        // Time-ordered variants, for one key read newest (or oldest) first
+        // (`WHERE series_id = 5 ORDER BY ts DESC LIMIT 1`): chunks in time order, the
+        // chunks of a partition merged; a LIMIT stops the reading.
+        let groups = pg_sys::list_length(strategies) / 4;
+        let one_key = (0..groups).any(|i| pg_sys::list_nth_int(strategies, 4 * i) == ON_KEY)
+            && (0..groups).all(|i| pg_sys::list_nth_int(strategies, 4 * i) != ON_KEYSET);
+        let time_column = columns.iter().find(|c| c.0 == ON_TIME).copied();
+        if let (true, Some((_, attnum, family, intype))) = (
+            one_key && pg_sys::has_useful_pathkeys(root, rel),
+            time_column,
+        ) {
+            let var = pg_sys::makeVar(rti as i32, attnum, intype, -1, pg_sys::InvalidOid, 0);
+            for (order, strategy) in [(1, LT), (-1, GT)] {
+                let opno = pg_sys::get_opfamily_member(family, intype, intype, strategy as i16);
+                let keys = pg_sys::build_expression_pathkey(
+                    root,
+                    var as *mut pg_sys::Expr,
+                    std::ptr::null_mut(),
+                    opno,
+                    (*rel).relids,
+                    false,
+                );
+                let useful = pg_sys::truncate_useless_pathkeys(root, rel, keys);
+                if useful.is_null() {
+                    continue;
+                }
+                let ordered = pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>())
+                    as *mut pg_sys::CustomPath;
+                *ordered = *cpath;
+                (*ordered).path.pathkeys = useful;
+                // The first row comes after one index descent.
+                (*ordered).path.startup_cost = 2.0 * pg_sys::random_page_cost;
+                (*ordered).path.total_cost =
+                    (*cpath).path.total_cost + (*ordered).path.startup_cost;
+                (*ordered).custom_private = private_of(exprs, strategies, order);
+                pg_sys::add_path(rel, ordered as *mut pg_sys::Path);
+            }
+        }
         pg_sys::add_path(rel, cpath as *mut pg_sys::Path);
+    }
+}
+
+/// A path's private list: the bound expressions, the conditions (4 ints each) and the
+/// time order (0 none, 1 ascending, -1 descending).
+unsafe fn private_of(
+    exprs: *mut pg_sys::List,
+    strategies: *mut pg_sys::List,
+    order: i32,
+) -> *mut pg_sys::List {
+    // SAFETY: building planner lists in the current memory context.
+    unsafe {
+        let mut l = pg_sys::lappend(std::ptr::null_mut(), exprs as *mut std::ffi::c_void);
+        l = pg_sys::lappend(l, strategies as *mut std::ffi::c_void);
+        pg_sys::lappend(
+            l,
+            pg_sys::lappend_int(std::ptr::null_mut(), order) as *mut std::ffi::c_void,
+        )
+    }
+}
+
+/// Cost of reading `rows` rows of one key (per outer row of a nested loop, or once):
+/// a descent of the (key, time) index of every chunk the time bounds keep in the
+/// key's range (`kept`: chunks kept, key ranges they span, chunks in all), then the
+/// heap pages those rows are on, as PostgreSQL estimates for index scans (rows of
+/// one key lie on distinct pages; `index_pages_fetched` counts what stays cached).
+unsafe fn keyed_read_cost(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    rows: f64,
+    kept: Option<(usize, usize, usize)>,
+) -> f64 {
+    // SAFETY: reads planner fields and cost settings; index_pages_fetched is pure.
+    unsafe {
+        let (chunks, ranges, total) = kept.unwrap_or((1, 1, 1));
+        let per_key_chunks = (chunks as f64 / ranges.max(1) as f64).ceil().max(1.0);
+        let pages = ((*rel).pages as f64 * chunks as f64 / total.max(1) as f64).max(1.0);
+        let fetched =
+            pg_sys::index_pages_fetched(rows, pages as pg_sys::BlockNumber, 0.0, root).min(rows);
+        per_key_chunks * (pg_sys::random_page_cost + 50.0 * pg_sys::cpu_operator_cost)
+            + fetched * pg_sys::random_page_cost
+            + rows
+                * (pg_sys::cpu_tuple_cost
+                    + pg_sys::cpu_index_tuple_cost
+                    + pg_sys::cpu_operator_cost)
+    }
+}
+
+/// Whether EquivalenceClass member `em` is the key column of `rel` (`arg` points to
+/// the key's attribute number).
+#[pg_guard]
+unsafe extern "C-unwind" fn member_is_key(
+    _root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    _ec: *mut pg_sys::EquivalenceClass,
+    em: *mut pg_sys::EquivalenceMember,
+    arg: *mut std::ffi::c_void,
+) -> bool {
+    // SAFETY: planner structures; arg is the i16 the caller passed.
+    unsafe {
+        is_column_var(
+            (*em).em_expr as *mut pg_sys::Node,
+            (*rel).relid,
+            *(arg as *const i16),
+        )
+    }
+}
+
+/// Adds BidimScan paths parameterized by the key: for each join clause `key = <an
+/// expression of other relations>` (from equivalence classes, `p.series_id = s.id`,
+/// `IN (SELECT ...)` once pulled up, LATERAL references, or loose join clauses), a
+/// path that reads, for each outer row, only that key's rows of the chunks its time
+/// bounds keep, through their (key, time) indexes. The planner picks it for a nested
+/// loop when few outer rows qualify and a hash join over a full scan when many do.
+/// `kept`: chunks the constant time bounds keep and the key ranges they span.
+unsafe fn add_parameterized_paths(
+    root: *mut pg_sys::PlannerInfo,
+    rel: *mut pg_sys::RelOptInfo,
+    rti: u32,
+    (attnum, family, intype): (i16, pg_sys::Oid, pg_sys::Oid),
+    exprs: *mut pg_sys::List,
+    strategies: *mut pg_sys::List,
+    kept: Option<(usize, usize, usize)>,
+) {
+    // SAFETY: planner structures handed to the hook; lists are copied before appending.
+    unsafe {
+        let mut clauses: *mut pg_sys::List = std::ptr::null_mut();
+        if (*rel).has_eclass_joins {
+            let mut a = attnum;
+            clauses = pg_sys::generate_implied_equalities_for_column(
+                root,
+                rel,
+                Some(member_is_key),
+                &mut a as *mut i16 as *mut std::ffi::c_void,
+                (*rel).lateral_referencers,
+            );
+        }
+        clauses = pg_sys::list_concat_copy(clauses, (*rel).joininfo);
+        let mut seen: Vec<*mut pg_sys::Bitmapset> = Vec::new();
+        for i in 0..pg_sys::list_length(clauses) {
+            let ri = pg_sys::list_nth(clauses, i) as *mut pg_sys::RestrictInfo;
+            if (*ri).pseudoconstant || !pg_sys::join_clause_is_movable_to(ri, rel) {
+                continue;
+            }
+            let Some(c) = operand_condition(
+                (*ri).clause as *mut pg_sys::Node,
+                rti,
+                attnum,
+                intype,
+                family,
+                true,
+                Some(root),
+            )
+            .filter(|c| c.strategy == EQ) else {
+                continue;
+            };
+            let outer = pg_sys::bms_del_member(
+                pg_sys::bms_union((*ri).required_relids, (*rel).lateral_relids),
+                rti as i32,
+            );
+            if outer.is_null() || seen.iter().any(|&o| pg_sys::bms_equal(o, outer)) {
+                continue;
+            }
+            seen.push(outer);
+            let ppi = pg_sys::get_baserel_parampathinfo(root, rel, outer);
+            let mut e = pg_sys::list_copy(exprs);
+            let mut st = pg_sys::list_copy(strategies);
+            e = pg_sys::lappend(e, c.operand as *mut std::ffi::c_void);
+            for v in [
+                ON_KEY,
+                EQ,
+                c.opno.to_u32() as i32,
+                c.righttype.to_u32() as i32,
+            ] {
+                st = pg_sys::lappend_int(st, v);
+            }
+            let rows = if ppi.is_null() {
+                (*rel).rows
+            } else {
+                (*ppi).ppi_rows
+            }
+            .max(1.0);
+            let cost = keyed_read_cost(root, rel, rows, kept);
+            let cpath = pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>())
+                as *mut pg_sys::CustomPath;
+            (*cpath).path.type_ = pg_sys::NodeTag::T_CustomPath;
+            (*cpath).path.pathtype = pg_sys::NodeTag::T_CustomScan;
+            (*cpath).path.parent = rel;
+            (*cpath).path.pathtarget = (*rel).reltarget;
+            (*cpath).path.param_info = ppi;
+            (*cpath).path.rows = rows;
+            (*cpath).path.startup_cost = pg_sys::random_page_cost;
+            (*cpath).path.total_cost = cost;
+            (*cpath).methods = std::ptr::addr_of!(PATH_METHODS);
+            (*cpath).custom_private = private_of(e, st, 0);
+            pg_sys::add_path(rel, cpath as *mut pg_sys::Path);
+        }
     }
 }
 
@@ -378,7 +696,8 @@ unsafe extern "C-unwind" fn plan_custom_path(
         (*cscan).flags = (*best_path).flags;
         let private = (*best_path).custom_private;
         (*cscan).custom_exprs = pg_sys::list_nth(private, 0) as *mut pg_sys::List;
-        (*cscan).custom_private = pg_sys::list_nth(private, 1) as *mut pg_sys::List;
+        // (conditions, order)
+        (*cscan).custom_private = pg_sys::list_copy_tail(private, 1);
         (*cscan).methods = std::ptr::addr_of!(SCAN_METHODS);
         cscan as *mut pg_sys::Plan
     }
@@ -397,8 +716,16 @@ struct BidimScanState {
     chunks_total: i64,
     /// Whether the chunks are read through their (key, time) index.
     by_index: bool,
+    /// Distinct keys the conditions name (EXPLAIN), when they name any.
+    keys_named: i64,
+    /// Time order of the rows (0 none, 1 ascending, -1 descending).
+    order: i32,
     /// Holds the evaluated bounds (a key may be text) until the next (re)start.
     bounds_cxt: pg_sys::MemoryContext,
+    /// The directory rows, read once per execution under the query's snapshot and
+    /// kept for rescans (a nested loop rescans once per outer row); dropped with the
+    /// query's memory context.
+    directory: *mut Vec<ChunkRow>,
 }
 
 #[pg_guard]
@@ -425,7 +752,11 @@ unsafe extern "C-unwind" fn begin_scan(
         let st = node as *mut BidimScanState;
         let cscan = (*node).ss.ps.plan as *mut pg_sys::CustomScan;
         (*st).exprs = pg_sys::ExecInitExprList((*cscan).custom_exprs, &mut (*node).ss.ps);
-        (*st).strategies = (*cscan).custom_private;
+        (*st).strategies = pg_sys::list_nth((*cscan).custom_private, 0) as *mut pg_sys::List;
+        (*st).order = pg_sys::list_nth_int(
+            pg_sys::list_nth((*cscan).custom_private, 1) as *mut pg_sys::List,
+            0,
+        );
         // PostgreSQL 15 gives a custom scan a virtual scan slot and compiles the
         // filter and projection for it (skipping the deform step). Chunk rows are
         // buffer heap tuples, and so is the test row EvalPlanQual hands the scan after
@@ -467,13 +798,14 @@ fn index_key(
     subtype: pg_sys::Oid,
     collation: pg_sys::Oid,
     arg: pg_sys::Datum,
+    flags: i32,
 ) -> pg_sys::ScanKeyData {
     // SAFETY: fills a zeroed scan key; get_opcode looks up the operator's function.
     unsafe {
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         pg_sys::ScanKeyEntryInitialize(
             &mut key,
-            0,
+            flags,
             attno,
             strategy as pg_sys::StrategyNumber,
             subtype,
@@ -482,6 +814,37 @@ fn index_key(
             arg,
         );
         key
+    }
+}
+
+/// The non-NULL elements of a non-NULL array datum of `elemtype` (deconstructed into
+/// the current memory context).
+fn array_elements(array: pg_sys::Datum, elemtype: pg_sys::Oid) -> Vec<pg_sys::Datum> {
+    // SAFETY: the datum is a non-NULL array (the operand's type is an array of
+    // `elemtype`), detoasted and deconstructed with the element type's own layout.
+    unsafe {
+        let arr = pg_sys::pg_detoast_datum(array.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        let mut typlen = 0i16;
+        let mut typbyval = false;
+        let mut typalign = 0 as std::ffi::c_char;
+        pg_sys::get_typlenbyvalalign(elemtype, &mut typlen, &mut typbyval, &mut typalign);
+        let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
+        let mut nulls: *mut bool = std::ptr::null_mut();
+        let mut n = 0i32;
+        pg_sys::deconstruct_array(
+            arr,
+            elemtype,
+            typlen as i32,
+            typbyval,
+            typalign,
+            &mut elems,
+            &mut nulls,
+            &mut n,
+        );
+        (0..n as usize)
+            .filter(|&i| !*nulls.add(i))
+            .map(|i| *elems.add(i))
+            .collect()
     }
 }
 
@@ -497,6 +860,9 @@ fn start(st: *mut BidimScanState) {
         let n = pg_sys::list_length((*st).exprs);
         let mut time_conds = Vec::new();
         let mut key_conds = Vec::new();
+        // (operator, element type, array, its non-null elements)
+        let mut key_sets: Vec<(pg_sys::Oid, pg_sys::Oid, pg_sys::Datum, Vec<pg_sys::Datum>)> =
+            Vec::new();
         let mut impossible = false;
         for i in 0..n {
             let state = pg_sys::list_nth((*st).exprs, i) as *mut pg_sys::ExprState;
@@ -513,13 +879,25 @@ fn start(st: *mut BidimScanState) {
                 time_conds.push((strategy, (!isnull).then(|| v.value() as i64)));
             } else if isnull {
                 impossible = true;
+            } else if on == ON_KEYSET {
+                let old = pg_sys::MemoryContextSwitchTo((*st).bounds_cxt);
+                let elems = array_elements(v, righttype);
+                pg_sys::MemoryContextSwitchTo(old);
+                // No key (an empty list, or only NULLs) matches no row.
+                impossible |= elems.is_empty();
+                key_sets.push((opno, righttype, v, elems));
             } else {
                 key_conds.push((opno, righttype, v));
             }
         }
         let rel = (*st).css.ss.ss_currentRelation;
         let snapshot = (*ps.state).es_snapshot;
-        let all = read_chunks((*rel).rd_id, snapshot);
+        if (*st).directory.is_null() {
+            let rows = read_chunks((*rel).rd_id, snapshot);
+            (*st).directory =
+                pgrx::PgMemoryContexts::For((*ps.state).es_query_cxt).leak_and_drop_on_delete(rows);
+        }
+        let all: &[ChunkRow] = &*(*st).directory;
         let range = if impossible {
             None
         } else {
@@ -534,26 +912,59 @@ fn start(st: *mut BidimScanState) {
         };
         let bytewise = key_collation == pg_sys::InvalidOid
             || pg_sys::get_collation_isdeterministic(key_collation);
-        let wanted_keys: Vec<Key> = if bytewise {
-            key_conds
-                .iter()
-                .filter_map(|&(_, righttype, v)| route::datum_key(cfg.key_kind, righttype, v))
-                .collect()
+        let (wanted_keys, wanted_sets): (Vec<Key>, Vec<Vec<Key>>) = if bytewise {
+            (
+                key_conds
+                    .iter()
+                    .filter_map(|&(_, righttype, v)| route::datum_key(cfg.key_kind, righttype, v))
+                    .collect(),
+                key_sets
+                    .iter()
+                    .map(|(_, elemtype, _, elems)| {
+                        elems
+                            .iter()
+                            .filter_map(|&e| route::datum_key(cfg.key_kind, *elemtype, e))
+                            .collect()
+                    })
+                    .collect(),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let chosen: Vec<(u32, pg_sys::Oid)> =
-            chunks_to_read(&all, range, cfg.key_kind, &wanted_keys)
+            chunks_to_read(all, range, cfg.key_kind, &wanted_keys, &wanted_sets)
                 .iter()
                 .map(|c| (c.chunk_id, c.chunk_rel))
                 .collect();
         let mut keys = Vec::new();
-        if let (false, Some((lo, hi))) = (key_conds.is_empty(), range) {
+        if let (false, Some((lo, hi))) = (key_conds.is_empty() && key_sets.is_empty(), range) {
             let desc = (*rel).rd_att;
             let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
             let key_attr = &attrs[(cfg.key_attnum - 1) as usize];
             for &(opno, righttype, v) in &key_conds {
-                keys.push(index_key(1, EQ, opno, righttype, key_attr.attcollation, v));
+                keys.push(index_key(
+                    1,
+                    EQ,
+                    opno,
+                    righttype,
+                    key_attr.attcollation,
+                    v,
+                    0,
+                ));
+            }
+            // btree reads every element of a key set itself (sorted, deduplicated,
+            // NULLs dropped): one index scan per chunk for the whole set.
+            for &(opno, elemtype, array, _) in &key_sets {
+                let flags = pg_sys::SK_SEARCHARRAY as i32;
+                keys.push(index_key(
+                    1,
+                    EQ,
+                    opno,
+                    elemtype,
+                    key_attr.attcollation,
+                    array,
+                    flags,
+                ));
             }
             let time_type = attrs[(cfg.time_attnum - 1) as usize].atttypid;
             if let Some((family, intype)) = btree_family(time_type) {
@@ -566,6 +977,7 @@ fn start(st: *mut BidimScanState) {
                         intype,
                         pg_sys::InvalidOid,
                         pg_sys::Datum::from(v),
+                        0,
                     ));
                 };
                 if lo > i64::MIN {
@@ -576,9 +988,56 @@ fn start(st: *mut BidimScanState) {
                 }
             }
         }
+        let mut named: Vec<Key> = key_conds
+            .iter()
+            .filter_map(|&(_, righttype, v)| route::datum_key(cfg.key_kind, righttype, v))
+            .chain(key_sets.iter().flat_map(|(_, elemtype, _, elems)| {
+                elems
+                    .iter()
+                    .filter_map(|&e| route::datum_key(cfg.key_kind, *elemtype, e))
+                    .collect::<Vec<_>>()
+            }))
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        (*st).keys_named = named.len() as i64;
         (*st).chunks_total = all.len() as i64;
         (*st).chunks_scanned = chosen.len() as i64;
         (*st).by_index = !keys.is_empty();
+        if (*st).order != 0 {
+            // Chunks in time order (ties: chunk order), one unit per time partition.
+            let mut ordered: Vec<&ChunkRow> =
+                chunks_to_read(all, range, cfg.key_kind, &wanted_keys, &wanted_sets);
+            ordered.sort_by_key(|c| (c.time_lo, c.chunk_id));
+            if (*st).order < 0 {
+                ordered.reverse();
+            }
+            let mut units = Vec::new();
+            for (i, c) in ordered.iter().enumerate() {
+                if i == 0 || ordered[i - 1].time_lo != c.time_lo {
+                    units.push(i as i32);
+                }
+            }
+            let chunks: Vec<(u32, pg_sys::Oid)> =
+                ordered.iter().map(|c| (c.chunk_id, c.chunk_rel)).collect();
+            // Without index keys (no row can match) nothing is read.
+            let (chunks, units) = if keys.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                (chunks, units)
+            };
+            (*st).scan = chunk_scan::begin_ordered_scan_of(
+                rel,
+                snapshot,
+                &chunks,
+                &units,
+                &keys,
+                (*st).order,
+                cfg.time_attnum,
+            );
+            (*st).started = true;
+            return;
+        }
         let flags = pg_sys::ScanOptions::SO_TYPE_SEQSCAN
             | pg_sys::ScanOptions::SO_ALLOW_STRAT
             | pg_sys::ScanOptions::SO_ALLOW_SYNC
@@ -670,17 +1129,30 @@ unsafe extern "C-unwind" fn explain_scan(
     unsafe {
         if (*st).chunks_total > 0 || (*st).started {
             let text = format!(
-                "{} of {}{}",
+                "{} of {}{}{}",
                 (*st).chunks_scanned,
                 (*st).chunks_total,
                 if (*st).by_index {
                     ", by (key, time) index"
                 } else {
                     ""
+                },
+                match (*st).order {
+                    1 => ", oldest first",
+                    -1 => ", newest first",
+                    _ => "",
                 }
             );
-            let text = std::ffi::CString::new(text).unwrap();
+            let text = std::ffi::CString::new(text).expect("no NUL in a number");
             pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), text.as_ptr(), es);
+            if (*st).by_index {
+                pg_sys::ExplainPropertyInteger(
+                    c"Keys".as_ptr(),
+                    std::ptr::null(),
+                    (*st).keys_named,
+                    es,
+                );
+            }
         } else {
             pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), c"chosen at run time".as_ptr(), es);
         }

@@ -58,6 +58,11 @@ pub struct ChunkRow {
     /// Bounds of the key range the chunk was made for (text form; `None` = unbounded).
     pub key_lo: Option<String>,
     pub key_hi: Option<String>,
+    /// The transaction that sealed the chunk (64-bit), if sealed.
+    pub sealed_xid: Option<u64>,
+    /// The exact first and last time of the chunk's rows (inclusive), once measured.
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
 }
 
 impl ChunkRow {
@@ -66,6 +71,15 @@ impl ChunkRow {
         let lo = self.key_lo.as_deref().and_then(|s| Key::parse(kind, s));
         let hi = self.key_hi.as_deref().and_then(|s| Key::parse(kind, s));
         keyrange::contains(lo.as_ref(), hi.as_ref(), k)
+    }
+
+    /// The times [lo, hi) the chunk's rows lie in: its exact bounds once measured
+    /// (empty for a sealed chunk without rows), else its partition.
+    pub fn time_span(&self) -> (i64, i64) {
+        match (self.min_time, self.max_time) {
+            (Some(lo), Some(hi)) => (lo, hi.saturating_add(1)),
+            _ => (self.time_lo, self.time_hi),
+        }
     }
 
     /// Whether the chunk was made for `cell` (its key range and time partition).
@@ -94,6 +108,21 @@ pub fn superseded(rows: &[ChunkRow], cell: &Cell, ordinal: u32) -> bool {
 /// How many chunks key range `range_id` has filled (made) in partition `time_lo`.
 pub fn filled(rows: &[ChunkRow], range_id: i32, time_lo: i64) -> usize {
     rows.iter().filter(|r| r.in_cell(range_id, time_lo)).count()
+}
+
+/// The sealed chunks whose exact time bounds the maintenance job may measure now:
+/// sealed by a transaction older than `horizon` (PostgreSQL's oldest non-removable
+/// xid, 64-bit), so no snapshot that saw the chunk hot, and so might still route a
+/// row into it, is left; at most `limit`, oldest first.
+pub fn bounds_due(rows: &[ChunkRow], horizon: u64, limit: usize) -> Vec<&ChunkRow> {
+    rows.iter()
+        .filter(|r| r.state == ChunkState::Sealed && r.min_time.is_none())
+        .filter(|r| {
+            r.sealed_xid
+                .is_some_and(|x| super::tid::reusable(x, horizon))
+        })
+        .take(limit)
+        .collect()
 }
 
 /// What retention does with the time partitions of a table, for a cutoff.
@@ -146,6 +175,9 @@ mod tests {
             state,
             key_lo: None,
             key_hi: None,
+            sealed_xid: None,
+            min_time: None,
+            max_time: None,
         }
     }
 
@@ -206,6 +238,50 @@ mod tests {
             &c,
             2
         ));
+    }
+
+    #[test]
+    fn measured_bounds_narrow_a_chunks_span_and_are_measured_only_past_the_horizon() {
+        use ChunkState::*;
+        let mut c = row(1, 0, 100, Sealed);
+        assert_eq!(c.time_span(), (100, 110));
+        c.min_time = Some(103);
+        c.max_time = Some(105);
+        assert_eq!(c.time_span(), (103, 106));
+        // an emptied chunk: an empty span
+        c.min_time = Some(110);
+        c.max_time = Some(99);
+        let (lo, hi) = c.time_span();
+        assert!(lo >= hi);
+        let mut rows = vec![
+            row(1, 0, 0, Sealed),
+            row(2, 0, 0, Hot),
+            row(3, 0, 10, Sealed),
+            row(4, 0, 20, Sealed),
+        ];
+        rows[0].sealed_xid = Some(50);
+        rows[2].sealed_xid = Some(70);
+        rows[3].sealed_xid = Some(60);
+        rows[3].min_time = Some(21);
+        rows[3].max_time = Some(22);
+        let due = |h, n| {
+            bounds_due(&rows, h, n)
+                .iter()
+                .map(|r| r.chunk_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            due(50, 10),
+            Vec::<u32>::new(),
+            "a snapshot of the sealer may be running"
+        );
+        assert_eq!(due(51, 10), vec![1]);
+        assert_eq!(
+            due(100, 10),
+            vec![1, 3],
+            "hot and measured chunks are not due"
+        );
+        assert_eq!(due(100, 1), vec![1]);
     }
 
     #[test]

@@ -236,6 +236,9 @@ pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Ve
                 }),
                 key_lo: r.text("key_lo"),
                 key_hi: r.text("key_hi"),
+                sealed_xid: r.i64("sealed_xid").map(|x| x as u64),
+                min_time: r.i64("min_time"),
+                max_time: r.i64("max_time"),
             })
         });
     }

@@ -2,15 +2,85 @@
 //! `bidim.run_job`): seals the hot chunks of finished partitions and analyzes sealed
 //! chunks never analyzed.
 
-use super::config;
 use super::hot_chunk::{seal_chunks, Sealing};
 use super::privilege::as_extension_owner;
+use super::{cache, chunk_store, config, directory, directory_io, tid};
 use crate::error::spi_or_raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 /// Chunks the maintenance job analyzes per run at most.
 pub(super) const ANALYZE_PER_RUN: i64 = 16;
+/// Sealed chunks whose time bounds the maintenance job measures per run at most.
+const BOUNDS_PER_RUN: i64 = 16;
+
+/// Measures the exact first and last time of up to `limit` sealed chunks of table `t`
+/// ([`directory::bounds_due`]: sealed before every running snapshot, so no row can be
+/// routed into them any more), each under a ShareLock taken without waiting (so no
+/// transaction is writing or updating rows in it; UPDATEs keep a row in a measured
+/// chunk only within its bounds) and records them in the directory, where pruning
+/// uses them. An empty chunk gets an empty span. Returns how many it measured.
+fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
+    let rows = directory_io::read_chunks_latest(t);
+    // SAFETY: the table is locked by the caller; its data horizon is this database's
+    // oldest non-removable xid, widened to 64 bits against the next full xid.
+    let horizon = unsafe {
+        let rel = pg_sys::relation_open(t, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let oldest = pg_sys::GetOldestNonRemovableTransactionId(rel);
+        pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        tid::widen_xid(pg_sys::ReadNextFullTransactionId().value, u32::from(oldest))
+    };
+    let time = chunk_store::quote_ident(&config::current_settings(t).time_column);
+    let mut n = 0;
+    for c in directory::bounds_due(&rows, horizon, limit as usize) {
+        // SAFETY: a conditional lock on one of the table's chunks, kept to commit.
+        let locked = unsafe {
+            pg_sys::ConditionalLockRelationOid(c.chunk_rel, pg_sys::ShareLock as pg_sys::LOCKMODE)
+        };
+        if !locked {
+            continue;
+        }
+        let name = chunk_store::chunk_name(t, c.chunk_id);
+        // min/max of a built-in time type over our own chunk (already running as the
+        // extension owner, pinned path), as PostgreSQL's raw microseconds since
+        // 2000-01-01 (extract(epoch ...) is exact numeric).
+        let raw = |agg: &str| {
+            format!("((extract(epoch FROM {agg}({time})) - 946684800) * 1000000)::int8")
+        };
+        let (lo, hi) = spi_or_raise(
+            Spi::get_two::<i64, i64>(&format!(
+                "SELECT {}, {} FROM bidim_internal.{name}",
+                raw("min"),
+                raw("max")
+            )),
+            "measure a chunk's time bounds",
+        );
+        // No rows: an empty span (the chunk is never read again).
+        let (lo, hi) = match lo.zip(hi) {
+            Some(b) => b,
+            None => (c.time_hi, c.time_lo.saturating_sub(1)),
+        };
+        spi_or_raise(
+            Spi::run_with_args(
+                "UPDATE bidim.chunk SET min_time = $3, max_time = $4
+                 WHERE rel = $1 AND chunk_id = $2",
+                &[
+                    t.into(),
+                    (c.chunk_id as i32).into(),
+                    chunk_store::timestamp(lo).into(),
+                    chunk_store::timestamp(hi).into(),
+                ],
+            ),
+            "record a chunk's time bounds",
+        );
+        n += 1;
+    }
+    if n > 0 {
+        cache::invalidate_relcache(t);
+        cache::invalidate(t);
+    }
+    n
+}
 
 /// The database's maintenance job: seals the hot chunks of partitions that ended more
 /// than one partition width ago (late rows for them start a new chunk) and analyzes
@@ -40,6 +110,7 @@ pub fn maintain() -> i64 {
         .unwrap_or_else(|e| spi_or_raise(Err(e), "list the tables to maintain"));
         let mut done = 0i64;
         let mut analyzed = 0i64;
+        let mut measured = 0i64;
         for t in tables {
             // SAFETY: a conditional heavyweight lock (kept to commit), then a syscache
             // probe: the table may have been dropped meanwhile.
@@ -65,6 +136,11 @@ pub fn maintain() -> i64 {
             let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
             let sealed = seal_chunks(t, Sealing::EndedBefore(now.saturating_sub(width)));
             done += sealed;
+            if measured < BOUNDS_PER_RUN {
+                let n = measure_bounds(t, BOUNDS_PER_RUN - measured);
+                measured += n;
+                done += n;
+            }
             if analyzed >= ANALYZE_PER_RUN {
                 continue;
             }

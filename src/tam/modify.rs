@@ -142,10 +142,16 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_update(
     let cfg = unsafe { config::config(rel) };
     let (ordinal, mut local, chunk) = open_row_chunk(rel, otid, pg_sys::RowExclusiveLock);
     let new_cell = route::cell_of(rel, &cfg, slot);
-    // The row stays in its chunk when its new time is in the chunk's partition and its
-    // new key in the key range the chunk was made for (even if that range has split).
+    // The row stays in its chunk when its new time is in the chunk's partition (and
+    // within its measured bounds, if any: pruning trusts them) and its new key in the
+    // key range the chunk was made for (even if that range has split).
     let stays = route::chunk_cell(facade, cfg.key_kind, ordinal).is_some_and(|c| {
         c.time_lo == new_cell.time_lo
+            && c.span.is_none_or(|(lo, hi)| {
+                // SAFETY: cell_of deformed the slot up to the time, which is not null.
+                let t = unsafe { route::slot_time(&cfg, slot) };
+                lo <= t && t <= hi
+            })
             && (c.key_lo.is_none() && c.key_hi.is_none() || {
                 // SAFETY: cell_of deformed the slot up to the key, which is not null.
                 let k = unsafe { route::slot_key(&cfg, slot) };

@@ -41,20 +41,29 @@ pub fn overlaps(time_lo: i64, time_hi: i64, lo: i64, hi: i64) -> bool {
 
 /// The chunks a query reads: those whose time partition overlaps its time bounds
 /// (`None`: no row can match) and whose key range may hold every key it names
-/// (`keys`: the values of `key = ...` conditions, all of which must hold).
+/// (`keys`: the values of `key = ...` conditions, all of which must hold) and a key of
+/// each key set (`sets`: `key = ANY (...)`, `key IN (...)`).
 pub fn chunks_to_read<'a>(
     chunks: &'a [ChunkRow],
     time: Option<(i64, i64)>,
     kind: KeyKind,
     keys: &[Key],
+    sets: &[Vec<Key>],
 ) -> Vec<&'a ChunkRow> {
     let Some((lo, hi)) = time else {
         return Vec::new();
     };
     chunks
         .iter()
-        .filter(|c| overlaps(c.time_lo, c.time_hi, lo, hi))
+        .filter(|c| {
+            let (from, to) = c.time_span();
+            overlaps(from, to, lo, hi)
+        })
         .filter(|c| keys.iter().all(|k| c.may_hold(kind, k)))
+        .filter(|c| {
+            sets.iter()
+                .all(|set| set.iter().any(|k| c.may_hold(kind, k)))
+        })
         .collect()
 }
 
@@ -128,6 +137,9 @@ mod tests {
             state: ChunkState::Hot,
             key_lo: lo.map(str::to_string),
             key_hi: hi.map(str::to_string),
+            sealed_xid: None,
+            min_time: None,
+            max_time: None,
         };
         let chunks = vec![
             chunk(1, 0, None, Some("100")),
@@ -135,51 +147,65 @@ mod tests {
             chunk(3, 10, None, None),
             chunk(4, 20, None, Some("100")),
         ];
-        let ids = |v: Vec<&ChunkRow>| v.iter().map(|c| c.chunk_id).collect::<Vec<_>>();
+        let read = |time: Option<(i64, i64)>, keys: &[i64], sets: &[&[i64]]| {
+            let keys: Vec<Key> = keys.iter().map(|&k| Key::Int(k)).collect();
+            let sets: Vec<Vec<Key>> = sets
+                .iter()
+                .map(|s| s.iter().map(|&k| Key::Int(k)).collect())
+                .collect();
+            chunks_to_read(&chunks, time, KeyKind::Int, &keys, &sets)
+                .iter()
+                .map(|c| c.chunk_id)
+                .collect::<Vec<u32>>()
+        };
+        let all = Some((i64::MIN, i64::MAX));
+        assert_eq!(read(all, &[], &[]), vec![1, 2, 3, 4]);
+        assert_eq!(read(None, &[], &[]), Vec::<u32>::new());
+        assert_eq!(read(Some((5, 15)), &[], &[]), vec![1, 2, 3]);
+        assert_eq!(read(Some((5, 25)), &[150], &[]), vec![2, 3]);
+        assert_eq!(read(Some((0, 30)), &[99], &[]), vec![1, 3, 4]);
+        // two different keys ANDed: only chunks that may hold both
+        assert_eq!(read(Some((0, 30)), &[1, 200], &[]), vec![3]);
+        // a key set: chunks that may hold any of its keys; an empty set: none
+        assert_eq!(read(Some((0, 30)), &[], &[&[1, 200]]), vec![1, 2, 3, 4]);
+        assert_eq!(read(Some((0, 30)), &[], &[&[200, 300]]), vec![2, 3]);
+        assert_eq!(read(Some((0, 30)), &[], &[&[]]), Vec::<u32>::new());
+        // a key and a set ANDed
+        assert_eq!(read(Some((0, 30)), &[5], &[&[200]]), vec![3]);
+        // measured bounds narrow a chunk's span: [10, 20) holding rows at 12..=13 only
+        let mut measured = chunks.clone();
+        measured[2].min_time = Some(12);
+        measured[2].max_time = Some(13);
+        let ids = |v: Vec<&ChunkRow>| v.iter().map(|c| c.chunk_id).collect::<Vec<u32>>();
         assert_eq!(
             ids(chunks_to_read(
-                &chunks,
-                Some((i64::MIN, i64::MAX)),
+                &measured,
+                Some((14, 20)),
                 KeyKind::Int,
+                &[],
                 &[]
             )),
-            vec![1, 2, 3, 4]
-        );
-        assert_eq!(
-            ids(chunks_to_read(&chunks, None, KeyKind::Int, &[])),
             Vec::<u32>::new()
         );
         assert_eq!(
-            ids(chunks_to_read(&chunks, Some((5, 15)), KeyKind::Int, &[])),
-            vec![1, 2, 3]
-        );
-        assert_eq!(
             ids(chunks_to_read(
-                &chunks,
-                Some((5, 25)),
+                &measured,
+                Some((13, 20)),
                 KeyKind::Int,
-                &[Key::Int(150)]
-            )),
-            vec![2, 3]
-        );
-        assert_eq!(
-            ids(chunks_to_read(
-                &chunks,
-                Some((0, 30)),
-                KeyKind::Int,
-                &[Key::Int(99)]
-            )),
-            vec![1, 3, 4]
-        );
-        // two different keys ANDed: only chunks that may hold both
-        assert_eq!(
-            ids(chunks_to_read(
-                &chunks,
-                Some((0, 30)),
-                KeyKind::Int,
-                &[Key::Int(1), Key::Int(200)]
+                &[],
+                &[]
             )),
             vec![3]
+        );
+        assert_eq!(
+            ids(chunks_to_read(
+                &measured,
+                Some((0, 12)),
+                KeyKind::Int,
+                &[],
+                &[]
+            )),
+            vec![1, 2]
         );
     }
 }

@@ -124,6 +124,15 @@ pub(super) unsafe fn slot_key(cfg: &TableConfig, slot: *mut pg_sys::TupleTableSl
     }
 }
 
+/// The time of the row in `slot`.
+///
+/// # Safety
+/// The slot must be deformed up to the time column, which must not be null.
+pub unsafe fn slot_time(cfg: &TableConfig, slot: *mut pg_sys::TupleTableSlot) -> i64 {
+    // SAFETY: per the contract.
+    unsafe { (*(*slot).tts_values.add((cfg.time_attnum - 1) as usize)).value() as i64 }
+}
+
 /// A key value from a datum of type `typ` (integer types and text-like varlenas).
 ///
 /// # Safety
@@ -259,19 +268,25 @@ pub fn hot_chunk(facade: pg_sys::Oid, cfg: &TableConfig, cell: &Cell) -> Option<
     Some(hot)
 }
 
-/// Partition start and key range bounds of chunk `ordinal`, from the cache or the
-/// directory.
+/// Partition start, key range bounds and measured time bounds of chunk `ordinal`,
+/// which the caller holds locked (RowExclusive, to its transaction's end): from the
+/// cache when read in this transaction, else from the directory by the latest
+/// snapshot (the maintenance job measures bounds under a conflicting lock, so what is
+/// read here stays true while the caller holds its lock).
 pub fn chunk_cell(facade: pg_sys::Oid, kind: KeyKind, ordinal: u32) -> Option<cache::ChunkCell> {
-    if let Some(c) = cache::chunk_cell(facade, ordinal) {
+    // SAFETY: MyProc is this backend's PGPROC.
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    if let Some(c) = cache::chunk_cell(facade, ordinal).filter(|c| c.read_in == lxid) {
         return Some(c);
     }
-    // SAFETY: snapshot used at once.
-    let rows = unsafe { read_chunks(facade, routing_snapshot()) };
+    let rows = directory_io::read_chunks_latest(facade);
     let row = rows.into_iter().find(|r| r.chunk_id == ordinal)?;
     let c = cache::ChunkCell {
         time_lo: row.time_lo,
         key_lo: row.key_lo.as_deref().and_then(|s| Key::parse(kind, s)),
         key_hi: row.key_hi.as_deref().and_then(|s| Key::parse(kind, s)),
+        span: row.min_time.zip(row.max_time),
+        read_in: lxid,
     };
     cache::set_chunk_cell(facade, ordinal, &c);
     Some(c)

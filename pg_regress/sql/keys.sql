@@ -1,0 +1,175 @@
+-- Queries that name series: key sets (IN, = ANY), joins and semi-joins on the key
+-- (a nested loop over a BidimScan parameterized by the key), LATERAL reads. Every
+-- answer is compared with a heap table holding the same rows.
+CREATE EXTENSION bidim;
+SET timezone = 'UTC';
+CREATE TABLE points (series_id bigint, ts timestamptz, value float8) USING bidim;
+SELECT bidim.configure('points', hot_chunk_rows => 2000, partition_interval => '1 hour') IS NOT NULL AS configured;
+-- 6 hours, 200 series, one row per series a minute (with duplicate times for one
+-- series): enough chunks per hour for the key range to split.
+INSERT INTO points
+SELECT s, timestamptz '2026-01-01' + t * interval '1 minute', s * 10000 + t
+FROM generate_series(1, 200) s, generate_series(0, 359) t;
+INSERT INTO points SELECT 7, ts, -value FROM points WHERE series_id = 7 AND ts < '2026-01-01 01:00';
+CREATE TABLE heap_points AS SELECT * FROM points;
+ANALYZE points;
+ANALYZE heap_points;
+SELECT count(*) > 20 AS many_chunks, count(DISTINCT range_id) > 1 AS split FROM bidim.chunks WHERE rel = 'points'::regclass;
+
+CREATE TABLE series (id bigint PRIMARY KEY, tags tagset);
+INSERT INTO series
+SELECT i, format('{env:%s,service:svc-%s,host:h%s}', CASE WHEN i % 4 = 0 THEN 'prod' ELSE 'dev' END, i % 5, i)::tagset
+FROM generate_series(1, 240) i;
+CREATE INDEX ON series USING gin (tags);
+ANALYZE series;
+
+-- Runs q against the bidim tables and against their heap copies (" points",
+-- " named" and " daily" replaced) and says whether they return the same rows.
+CREATE FUNCTION same_as_heap(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE a text; b text;
+BEGIN
+    EXECUTE format('SELECT md5(coalesce(string_agg(x::text, '','' ORDER BY x::text), '''')) FROM (%s) x', q) INTO a;
+    EXECUTE format('SELECT md5(coalesce(string_agg(x::text, '','' ORDER BY x::text), '''')) FROM (%s) x',
+                   replace(replace(replace(q, ' points', ' heap_points'), ' named', ' heap_named'), ' daily', ' heap_daily')) INTO b;
+    RETURN a = b;
+END $$;
+
+-- 1. Key sets: IN lists and = ANY (arrays), pruned by key range and read through each
+-- chunk's (key, time) index.
+EXPLAIN (COSTS OFF) SELECT count(*) FROM points WHERE series_id IN (3, 17, 33) AND ts >= '2026-01-01 02:00' AND ts < '2026-01-01 03:00';
+SELECT count(*), sum(value) FROM points WHERE series_id IN (3, 17, 33) AND ts >= '2026-01-01 02:00' AND ts < '2026-01-01 03:00';
+SELECT same_as_heap($$SELECT * FROM points WHERE series_id IN (3, 17, 33) AND ts >= '2026-01-01 02:00' AND ts < '2026-01-01 03:00'$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE series_id = ANY ('{1, 2, 2, 40, 41}')$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE series_id = ANY ('{7, NULL}') AND ts < '2026-01-01 01:00'$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE series_id IN (7::int2, 8::int2)$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE series_id = ANY ('{5, 6}'::int4[]) AND series_id = 5$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE series_id = ANY ('{5, 6}'::int4[]) AND series_id IN (6, 9)$$);
+-- Empty sets, only NULLs, a NULL array: no row.
+SELECT count(*) FROM points WHERE series_id = ANY ('{}'::bigint[]);
+SELECT count(*) FROM points WHERE series_id = ANY ('{NULL}'::bigint[]);
+SELECT count(*) FROM points WHERE series_id = ANY (NULL::bigint[]);
+SELECT count(*) FROM points WHERE series_id IN (NULL, 1000);
+-- Generic plans: the set is a parameter, evaluated at executor start.
+SET plan_cache_mode = force_generic_plan;
+PREPARE q(bigint[], timestamptz) AS SELECT count(*), sum(value) FROM points WHERE series_id = ANY ($1) AND ts < $2;
+EXPLAIN (COSTS OFF) EXECUTE q('{1, 2, 3}', '2026-01-01 01:00');
+EXECUTE q('{1, 2, 3}', '2026-01-01 01:00');
+SELECT count(*), sum(value) FROM heap_points WHERE series_id = ANY ('{1, 2, 3}') AND ts < '2026-01-01 01:00';
+EXECUTE q('{}', '2026-01-01 01:00');
+EXECUTE q('{39, NULL, 40, 40}', '2027-01-01');
+SELECT count(*), sum(value) FROM heap_points WHERE series_id IN (39, 40);
+DEALLOCATE q;
+PREPARE q2(bigint, bigint) AS SELECT count(*) FROM points WHERE series_id IN ($1, $2);
+EXECUTE q2(4, 5);
+EXECUTE q2(4, NULL);
+DEALLOCATE q2;
+RESET plan_cache_mode;
+
+-- 2. Joins and semi-joins on the key: when few series qualify, a nested loop reads only
+-- theirs, through a BidimScan parameterized by the key; when many do, a hash join over
+-- the scan (12 series here).
+-- (random_page_cost as for data that fits in memory, so this small table's index reads
+-- are costed like a large table's.)
+SET random_page_cost = 1.1;
+EXPLAIN (COSTS OFF)
+SELECT count(*), sum(p.value) FROM points p JOIN series s ON p.series_id = s.id
+WHERE s.tags @@ 'env:prod AND service:svc-2' AND p.ts >= '2026-01-01 04:00';
+SELECT count(*), sum(p.value) FROM points p JOIN series s ON p.series_id = s.id
+WHERE s.tags @@ 'env:prod AND service:svc-2' AND p.ts >= '2026-01-01 04:00';
+SELECT count(*), sum(p.value) FROM heap_points p JOIN series s ON p.series_id = s.id
+WHERE s.tags @@ 'env:prod AND service:svc-2' AND p.ts >= '2026-01-01 04:00';
+SELECT same_as_heap($$SELECT p.* FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'env:prod') AND p.ts < '2026-01-01 00:10'$$);
+SELECT same_as_heap($$SELECT p.* FROM points p WHERE EXISTS (SELECT 1 FROM series s WHERE s.id = p.series_id AND s.tags @@ 'service:svc-3')$$);
+SELECT same_as_heap($$SELECT s.id, p.ts, p.value FROM series s JOIN points p ON p.series_id = s.id::int4 WHERE s.id < 4$$);
+SELECT same_as_heap($$SELECT s.id, p.* FROM series s LEFT JOIN points p ON p.series_id = s.id AND p.ts < '2026-01-01 00:05' WHERE s.id > 198$$);
+-- LATERAL: the newest point of each series.
+EXPLAIN (COSTS OFF)
+SELECT s.id, l.ts, l.value FROM series s
+CROSS JOIN LATERAL (SELECT ts, value FROM points p WHERE p.series_id = s.id ORDER BY ts DESC LIMIT 1) l
+WHERE s.tags @@ 'env:prod';
+SELECT same_as_heap($$SELECT s.id, l.ts, l.value FROM series s CROSS JOIN LATERAL (SELECT ts, value FROM points p WHERE p.series_id = s.id ORDER BY ts DESC, value LIMIT 1) l$$);
+-- The nested loop and a hash join give the same answers.
+SET enable_nestloop = off;
+SELECT count(*), sum(p.value) FROM points p JOIN series s ON p.series_id = s.id
+WHERE s.tags @@ 'env:prod AND service:svc-2' AND p.ts >= '2026-01-01 04:00';
+RESET enable_nestloop;
+-- One series: the nested loop (the GIN index picks it); most series: a hash join.
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'host:h7')
+  AND p.ts >= '2026-01-01 05:00';
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'env:dev')
+  AND p.ts >= '2026-01-01 05:00';
+SELECT same_as_heap($$SELECT count(*) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'env:dev') AND p.ts >= '2026-01-01 05:00'$$);
+RESET random_page_cost;
+SELECT count(*) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'host:h7')
+  AND p.ts >= '2026-01-01 05:00';
+
+-- 3. Newest (oldest) first: one key read in time order, a partition at a time, its
+-- chunks merged; LIMIT stops the reading (the scan returns one row).
+EXPLAIN (COSTS OFF) SELECT * FROM points WHERE series_id = 7 ORDER BY ts DESC LIMIT 3;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM points WHERE series_id = 7 ORDER BY ts DESC LIMIT 1;
+SELECT * FROM points WHERE series_id = 7 ORDER BY ts DESC, value LIMIT 3;
+SELECT * FROM heap_points WHERE series_id = 7 ORDER BY ts DESC, value LIMIT 3;
+-- Duplicate times (series 7 has two rows per time in its first hour) and ascending.
+SELECT ts, value FROM points WHERE series_id = 7 AND ts < '2026-01-01 00:01' ORDER BY ts, value;
+SELECT same_as_heap($$SELECT ts FROM points WHERE series_id = 7 ORDER BY ts$$);
+SELECT (SELECT array_agg(ts) FROM (SELECT ts FROM points WHERE series_id = 12 ORDER BY ts DESC) x)
+     = (SELECT array_agg(ts) FROM (SELECT ts FROM heap_points WHERE series_id = 12 ORDER BY ts DESC) x) AS same_order;
+SELECT (SELECT array_agg(ts) FROM (SELECT ts FROM points WHERE series_id = 12 AND ts >= '2026-01-01 01:30' ORDER BY ts LIMIT 500) x)
+     = (SELECT array_agg(ts) FROM (SELECT ts FROM heap_points WHERE series_id = 12 AND ts >= '2026-01-01 01:30' ORDER BY ts LIMIT 500) x) AS same_order;
+-- Rows inserted late into an old partition still come out in order.
+INSERT INTO points VALUES (12, '2026-01-01 00:30:01', 1), (12, '2026-01-01 05:59:59', 2);
+INSERT INTO heap_points VALUES (12, '2026-01-01 00:30:01', 1), (12, '2026-01-01 05:59:59', 2);
+SELECT (SELECT array_agg(ts) FROM (SELECT ts FROM points WHERE series_id = 12 ORDER BY ts DESC) x)
+     = (SELECT array_agg(ts) FROM (SELECT ts FROM heap_points WHERE series_id = 12 ORDER BY ts DESC) x) AS same_order;
+-- The last point of every series (TSBS lastpoint), from a parameter per series.
+SELECT same_as_heap($$SELECT s.id, (SELECT max(ts) FROM points p WHERE p.series_id = s.id) FROM series s$$);
+SET plan_cache_mode = force_generic_plan;
+PREPARE last(bigint) AS SELECT ts, value FROM points WHERE series_id = $1 ORDER BY ts DESC LIMIT 2;
+EXECUTE last(3);
+SELECT ts, value FROM heap_points WHERE series_id = 3 ORDER BY ts DESC LIMIT 2;
+EXECUTE last(NULL);
+DEALLOCATE last;
+RESET plan_cache_mode;
+
+-- 4. Text keys.
+CREATE TABLE named (host text, ts timestamptz, v int) USING bidim;
+SELECT bidim.configure('named', hot_chunk_rows => 500, partition_interval => '1 day') IS NOT NULL AS configured;
+INSERT INTO named SELECT 'host-' || h, timestamptz '2026-01-01' + t * interval '1 minute', h * t
+FROM generate_series(1, 30) h, generate_series(0, 99) t;
+CREATE TABLE heap_named AS SELECT * FROM named;
+SELECT count(DISTINCT range_id) > 1 AS split FROM bidim.chunks WHERE rel = 'named'::regclass;
+SELECT same_as_heap($$SELECT * FROM named WHERE host IN ('host-1', 'host-29', 'host-404')$$);
+SELECT same_as_heap($$SELECT * FROM named WHERE host = ANY (ARRAY['host-3', NULL, 'host-3'])$$);
+SELECT same_as_heap($$SELECT n.* FROM (VALUES ('host-2'), ('host-20')) v(h) JOIN named n ON n.host = v.h$$);
+
+-- 5. Exact time bounds: the maintenance job measures the first and last time of
+-- sealed chunks; a 1-hour window then reads only the chunks holding that hour.
+CREATE TABLE daily (series_id int, ts timestamptz, v int) USING bidim;
+SELECT bidim.configure('daily', hot_chunk_rows => 300, partition_interval => '1 day') IS NOT NULL AS configured;
+INSERT INTO daily SELECT s, timestamptz '2026-02-01' + t * interval '1 minute', t
+FROM generate_series(0, 1439) t, generate_series(1, 2) s ORDER BY t, s;
+SELECT bidim.seal('daily') AS sealed_now;
+CREATE TABLE heap_daily AS SELECT * FROM daily;
+-- (each run measures up to 16 chunks, in table order)
+DO $$ BEGIN FOR i IN 1..10 LOOP PERFORM bidim._maintain(); END LOOP; END $$;
+SELECT count(*) AS chunks, count(min_time) AS measured FROM bidim.chunks WHERE rel = 'daily'::regclass;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM daily WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
+SELECT count(*), sum(v) FROM daily WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
+SELECT count(*), sum(v) FROM heap_daily WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
+-- An UPDATE that moves a row's time out of its chunk's bounds moves the row.
+UPDATE daily SET ts = '2026-02-01 23:59:30' WHERE ts = '2026-02-01 10:15' AND series_id = 1;
+UPDATE heap_daily SET ts = '2026-02-01 23:59:30' WHERE ts = '2026-02-01 10:15' AND series_id = 1;
+UPDATE daily SET ts = '2026-02-01 10:15:30' WHERE ts = '2026-02-01 10:16' AND series_id = 2;
+UPDATE heap_daily SET ts = '2026-02-01 10:15:30' WHERE ts = '2026-02-01 10:16' AND series_id = 2;
+SELECT (SELECT array_agg(x ORDER BY x) FROM (SELECT ts, v, series_id FROM daily WHERE ts >= '2026-02-01 23:00') x)
+     = (SELECT array_agg(x ORDER BY x) FROM (SELECT ts, v, series_id FROM heap_daily WHERE ts >= '2026-02-01 23:00') x) AS same_rows;
+SELECT (SELECT array_agg(x ORDER BY x) FROM (SELECT ts, v, series_id FROM daily WHERE ts >= '2026-02-01 10:10' AND ts < '2026-02-01 10:20') x)
+     = (SELECT array_agg(x ORDER BY x) FROM (SELECT ts, v, series_id FROM heap_daily WHERE ts >= '2026-02-01 10:10' AND ts < '2026-02-01 10:20') x) AS same_rows;
+SELECT same_as_heap($$SELECT * FROM daily WHERE ts BETWEEN '2026-02-01 03:00' AND '2026-02-01 03:30'$$);
+
+DROP FUNCTION same_as_heap(text);
+DROP TABLE points, heap_points, series, named, heap_named, daily, heap_daily;
+SELECT count(*) AS chunks_left FROM bidim.chunk;
+DROP EXTENSION bidim;

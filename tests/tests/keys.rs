@@ -1,0 +1,210 @@
+//! Queries that name series, against an oracle: random key sets, joins, LATERAL reads
+//! and newest-first reads on a bidim table give exactly what a heap table holding the
+//! same rows gives, with custom and generic plans, nested loops and hash joins, before
+//! and after late rows, updates, deletes, seals and measured chunk bounds.
+
+use bidim_tests::{one_i64, Client, Cluster, Rng};
+
+/// md5 of the rows of `sql`, in the order the query gives them when `ordered`, else
+/// sorted.
+fn fingerprint(c: &mut Client, sql: &str, ordered: bool) -> String {
+    let q = if ordered {
+        format!("SELECT md5(string_agg(x::text, ',')) FROM ({sql}) x")
+    } else {
+        format!("SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM ({sql}) x")
+    };
+    c.query_one(q.as_str(), &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get::<_, Option<String>>(0)
+        .unwrap_or_default()
+}
+
+fn same(c: &mut Client, sql: &str, ordered: bool) {
+    let b = fingerprint(c, &sql.replace("{t}", "b"), ordered);
+    let h = fingerprint(c, &sql.replace("{t}", "h"), ordered);
+    assert_eq!(b, h, "bidim and heap differ: {sql}");
+}
+
+fn key_list(rng: &mut Rng) -> String {
+    let n = rng.below(7);
+    let mut keys: Vec<String> = (0..n)
+        .map(|_| match rng.below(12) {
+            0 => "NULL".to_string(),
+            1 => "100000".to_string(),
+            _ => (rng.below(120) as i64).to_string(),
+        })
+        .collect();
+    if keys.is_empty() {
+        keys.push("NULL".to_string());
+    }
+    keys.join(", ")
+}
+
+fn window(rng: &mut Rng) -> String {
+    match rng.below(4) {
+        0 => String::new(),
+        1 => format!(
+            " AND ts >= timestamptz '2026-03-01' + interval '{} minutes'",
+            rng.below(720)
+        ),
+        _ => {
+            let from = rng.below(720);
+            format!(
+                " AND ts >= timestamptz '2026-03-01' + interval '{from} minutes' AND ts < timestamptz '2026-03-01' + interval '{} minutes'",
+                from + 1 + rng.below(180)
+            )
+        }
+    }
+}
+
+#[test]
+fn named_series_queries_match_heap() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         SET timezone = 'UTC';
+         CREATE TABLE b (series_id bigint, ts timestamptz, value float8) USING bidim;
+         SELECT bidim.configure('b', hot_chunk_rows => 1500, partition_interval => '2 hours');
+         CREATE TABLE h (series_id bigint, ts timestamptz, value float8);
+         INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '30 seconds', s * 100000 + t
+           FROM generate_series(0, 1439) t, generate_series(1, 100) s ORDER BY t, s;
+         INSERT INTO h SELECT * FROM b;
+         CREATE TABLE series (id bigint PRIMARY KEY, tags tagset);
+         INSERT INTO series SELECT i, format('{host:h%s,rack:r%s}', i, i % 10)::tagset FROM generate_series(1, 110) i;
+         CREATE INDEX ON series USING gin (tags);
+         ANALYZE b; ANALYZE h; ANALYZE series;",
+    )
+    .unwrap();
+    assert!(one_i64(&mut c, "SELECT count(DISTINCT range_id) FROM bidim.chunks") > 1);
+    let mut rng = Rng(0x5eed_cafe_f00d);
+    for round in 0..6 {
+        for _ in 0..40 {
+            let keys = key_list(&mut rng);
+            let w = window(&mut rng);
+            let k = rng.below(110);
+            let n = 1 + rng.below(40);
+            match rng.below(7) {
+                0 => same(&mut c, &format!("SELECT * FROM {{t}} WHERE series_id IN ({keys}){w}"), false),
+                1 => same(
+                    &mut c,
+                    &format!("SELECT count(*), sum(value) FROM {{t}} WHERE series_id = ANY (ARRAY[{keys}]::int4[]){w}"),
+                    false,
+                ),
+                2 => same(
+                    &mut c,
+                    &format!("SELECT ts, value FROM {{t}} WHERE series_id = {k}{w} ORDER BY ts DESC, value LIMIT {n}"),
+                    true,
+                ),
+                3 => same(
+                    &mut c,
+                    &format!("SELECT ts, value FROM {{t}} WHERE series_id = {k}{w} ORDER BY ts, value DESC LIMIT {n}"),
+                    true,
+                ),
+                4 => same(
+                    &mut c,
+                    &format!(
+                        "SELECT s.id, p.ts, p.value FROM series s JOIN {{t}} p ON p.series_id = s.id
+                         WHERE s.tags @@ 'rack:r{}'{}",
+                        rng.below(10),
+                        w.replace("ts", "p.ts")
+                    ),
+                    false,
+                ),
+                5 => same(
+                    &mut c,
+                    &format!(
+                        "SELECT s.id, l.ts, l.value FROM series s CROSS JOIN LATERAL
+                           (SELECT ts, value FROM {{t}} p WHERE p.series_id = s.id ORDER BY ts DESC, value LIMIT {}) l
+                         WHERE s.id % 7 = {}",
+                        1 + rng.below(3),
+                        rng.below(7)
+                    ),
+                    false,
+                ),
+                _ => same(
+                    &mut c,
+                    &format!(
+                        "SELECT count(*), sum(value) FROM {{t}} p WHERE p.series_id IN
+                           (SELECT id FROM series WHERE tags @@ 'host:h{k} OR host:h{}'){w}",
+                        rng.below(110)
+                    ),
+                    false,
+                ),
+            }
+        }
+        // Generic plans with a key set and a single key as parameters.
+        c.batch_execute("SET plan_cache_mode = force_generic_plan")
+            .unwrap();
+        let mut statements = Vec::new();
+        for t in ["b", "h"] {
+            let set = c
+                .prepare(&format!(
+                    "SELECT count(*), sum(value) FROM {t} WHERE series_id = ANY ($1)
+                       AND ts >= timestamptz '2026-03-01' + $2::int4 * interval '1 minute'"
+                ))
+                .unwrap();
+            let last = c
+                .prepare(&format!(
+                    "SELECT ts::text, value FROM {t} WHERE series_id = $1::int8 ORDER BY ts DESC, value LIMIT $2::int4"
+                ))
+                .unwrap();
+            statements.push((set, last));
+        }
+        for _ in 0..10 {
+            let keys: Vec<Option<i64>> = (0..rng.below(6))
+                .map(|_| (rng.below(8) != 0).then(|| rng.below(120) as i64))
+                .collect();
+            let minutes = rng.below(720) as i32;
+            let k = rng.below(110) as i64;
+            let lim = 1 + rng.below(20) as i32;
+            let mut answers = Vec::new();
+            for (set, last) in &statements {
+                let r = c.query(set, &[&keys, &minutes]).unwrap();
+                let s: (i64, Option<f64>) = (r[0].get(0), r[0].get(1));
+                let l: Vec<(String, f64)> = c
+                    .query(last, &[&k, &lim])
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                answers.push((s, l));
+            }
+            assert_eq!(
+                answers[0], answers[1],
+                "generic plans differ: keys {keys:?} from +{minutes} min, key {k} limit {lim}"
+            );
+        }
+        c.batch_execute("RESET plan_cache_mode").unwrap();
+        // Change the rows between rounds: late rows into old partitions, updates of
+        // times and keys, deletes, seals, measured bounds, plan shapes.
+        let a = rng.below(100) as i64;
+        let changes = [
+            format!("INSERT INTO {{t}} SELECT {a} + g % 5, timestamptz '2026-03-01' + (g * 97 % 43200) * interval '1 second', -g FROM generate_series(1, 300) g"),
+            format!("UPDATE {{t}} SET ts = ts + interval '{} minutes' WHERE series_id = {a} AND value > 0 AND ts < timestamptz '2026-03-01 06:00'", 1 + rng.below(200)),
+            format!("UPDATE {{t}} SET ts = ts - interval '3 seconds' WHERE series_id = {} AND value < 0", a + 1),
+            format!("DELETE FROM {{t}} WHERE series_id = {} AND ts < timestamptz '2026-03-01 03:00'", a + 2),
+            format!("UPDATE {{t}} SET series_id = series_id + 1000 WHERE series_id = {} AND ts > timestamptz '2026-03-01 09:00'", a + 3),
+        ];
+        for sql in &changes {
+            for t in ["b", "h"] {
+                c.batch_execute(&sql.replace("{t}", t))
+                    .unwrap_or_else(|e| panic!("round {round}: {sql}: {e}"));
+            }
+        }
+        c.batch_execute("SELECT bidim.seal('b'); SELECT bidim._maintain(); SELECT bidim._maintain(); ANALYZE b; ANALYZE h;")
+            .unwrap();
+        match round % 3 {
+            0 => c.batch_execute("SET enable_hashjoin = off; SET enable_mergejoin = off; SET random_page_cost = 1.1").unwrap(),
+            1 => c.batch_execute("RESET ALL; SET enable_nestloop = off").unwrap(),
+            _ => c.batch_execute("RESET ALL").unwrap(),
+        }
+    }
+    assert!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM bidim.chunks WHERE min_time IS NOT NULL"
+        ) > 0,
+        "the maintenance job measured no chunk"
+    );
+}
