@@ -7,6 +7,12 @@ cd "$BIDIM_ROOT"
 BIDIM_EXTRA_PKGS="postgresql-15-tdigest postgresql-15-hll postgresql-15-partman" \
   bash scripts/install-deps.sh
 install_extension release
+# The query workload compares with TimescaleDB (hypertable, compressed): built from the
+# peers' source tarballs when they are at hand (idempotent; about 6 minutes once).
+peers="$BIDIM_ROOT/../shared/peers/build-peers.sh"
+if [[ " $* " == *" queries "* ]] && [ -f "$peers" ]; then
+  bash "$peers"
+fi
 cargo run --release -q -p bidim-bench -- "$@"
 # The sketch workload also reports the pure-Rust core's micro-benchmark.
 if [[ " $* " == *" sketch "* ]]; then

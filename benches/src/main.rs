@@ -242,22 +242,73 @@ fn ingest_workload(c: &mut Client, rows: i64, batches: i64, zipf: bool, file: &s
 }
 
 /// TSBS-like queries on the same rows stored each way; median milliseconds per query.
-fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str) -> Result<()> {
+/// TimescaleDB's cases for the query workload, as TSBS sets them up (12-hour chunks,
+/// an index on (tags_id, time DESC)); the compressed one segments by tags_id and
+/// orders by time DESC, as TSBS's `--use-compression` does. (case name, SQL creating
+/// table `name`, SQL run after loading it.)
+fn timescaledb_cases(name: &str) -> Vec<(&'static str, String, String)> {
+    let t = cpu_table(name);
+    let hyper = format!(
+        "{t}; SELECT create_hypertable('{name}', 'time', chunk_time_interval => interval '12 hours');
+         CREATE INDEX ON {name} (tags_id, time DESC)"
+    );
+    vec![
+        ("timescaledb", hyper.clone(), String::new()),
+        (
+            "timescaledb compressed",
+            hyper,
+            format!(
+                "ALTER TABLE {name} SET (timescaledb.compress, timescaledb.compress_segmentby = 'tags_id',
+                                         timescaledb.compress_orderby = 'time DESC');
+                 SELECT count(compress_chunk(c)) FROM show_chunks('{name}') c"
+            ),
+        ),
+    ]
+}
+
+/// Whether TimescaleDB is installed in the server the harness runs
+/// (`../shared/peers/build-peers.sh`, called by scripts/bench.sh).
+fn timescaledb_installed() -> bool {
+    std::process::Command::new(bidim_tests::pg_bindir().join("pg_config"))
+        .arg("--pkglibdir")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .is_some_and(|dir| std::path::Path::new(&dir).join("timescaledb.so").exists())
+}
+
+fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str, tsdb: bool) -> Result<()> {
     let epochs = rows / HOSTS;
-    let cases = cpu_cases("q");
+    let mut cases: Vec<(&str, String, String)> = cpu_cases("{t}")
+        .into_iter()
+        .map(|(n, sql)| (n, sql, String::new()))
+        .collect();
+    if tsdb {
+        exec(c, "CREATE EXTENSION IF NOT EXISTS timescaledb")?;
+        cases.extend(timescaledb_cases("{t}"));
+    }
     let tables: Vec<String> = (0..cases.len()).map(|i| format!("q_{i}")).collect();
     eprintln!(
         "== queries: loading {} rows into each table",
         HOSTS * epochs
     );
     exec(c, &tsbs_file_sql(file, 0, epochs))?;
-    for (i, t) in tables.iter().enumerate() {
-        let create = &cpu_cases(t)[i].1;
+    for (t, (_, create, after)) in tables.iter().zip(&cases) {
+        let create = create.replace("{t}", t);
         exec(
             c,
             &format!("DROP TABLE IF EXISTS {t}; {create}; COPY {t} FROM '{file}'"),
         )?;
+        if !after.is_empty() {
+            exec(c, &after.replace("{t}", t))?;
+        }
         exec(c, &format!("VACUUM ANALYZE {t}"))?;
+    }
+    // What the maintenance worker does within minutes on a live system: seal the hot
+    // chunks of finished partitions, then measure the sealed chunks' time bounds (one
+    // transaction per run: bounds are measured once no snapshot predates the seal).
+    for _ in 0..8 {
+        exec(c, "SELECT bidim._maintain()")?;
     }
     // TSBS's tags table (one row per host; TSBS's queries pick hosts by hostname), with
     // a tagset and its GIN index for the data-model query.
@@ -296,7 +347,7 @@ fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str) -> Result<
         "TSBS-like queries on {} rows ({HOSTS} hosts x {epochs} epochs of 10 s) stored each way, after VACUUM ANALYZE; median of {runs} warm runs (one unmeasured run first), ms.\n",
         HOSTS * epochs
     );
-    let names: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = cases.iter().map(|(n, _, _)| *n).collect();
     println!("| query | {} |", names.join(" | "));
     println!("|---|{}", "---:|".repeat(names.len()));
     for (label, q) in &queries {
@@ -881,7 +932,14 @@ fn main() {
 }
 
 fn real_main(opts: &Options) -> Result<()> {
-    let cluster = Cluster::builder()
+    let tsdb = timescaledb_installed();
+    let mut builder = Cluster::builder();
+    if tsdb {
+        builder = builder
+            .setting("shared_preload_libraries", "'bidim,timescaledb'")
+            .setting("timescaledb.telemetry_level", "off");
+    }
+    let cluster = builder
         .setting("shared_buffers", "'1GB'")
         .setting("max_wal_size", "'16GB'")
         .setting("checkpoint_timeout", "'30min'")
@@ -919,6 +977,9 @@ fn real_main(opts: &Options) -> Result<()> {
             peers.join(", ")
         }
     );
+    if tsdb {
+        println!("- timescaledb preloaded (built from ../shared/peers/ by scripts/bench.sh)");
+    }
     println!("- {} runs per case, median reported", opts.runs);
 
     let file = cluster.dir.join("cpu.tsv");
@@ -942,7 +1003,7 @@ fn real_main(opts: &Options) -> Result<()> {
         retention_workload(&mut c, opts.rows, file)?;
     }
     if opts.workloads.iter().any(|n| n == "queries") {
-        query_workload(&mut c, opts.rows, opts.runs, file)?;
+        query_workload(&mut c, opts.rows, opts.runs, file, tsdb)?;
     }
     if opts.workloads.iter().any(|n| n == "chunks") {
         chunks_workload(&mut c, opts.rows, opts.runs)?;

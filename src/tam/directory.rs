@@ -63,13 +63,19 @@ pub struct ChunkRow {
     /// The exact first and last time of the chunk's rows (inclusive), once measured.
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
+    /// `key_lo`/`key_hi` parsed, once (pruning asks for every chunk, every rescan).
+    pub parsed_keys: std::cell::OnceCell<(Option<Key>, Option<Key>)>,
 }
 
 impl ChunkRow {
     /// Whether the chunk's key range may hold `k`.
     pub fn may_hold(&self, kind: KeyKind, k: &Key) -> bool {
-        let lo = self.key_lo.as_deref().and_then(|s| Key::parse(kind, s));
-        let hi = self.key_hi.as_deref().and_then(|s| Key::parse(kind, s));
+        let (lo, hi) = self.parsed_keys.get_or_init(|| {
+            (
+                self.key_lo.as_deref().and_then(|s| Key::parse(kind, s)),
+                self.key_hi.as_deref().and_then(|s| Key::parse(kind, s)),
+            )
+        });
         keyrange::contains(lo.as_ref(), hi.as_ref(), k)
     }
 
@@ -178,6 +184,7 @@ mod tests {
             sealed_xid: None,
             min_time: None,
             max_time: None,
+            parsed_keys: Default::default(),
         }
     }
 

@@ -239,6 +239,7 @@ pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Ve
                 sealed_xid: r.i64("sealed_xid").map(|x| x as u64),
                 min_time: r.i64("min_time"),
                 max_time: r.i64("max_time"),
+                parsed_keys: Default::default(),
             })
         });
     }

@@ -140,6 +140,7 @@ mod tests {
             sealed_xid: None,
             min_time: None,
             max_time: None,
+            parsed_keys: Default::default(),
         };
         let chunks = vec![
             chunk(1, 0, None, Some("100")),
