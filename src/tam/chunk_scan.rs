@@ -36,7 +36,7 @@ pub(super) enum Reader {
     Merge { inputs: *mut MergeInput, n: i32 },
 }
 
-/// One chunk of a [`Reader::Merge`]: its index scan and the row it is at.
+/// One chunk of a [`Reader::Merge`]: its index scan (once opened) and the row it is at.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(super) struct MergeInput {
@@ -45,6 +45,12 @@ pub(super) struct MergeInput {
     scan: pg_sys::IndexScanDesc,
     slot: *mut pg_sys::TupleTableSlot,
     ordinal: u32,
+    relid: pg_sys::Oid,
+    /// The time no row of the chunk passes in the scan's direction: its last time
+    /// (descending) or first time (ascending), from its measured bounds or partition.
+    bound: i64,
+    /// Whether the index scan has been opened.
+    opened: bool,
     /// Whether `slot` holds a row (else the input is exhausted).
     live: bool,
     /// The time of that row.
@@ -85,6 +91,8 @@ pub(super) struct BidimScan {
     time_attnum: i16,
     /// palloc'd start index of every unit in `chunks`, and `nchunks` after the last.
     units: *mut i32,
+    /// palloc'd time span [lo, hi) of every chunk (ordered scans).
+    spans: *mut (i64, i64),
     nunits: i32,
     cur_unit: i32,
 }
@@ -158,6 +166,7 @@ pub(crate) fn begin_ordered_scan_of(
     rel: pg_sys::Relation,
     snapshot: pg_sys::Snapshot,
     chunks: &[(u32, pg_sys::Oid)],
+    spans: &[(i64, i64)],
     unit_starts: &[i32],
     index_keys: &[pg_sys::ScanKeyData],
     order: i32,
@@ -182,6 +191,7 @@ pub(crate) fn begin_ordered_scan_of(
         s.order = order;
         s.time_attnum = time_attnum;
         s.units = palloc_array(&bounds);
+        s.spans = palloc_array(spans);
         s.nunits = unit_starts.len() as i32;
         s.cur_unit = -1;
     }
@@ -390,56 +400,46 @@ fn next_from_index(
     found
 }
 
-/// Opens unit `u` of an ordered scan: every chunk of one time partition, each read
-/// through its (key, time) index in the scan's direction, merged by time.
+/// Starts unit `u` of an ordered scan: every chunk of one time partition, each to be
+/// read through its (key, time) index in the scan's direction, merged by time. The
+/// chunks are opened lazily, in the order of their bounds: a chunk whose rows cannot
+/// come before the merge's current row is not opened yet (`ORDER BY time DESC LIMIT 1`
+/// opens only the newest chunk when chunk spans do not overlap).
 fn start_unit(s: &mut BidimScan, u: i32) {
     end_chunk_scan(s);
     // SAFETY: the scan's own context outlives the unit; units has nunits + 1 entries,
-    // chunks nchunks; each chunk is opened, its index scanned with the scan's keys.
+    // chunks and spans nchunks.
     unsafe {
         let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
         let from = *s.units.add(u as usize);
         let to = *s.units.add(u as usize + 1);
-        let key_attnum = config::config(s.base.rs_rd).key_attnum;
-        let direction = if s.order < 0 {
-            pg_sys::ScanDirection::BackwardScanDirection
+        let mut inputs: Vec<MergeInput> = (from..to)
+            .map(|idx| {
+                let (ordinal, relid) = *s.chunks.add(idx as usize);
+                let (lo, hi) = *s.spans.add(idx as usize);
+                MergeInput {
+                    chunk: std::ptr::null_mut(),
+                    index: std::ptr::null_mut(),
+                    scan: std::ptr::null_mut(),
+                    slot: std::ptr::null_mut(),
+                    ordinal,
+                    relid,
+                    bound: if s.order < 0 {
+                        hi.saturating_sub(1)
+                    } else {
+                        lo
+                    },
+                    opened: false,
+                    live: false,
+                    time: 0,
+                }
+            })
+            .collect();
+        // Most promising first: latest last time (descending), earliest first time.
+        if s.order < 0 {
+            inputs.sort_by_key(|i| std::cmp::Reverse(i.bound));
         } else {
-            pg_sys::ScanDirection::ForwardScanDirection
-        };
-        let mut inputs = Vec::with_capacity((to - from) as usize);
-        for idx in from..to {
-            let (ordinal, relid) = *s.chunks.add(idx as usize);
-            let chunk = pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-            if chunk.is_null() {
-                dropped_meanwhile(s);
-            }
-            let Some(index) = delegate::chunk_index(chunk, pg_sys::AccessShareLock)
-                .and_then(|i| delegate::keyed_on(i, key_attnum))
-            else {
-                raise(
-                    PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-                    format!(
-                        "bidim: chunk {ordinal} of table \"{}\" has no (key, time) index",
-                        rel_name(s.base.rs_rd)
-                    ),
-                    Some("SET bidim.enable_pruning = off reads the table without it."),
-                );
-            };
-            let scan = pg_sys::index_beginscan(chunk, index, s.base.rs_snapshot, s.nikeys, 0);
-            pg_sys::index_rescan(scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
-            let slot =
-                pg_sys::MakeSingleTupleTableSlot((*chunk).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
-            let mut input = MergeInput {
-                chunk,
-                index,
-                scan,
-                slot,
-                ordinal,
-                live: false,
-                time: 0,
-            };
-            advance(&mut input, direction, s.time_attnum);
-            inputs.push(input);
+            inputs.sort_by_key(|i| i.bound);
         }
         s.reader = Reader::Merge {
             inputs: palloc_array(&inputs),
@@ -448,6 +448,48 @@ fn start_unit(s: &mut BidimScan, u: i32) {
         s.cur_unit = u;
         pg_sys::MemoryContextSwitchTo(old);
     }
+}
+
+/// Opens a merge input's chunk and index scan and moves it to its first row.
+fn open_input(s: &BidimScan, input: &mut MergeInput) {
+    // SAFETY: the scan's own context outlives the unit; the chunk is opened, its index
+    // scanned with the scan's keys into a slot of the chunk's descriptor.
+    unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
+        let key_attnum = config::config(s.base.rs_rd).key_attnum;
+        let chunk =
+            pg_sys::try_table_open(input.relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        if chunk.is_null() {
+            dropped_meanwhile(s);
+        }
+        let Some(index) = delegate::chunk_index(chunk, pg_sys::AccessShareLock)
+            .and_then(|i| delegate::keyed_on(i, key_attnum))
+        else {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!(
+                    "bidim: chunk {} of table \"{}\" has no (key, time) index",
+                    input.ordinal,
+                    rel_name(s.base.rs_rd)
+                ),
+                Some("SET bidim.enable_pruning = off reads the table without it."),
+            );
+        };
+        input.chunk = chunk;
+        input.index = index;
+        input.scan = pg_sys::index_beginscan(chunk, index, s.base.rs_snapshot, s.nikeys, 0);
+        pg_sys::index_rescan(input.scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
+        input.slot =
+            pg_sys::MakeSingleTupleTableSlot((*chunk).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+        input.opened = true;
+        pg_sys::MemoryContextSwitchTo(old);
+    }
+    let direction = if s.order < 0 {
+        pg_sys::ScanDirection::BackwardScanDirection
+    } else {
+        pg_sys::ScanDirection::ForwardScanDirection
+    };
+    advance(input, direction, s.time_attnum);
 }
 
 /// Moves a merge input to its next row (in `direction`), reading the row's time.
@@ -474,6 +516,29 @@ fn next_from_merge(
 ) -> bool {
     // SAFETY: inputs holds n initialized inputs, owned by this reader.
     let inputs = unsafe { std::slice::from_raw_parts_mut(inputs, n as usize) };
+    // Open every chunk whose rows may come before the best row of the open ones (the
+    // unopened ones are in bound order, so stop at the first that cannot).
+    loop {
+        let best = inputs
+            .iter()
+            .filter(|i| i.live)
+            .map(|i| i.time)
+            .reduce(|a, b| if s.order < 0 { a.max(b) } else { a.min(b) });
+        let Some(next) = inputs.iter().position(|i| !i.opened) else {
+            break;
+        };
+        let may_come_first = match best {
+            None => true,
+            Some(b) if s.order < 0 => inputs[next].bound >= b,
+            Some(b) => inputs[next].bound <= b,
+        };
+        if !may_come_first {
+            break;
+        }
+        let mut input = inputs[next];
+        open_input(s, &mut input);
+        inputs[next] = input;
+    }
     let pick = inputs
         .iter()
         .enumerate()
@@ -505,9 +570,12 @@ fn next_from_merge(
 }
 
 fn end_merge_reader(inputs: *mut MergeInput, n: i32) {
-    // SAFETY: every input was opened by start_unit and is closed once here.
+    // SAFETY: every opened input is closed once here.
     unsafe {
-        for i in std::slice::from_raw_parts(inputs, n as usize) {
+        for i in std::slice::from_raw_parts(inputs, n as usize)
+            .iter()
+            .filter(|i| i.opened)
+        {
             pg_sys::index_endscan(i.scan);
             pg_sys::index_close(i.index, pg_sys::NoLock as pg_sys::LOCKMODE);
             pg_sys::ExecDropSingleTupleTableSlot(i.slot);
@@ -556,6 +624,9 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
         }
         if !s.units.is_null() {
             pg_sys::pfree(s.units as *mut std::ffi::c_void);
+        }
+        if !s.spans.is_null() {
+            pg_sys::pfree(s.spans as *mut std::ffi::c_void);
         }
         pg_sys::pfree(scan as *mut std::ffi::c_void);
     }

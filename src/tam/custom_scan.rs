@@ -1020,6 +1020,7 @@ fn start(st: *mut BidimScanState) {
             }
             let chunks: Vec<(u32, pg_sys::Oid)> =
                 ordered.iter().map(|c| (c.chunk_id, c.chunk_rel)).collect();
+            let spans: Vec<(i64, i64)> = ordered.iter().map(|c| c.time_span()).collect();
             // Without index keys (no row can match) nothing is read.
             let (chunks, units) = if keys.is_empty() {
                 (Vec::new(), Vec::new())
@@ -1030,6 +1031,7 @@ fn start(st: *mut BidimScanState) {
                 rel,
                 snapshot,
                 &chunks,
+                &spans,
                 &units,
                 &keys,
                 (*st).order,
