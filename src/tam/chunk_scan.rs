@@ -484,12 +484,17 @@ fn open_input(s: &BidimScan, input: &mut MergeInput) {
         input.opened = true;
         pg_sys::MemoryContextSwitchTo(old);
     }
-    let direction = if s.order < 0 {
+    let direction = merge_direction(s);
+    advance(input, direction, s.time_attnum);
+}
+
+/// The index direction of an ordered scan: backward for newest first.
+fn merge_direction(s: &BidimScan) -> pg_sys::ScanDirection::Type {
+    if s.order < 0 {
         pg_sys::ScanDirection::BackwardScanDirection
     } else {
         pg_sys::ScanDirection::ForwardScanDirection
-    };
-    advance(input, direction, s.time_attnum);
+    }
 }
 
 /// Moves a merge input to its next row (in `direction`), reading the row's time.
@@ -556,11 +561,7 @@ fn next_from_merge(
     let Some(k) = pick else {
         return false;
     };
-    let direction = if s.order < 0 {
-        pg_sys::ScanDirection::BackwardScanDirection
-    } else {
-        pg_sys::ScanDirection::ForwardScanDirection
-    };
+    let direction = merge_direction(s);
     // SAFETY: copies the input's row into the caller's slot (which keeps its own pin
     // and tuple header), before the input moves on.
     unsafe { pg_sys::ExecCopySlot(slot, inputs[k].slot) };

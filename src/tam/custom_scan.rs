@@ -188,17 +188,7 @@ fn operand_condition(
         if opno == pg_sys::InvalidOid || !pg_sys::op_in_opfamily(opno, opfamily) {
             return None;
         }
-        let mut strategy = 0;
-        let mut lefttype = pg_sys::InvalidOid;
-        let mut righttype = pg_sys::InvalidOid;
-        pg_sys::get_op_opfamily_properties(
-            opno,
-            opfamily,
-            false,
-            &mut strategy,
-            &mut lefttype,
-            &mut righttype,
-        );
+        let (strategy, lefttype, righttype) = op_properties(opno, opfamily);
         if lefttype != intype || (!cross_type && righttype != intype) {
             return None;
         }
@@ -210,6 +200,25 @@ fn operand_condition(
             is_set: false,
         })
     }
+}
+
+/// (strategy, left type, right type) of operator `opno` in `opfamily`, which must hold it.
+fn op_properties(opno: pg_sys::Oid, opfamily: pg_sys::Oid) -> (i32, pg_sys::Oid, pg_sys::Oid) {
+    let mut strategy = 0;
+    let mut lefttype = pg_sys::InvalidOid;
+    let mut righttype = pg_sys::InvalidOid;
+    // SAFETY: a catalog lookup of an operator the caller checked is in the family.
+    unsafe {
+        pg_sys::get_op_opfamily_properties(
+            opno,
+            opfamily,
+            false,
+            &mut strategy,
+            &mut lefttype,
+            &mut righttype,
+        )
+    };
+    (strategy, lefttype, righttype)
 }
 
 /// The key set `column = ANY (array)` (`column IN (...)` is the same node) puts on
@@ -240,17 +249,7 @@ fn set_condition(
         if !pg_sys::op_in_opfamily(opno, opfamily) {
             return None;
         }
-        let mut strategy = 0;
-        let mut lefttype = pg_sys::InvalidOid;
-        let mut righttype = pg_sys::InvalidOid;
-        pg_sys::get_op_opfamily_properties(
-            opno,
-            opfamily,
-            false,
-            &mut strategy,
-            &mut lefttype,
-            &mut righttype,
-        );
+        let (strategy, lefttype, righttype) = op_properties(opno, opfamily);
         (strategy == EQ && lefttype == intype).then_some(Cond {
             strategy,
             operand: right,
@@ -912,30 +911,24 @@ fn start(st: *mut BidimScanState) {
         };
         let bytewise = key_collation == pg_sys::InvalidOid
             || pg_sys::get_collation_isdeterministic(key_collation);
-        let (wanted_keys, wanted_sets): (Vec<Key>, Vec<Vec<Key>>) = if bytewise {
-            (
-                key_conds
+        let cond_keys: Vec<Key> = key_conds
+            .iter()
+            .filter_map(|&(_, righttype, v)| route::datum_key(cfg.key_kind, righttype, v))
+            .collect();
+        let set_keys: Vec<Vec<Key>> = key_sets
+            .iter()
+            .map(|(_, elemtype, _, elems)| {
+                elems
                     .iter()
-                    .filter_map(|&(_, righttype, v)| route::datum_key(cfg.key_kind, righttype, v))
-                    .collect(),
-                key_sets
-                    .iter()
-                    .map(|(_, elemtype, _, elems)| {
-                        elems
-                            .iter()
-                            .filter_map(|&e| route::datum_key(cfg.key_kind, *elemtype, e))
-                            .collect()
-                    })
-                    .collect(),
-            )
+                    .filter_map(|&e| route::datum_key(cfg.key_kind, *elemtype, e))
+                    .collect()
+            })
+            .collect();
+        let kept = if bytewise {
+            chunks_to_read(all, range, cfg.key_kind, &cond_keys, &set_keys)
         } else {
-            (Vec::new(), Vec::new())
+            chunks_to_read(all, range, cfg.key_kind, &[], &[])
         };
-        let chosen: Vec<(u32, pg_sys::Oid)> =
-            chunks_to_read(all, range, cfg.key_kind, &wanted_keys, &wanted_sets)
-                .iter()
-                .map(|c| (c.chunk_id, c.chunk_rel))
-                .collect();
         let mut keys = Vec::new();
         if let (false, Some((lo, hi))) = (key_conds.is_empty() && key_sets.is_empty(), range) {
             let desc = (*rel).rd_att;
@@ -988,26 +981,16 @@ fn start(st: *mut BidimScanState) {
                 }
             }
         }
-        let mut named: Vec<Key> = key_conds
-            .iter()
-            .filter_map(|&(_, righttype, v)| route::datum_key(cfg.key_kind, righttype, v))
-            .chain(key_sets.iter().flat_map(|(_, elemtype, _, elems)| {
-                elems
-                    .iter()
-                    .filter_map(|&e| route::datum_key(cfg.key_kind, *elemtype, e))
-                    .collect::<Vec<_>>()
-            }))
-            .collect();
+        let mut named: Vec<&Key> = cond_keys.iter().chain(set_keys.iter().flatten()).collect();
         named.sort_unstable();
         named.dedup();
         (*st).keys_named = named.len() as i64;
         (*st).chunks_total = all.len() as i64;
-        (*st).chunks_scanned = chosen.len() as i64;
+        (*st).chunks_scanned = kept.len() as i64;
         (*st).by_index = !keys.is_empty();
         if (*st).order != 0 {
             // Chunks in time order (ties: chunk order), one unit per time partition.
-            let mut ordered: Vec<&ChunkRow> =
-                chunks_to_read(all, range, cfg.key_kind, &wanted_keys, &wanted_sets);
+            let mut ordered = kept;
             ordered.sort_by_key(|c| (c.time_lo, c.chunk_id));
             if (*st).order < 0 {
                 ordered.reverse();
@@ -1021,12 +1004,6 @@ fn start(st: *mut BidimScanState) {
             let chunks: Vec<(u32, pg_sys::Oid)> =
                 ordered.iter().map(|c| (c.chunk_id, c.chunk_rel)).collect();
             let spans: Vec<(i64, i64)> = ordered.iter().map(|c| c.time_span()).collect();
-            // Without index keys (no row can match) nothing is read.
-            let (chunks, units) = if keys.is_empty() {
-                (Vec::new(), Vec::new())
-            } else {
-                (chunks, units)
-            };
             (*st).scan = chunk_scan::begin_ordered_scan_of(
                 rel,
                 snapshot,
@@ -1040,6 +1017,8 @@ fn start(st: *mut BidimScanState) {
             (*st).started = true;
             return;
         }
+        let chosen: Vec<(u32, pg_sys::Oid)> =
+            kept.iter().map(|c| (c.chunk_id, c.chunk_rel)).collect();
         let flags = pg_sys::ScanOptions::SO_TYPE_SEQSCAN
             | pg_sys::ScanOptions::SO_ALLOW_STRAT
             | pg_sys::ScanOptions::SO_ALLOW_SYNC

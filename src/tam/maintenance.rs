@@ -45,7 +45,10 @@ fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
         // extension owner, pinned path), as PostgreSQL's raw microseconds since
         // 2000-01-01 (extract(epoch ...) is exact numeric).
         let raw = |agg: &str| {
-            format!("((extract(epoch FROM {agg}({time})) - 946684800) * 1000000)::int8")
+            format!(
+                "((pg_catalog.extract('epoch', pg_catalog.{agg}({time})) OPERATOR(pg_catalog.-) 946684800)
+                  OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8"
+            )
         };
         let (lo, hi) = spi_or_raise(
             Spi::get_two::<i64, i64>(&format!(
@@ -63,7 +66,7 @@ fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
         spi_or_raise(
             Spi::run_with_args(
                 "UPDATE bidim.chunk SET min_time = $3, max_time = $4
-                 WHERE rel = $1 AND chunk_id = $2",
+                 WHERE rel OPERATOR(pg_catalog.=) $1 AND chunk_id OPERATOR(pg_catalog.=) $2",
                 &[
                     t.into(),
                     (c.chunk_id as i32).into(),
