@@ -34,9 +34,15 @@ CREATE TABLE bidim.chunk (
     sealed_xid xid8,
     min_time   timestamptz,
     max_time   timestamptz,
+    -- the chunk's size in blocks when its bounds were measured (the planner's size
+    -- estimate reads it instead of opening every chunk)
+    pages      int8,
     PRIMARY KEY (rel, chunk_id)
 );
 COMMENT ON TABLE bidim.chunk IS 'bidim: chunk directory (one row per chunk; internal)';
+-- A query's scan reads the directory rows of the partitions that end after its lower
+-- time bound only (src/tam/directory_io.rs, read_chunks_ending_after).
+CREATE INDEX chunk_rel_time_hi_idx ON bidim.chunk (rel, time_hi);
 
 -- Key ranges of each table: no row means the single range 0 covering every key. A
 -- split marks its range 'split' and adds two 'active' halves; chunks keep the bounds

@@ -335,8 +335,15 @@ fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str, tsdb: bool
         ("whole table, avg", "SELECT count(*), avg(usage_user) FROM {t}".to_string()),
         // TSBS's own SQL shapes: hosts chosen by a subquery on the tags table.
         ("single-groupby-1-1-1", format!("SELECT date_trunc('minute', time) m, max(usage_user) FROM {{t}} WHERE tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_42')) AND time >= {s} AND time < {s} + interval '1 hour' GROUP BY 1 ORDER BY 1")),
+        ("single-groupby-1-1-12", format!("SELECT date_trunc('minute', time) m, max(usage_user) FROM {{t}} WHERE tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_42')) AND time >= {s} AND time < {s} + interval '12 hours' GROUP BY 1 ORDER BY 1")),
+        ("single-groupby-1-8-1", format!("SELECT date_trunc('minute', time) m, max(usage_user) FROM {{t}} WHERE tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_1', 'host_50', 'host_99', 'host_200', 'host_333', 'host_512', 'host_700', 'host_999')) AND time >= {s} AND time < {s} + interval '1 hour' GROUP BY 1 ORDER BY 1")),
+        ("single-groupby-5-1-1", format!("SELECT date_trunc('minute', time) m, max(usage_user), max(usage_system), max(usage_idle), max(usage_nice), max(usage_iowait) FROM {{t}} WHERE tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_42')) AND time >= {s} AND time < {s} + interval '1 hour' GROUP BY 1 ORDER BY 1")),
         ("single-groupby-5-8-1", format!("SELECT date_trunc('minute', time) m, max(usage_user), max(usage_system), max(usage_idle), max(usage_nice), max(usage_iowait) FROM {{t}} WHERE tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_1', 'host_50', 'host_99', 'host_200', 'host_333', 'host_512', 'host_700', 'host_999')) AND time >= {s} AND time < {s} + interval '1 hour' GROUP BY 1 ORDER BY 1")),
         ("cpu-max-all-8", format!("SELECT date_trunc('hour', time) h, max(usage_user), max(usage_system), max(usage_idle), max(usage_nice), max(usage_iowait), max(usage_irq), max(usage_softirq), max(usage_steal), max(usage_guest), max(usage_guest_nice) FROM {{t}} WHERE tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_1', 'host_50', 'host_99', 'host_200', 'host_333', 'host_512', 'host_700', 'host_999')) AND time >= {s} AND time < {s} + interval '8 hours' GROUP BY 1 ORDER BY 1")),
+        ("cpu-max-all-1", format!("SELECT date_trunc('hour', time) h, max(usage_user), max(usage_system), max(usage_idle), max(usage_nice), max(usage_iowait), max(usage_irq), max(usage_softirq), max(usage_steal), max(usage_guest), max(usage_guest_nice) FROM {{t}} WHERE tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_42')) AND time >= {s} AND time < {s} + interval '8 hours' GROUP BY 1 ORDER BY 1")),
+        ("double-groupby-1", format!("WITH a AS (SELECT date_trunc('hour', time) h, tags_id, avg(usage_user) u FROM {{t}} WHERE time >= {s} AND time < {s} + interval '12 hours' GROUP BY 1, 2) SELECT h, tags.hostname, u FROM a JOIN tags ON a.tags_id = tags.id ORDER BY h, tags.hostname")),
+        ("double-groupby-all", format!("WITH a AS (SELECT date_trunc('hour', time) h, tags_id, avg(usage_user) u1, avg(usage_system) u2, avg(usage_idle) u3, avg(usage_nice) u4, avg(usage_iowait) u5, avg(usage_irq) u6, avg(usage_softirq) u7, avg(usage_steal) u8, avg(usage_guest) u9, avg(usage_guest_nice) u10 FROM {{t}} WHERE time >= {s} AND time < {s} + interval '12 hours' GROUP BY 1, 2) SELECT h, tags.hostname, u1, u2, u3, u4, u5, u6, u7, u8, u9, u10 FROM a JOIN tags ON a.tags_id = tags.id ORDER BY h, tags.hostname")),
+        ("high-cpu-all", format!("SELECT * FROM {{t}} WHERE usage_user > 90.0 AND time >= {s} AND time < {s} + interval '12 hours'")),
         ("high-cpu-1", format!("SELECT * FROM {{t}} WHERE usage_user > 90.0 AND time >= {s} AND time < {s} + interval '12 hours' AND tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_7'))")),
         ("lastpoint", "SELECT DISTINCT ON (t.hostname) * FROM tags t INNER JOIN LATERAL (SELECT * FROM {t} c WHERE c.tags_id = t.id ORDER BY time DESC LIMIT 1) AS b ON true ORDER BY t.hostname, b.time DESC".to_string()),
         ("groupby-orderby-limit", format!("SELECT date_trunc('minute', time) m, max(usage_user) FROM {{t}} WHERE time < {s} GROUP BY 1 ORDER BY 1 DESC LIMIT 5")),
@@ -350,7 +357,13 @@ fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str, tsdb: bool
     let names: Vec<&str> = cases.iter().map(|(n, _, _)| *n).collect();
     println!("| query | {} |", names.join(" | "));
     println!("|---|{}", "---:|".repeat(names.len()));
+    // BIDIM_QUERIES=lastpoint,high-cpu runs the queries whose labels contain one of
+    // these (default: all).
+    let only = std::env::var("BIDIM_QUERIES").unwrap_or_default();
     for (label, q) in &queries {
+        if !only.is_empty() && !only.split(',').any(|w| label.contains(w.trim())) {
+            continue;
+        }
         let mut cells = Vec::new();
         let mut answers = Vec::new();
         for (i, t) in tables.iter().enumerate() {
@@ -840,6 +853,106 @@ fn chunks_workload(c: &mut Client, rows: i64, runs: usize) -> Result<()> {
     )
 }
 
+/// Planning and execution time as a table grows from 100 to 10,000 chunks (one-hour
+/// partitions of 5 series each, sealed and measured as the maintenance job leaves
+/// them), with heap + btree(series_id, ts) holding the same rows as the reference.
+/// BIDIM_PLANNING_CHUNKS=100,1000 picks the sizes.
+fn planning_workload(c: &mut Client, runs: usize) -> Result<()> {
+    let sizes: Vec<i64> = std::env::var("BIDIM_PLANNING_CHUNKS")
+        .unwrap_or_else(|_| "100,1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    println!("\n### planning\n");
+    println!("Planning / execution time (ms, median of {runs} runs after one unmeasured run, EXPLAIN ANALYZE) on tables of 1-hour partitions holding 5 series each; the newest partition is the last hour.\n");
+    println!("| chunks | query | bidim planning | bidim execution | heap + btree planning | heap + btree execution |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    for n in sizes {
+        eprintln!("== planning: {n} chunks");
+        exec(
+            c,
+            "DROP TABLE IF EXISTS pl_b, pl_h;
+             CREATE TABLE pl_b (series_id int, ts timestamptz, v float8) USING bidim;
+             SELECT bidim.configure('pl_b', key_column => 'series_id', time_column => 'ts', partition_interval => '1 hour');
+             CREATE TABLE pl_h (series_id int, ts timestamptz, v float8)",
+        )?;
+        // A statement per 250 partitions: each new chunk holds its locks to commit.
+        let mut h = 0;
+        while h < n {
+            let last = (h + 250).min(n) - 1;
+            exec(
+                c,
+                &format!(
+                    "INSERT INTO pl_b SELECT s, timestamptz '2024-01-01' + make_interval(hours => h, mins => s), h
+                     FROM generate_series({h}, {last}) h, generate_series(1, 5) s"
+                ),
+            )?;
+            h = last + 1;
+        }
+        exec(
+            c,
+            "INSERT INTO pl_h SELECT * FROM pl_b; CREATE INDEX ON pl_h (series_id, ts);
+             SELECT bidim.seal('pl_b')",
+        )?;
+        exec(c, "VACUUM ANALYZE pl_b")?;
+        exec(c, "VACUUM ANALYZE pl_h")?;
+        // What the maintenance job does over a few minutes: measure every chunk.
+        loop {
+            exec(c, "SELECT bidim._maintain()")?;
+            let left: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM bidim.chunk WHERE rel = 'pl_b'::regclass AND pages IS NULL",
+                    &[],
+                )
+                .map_err(|e| e.to_string())?
+                .get(0);
+            if left == 0 {
+                break;
+            }
+        }
+        let end = format!("timestamptz '2024-01-01' + interval '{n} hours'");
+        let mid = format!("timestamptz '2024-01-01' + interval '{} hours'", n / 2);
+        let queries = [
+            ("1 series, last 2 h", format!("SELECT * FROM {{t}} WHERE series_id = 3 AND ts >= {end} - interval '2 hours'")),
+            ("1 series, 2 h mid-history", format!("SELECT * FROM {{t}} WHERE series_id = 3 AND ts >= {mid} AND ts < {mid} + interval '2 hours'")),
+            ("1 series, last point", "SELECT * FROM {t} WHERE series_id = 3 ORDER BY ts DESC LIMIT 1".to_string()),
+            ("all series, last 2 h", format!("SELECT count(*) FROM {{t}} WHERE ts >= {end} - interval '2 hours'")),
+        ];
+        for (label, q) in &queries {
+            let mut cells = Vec::new();
+            for t in ["pl_b", "pl_h"] {
+                let sql = format!("EXPLAIN (ANALYZE, SUMMARY) {}", q.replace("{t}", t));
+                let (mut plan, mut run) = (Vec::new(), Vec::new());
+                for i in 0..=runs.max(1) {
+                    let lines = c
+                        .query(sql.as_str(), &[])
+                        .map_err(|e| format!("{sql}: {e}"))?;
+                    // "Planning Time: 0.123 ms", "Execution Time: 4.567 ms"
+                    let ms = |what: &str| {
+                        lines
+                            .iter()
+                            .filter_map(|r| {
+                                r.get::<_, String>(0)
+                                    .trim()
+                                    .strip_prefix(what)
+                                    .map(str::to_string)
+                            })
+                            .find_map(|v| v.trim_end_matches(" ms").trim().parse::<f64>().ok())
+                            .unwrap_or(f64::NAN)
+                    };
+                    if i > 0 {
+                        plan.push(ms("Planning Time:"));
+                        run.push(ms("Execution Time:"));
+                    }
+                }
+                cells.push(format!("{:.2} | {:.2}", median(&plan), median(&run)));
+            }
+            println!("| {n} | {label} | {} |", cells.join(" | "));
+        }
+    }
+    exec(c, "DROP TABLE IF EXISTS pl_b, pl_h")
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -986,7 +1099,16 @@ fn real_main(opts: &Options) -> Result<()> {
     let file = file.to_str().ok_or("temp path is not UTF-8")?;
     let all = vec![copy_workload(opts.rows, file)];
     for name in &opts.workloads {
-        if !["ingest", "queries", "retention", "sketch", "tags", "chunks"].contains(&name.as_str())
+        if ![
+            "ingest",
+            "queries",
+            "retention",
+            "sketch",
+            "tags",
+            "chunks",
+            "planning",
+        ]
+        .contains(&name.as_str())
             && !all.iter().any(|w| w.name == name)
         {
             return Err(format!("unknown workload {name}"));
@@ -1007,6 +1129,9 @@ fn real_main(opts: &Options) -> Result<()> {
     }
     if opts.workloads.iter().any(|n| n == "chunks") {
         chunks_workload(&mut c, opts.rows, opts.runs)?;
+    }
+    if opts.workloads.iter().any(|n| n == "planning") {
+        planning_workload(&mut c, opts.runs)?;
     }
     if opts.workloads.iter().any(|n| n == "tags") {
         tags_workload(&mut c, opts.rows, opts.runs)?;

@@ -6,11 +6,13 @@
 
 use super::cell::Cell;
 use super::config::TableConfig;
+use super::directory::ChunkRow;
 use super::keyrange::{self, Key};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// The hot chunk this backend routes a cell's rows to.
 #[derive(Clone, Debug)]
@@ -46,10 +48,21 @@ struct TableCache {
     ranges: Option<Vec<keyrange::Range>>,
     /// ordinal -> the cell the chunk was made for.
     chunk_cells: HashMap<u32, ChunkCell>,
+    /// The directory as last committed, for the planner's estimates.
+    planning: Option<Rc<Vec<ChunkRow>>>,
 }
 
 thread_local! {
     static CACHE: RefCell<HashMap<pg_sys::Oid, TableCache>> = RefCell::new(HashMap::new());
+    /// Counts invalidations (of any table), so a reader can tell one arrived while it
+    /// read.
+    static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The invalidation count: compare it before and after a read to know whether what was
+/// read may already be stale.
+pub fn generation() -> u64 {
+    GENERATION.with(|g| g.get())
 }
 
 fn with_table<R>(facade: pg_sys::Oid, f: impl FnOnce(&mut TableCache) -> R) -> R {
@@ -82,6 +95,15 @@ pub fn with_ranges<R, F: FnOnce(&[keyrange::Range]) -> R>(
 
 pub fn set_ranges(facade: pg_sys::Oid, ranges: Vec<keyrange::Range>) {
     with_table(facade, |t| t.ranges = Some(ranges));
+}
+
+/// The directory rows the planner estimates from, if cached.
+pub fn planning_chunks(facade: pg_sys::Oid) -> Option<Rc<Vec<ChunkRow>>> {
+    CACHE.with(|c| c.borrow().get(&facade).and_then(|t| t.planning.clone()))
+}
+
+pub fn set_planning_chunks(facade: pg_sys::Oid, rows: Rc<Vec<ChunkRow>>) {
+    with_table(facade, |t| t.planning = Some(rows));
 }
 
 /// The cached hot chunk of `cell`.
@@ -117,6 +139,7 @@ pub fn set_chunk_cell(facade: pg_sys::Oid, ordinal: u32, cell: &ChunkCell) {
 
 /// Forget everything cached about `facade` (InvalidOid: about every table).
 pub fn invalidate(facade: pg_sys::Oid) {
+    GENERATION.with(|g| g.set(g.get() + 1));
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if facade == pg_sys::InvalidOid {

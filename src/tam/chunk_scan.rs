@@ -8,7 +8,8 @@
 
 use super::config;
 use super::delegate::{
-    self, close_chunk, fix_slot, heap_call, open_chunk, rel_name, rel_oid, unsupported,
+    self, close_chunk, fix_slot, heap_call, open_chunk, rel_name, rel_oid, release_chunk,
+    unsupported,
 };
 use super::directory_io::read_chunks;
 use crate::error::raise;
@@ -254,21 +255,20 @@ pub(crate) fn begin_scan_of(
 
 /// Ends the current chunk's reader and closes the chunk.
 pub(super) fn end_chunk_scan(s: &mut BidimScan) {
+    let mut index = std::ptr::null_mut();
     match s.reader {
         Reader::None => {}
         Reader::Merge { inputs, n } => end_merge_reader(inputs, n),
         Reader::Heap(hs) => end_heap_reader(s, hs),
-        Reader::Index { index, scan } => {
-            // SAFETY: ends the index scan and closes the index we opened for this chunk.
-            unsafe {
-                pg_sys::index_endscan(scan);
-                pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-            }
+        Reader::Index { index: i, scan } => {
+            // SAFETY: ends the index scan we began on this chunk's index.
+            unsafe { pg_sys::index_endscan(scan) };
+            index = i;
         }
     }
     s.reader = Reader::None;
     if !s.chunk_rel.is_null() {
-        close_chunk(s.chunk_rel);
+        release_chunk(s.chunk_rel, index);
         s.chunk_rel = std::ptr::null_mut();
     }
 }
@@ -578,9 +578,8 @@ fn end_merge_reader(inputs: *mut MergeInput, n: i32) {
             .filter(|i| i.opened)
         {
             pg_sys::index_endscan(i.scan);
-            pg_sys::index_close(i.index, pg_sys::NoLock as pg_sys::LOCKMODE);
             pg_sys::ExecDropSingleTupleTableSlot(i.slot);
-            close_chunk(i.chunk);
+            release_chunk(i.chunk, i.index);
         }
         pg_sys::pfree(inputs as *mut std::ffi::c_void);
     }

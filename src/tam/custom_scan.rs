@@ -13,7 +13,7 @@
 //! total.
 
 use super::directory::ChunkRow;
-use super::directory_io::read_chunks;
+use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::keyrange::{Key, KeyKind};
 use super::prune::{bounds, chunks_to_read, EQ, GE, GT, LT};
 use super::{chunk_scan, config, handler, route};
@@ -394,7 +394,7 @@ unsafe extern "C-unwind" fn pathlist_hook(
             || (*rel).has_eclass_joins
             || !(*rel).joininfo.is_null();
         let directory = (wanted && pg_sys::ActiveSnapshotSet()).then(|| {
-            let chunks = read_chunks((*rte).relid, pg_sys::GetActiveSnapshot());
+            let chunks = planning_chunks((*rte).relid);
             let time = match &consts {
                 Some(conds) => bounds(conds),
                 None => Some((i64::MIN, i64::MAX)),
@@ -712,6 +712,7 @@ struct BidimScanState {
     scan: pg_sys::TableScanDesc,
     started: bool,
     chunks_scanned: i64,
+    /// Directory rows the last start considered.
     chunks_total: i64,
     /// Whether the chunks are read through their (key, time) index.
     by_index: bool,
@@ -724,7 +725,13 @@ struct BidimScanState {
     /// The directory rows, read once per execution under the query's snapshot and
     /// kept for rescans (a nested loop rescans once per outer row); dropped with the
     /// query's memory context.
-    directory: *mut Vec<ChunkRow>,
+    directory: *mut Directory,
+}
+
+/// The directory rows a scan has read: those of the partitions that end after `since`.
+struct Directory {
+    since: i64,
+    rows: Vec<ChunkRow>,
 }
 
 #[pg_guard]
@@ -891,17 +898,27 @@ fn start(st: *mut BidimScanState) {
         }
         let rel = (*st).css.ss.ss_currentRelation;
         let snapshot = (*ps.state).es_snapshot;
-        if (*st).directory.is_null() {
-            let rows = read_chunks((*rel).rd_id, snapshot);
-            (*st).directory =
-                pgrx::PgMemoryContexts::For((*ps.state).es_query_cxt).leak_and_drop_on_delete(rows);
-        }
-        let all: &[ChunkRow] = &*(*st).directory;
         let range = if impossible {
             None
         } else {
             bounds(&time_conds)
         };
+        // The directory rows of the partitions that end after the lower time bound,
+        // read again only when a rescan's bound is earlier than every read so far.
+        let since = range.map_or(i64::MAX, |(lo, _)| lo);
+        if (*st).directory.is_null() {
+            (*st).directory = pgrx::PgMemoryContexts::For((*ps.state).es_query_cxt)
+                .leak_and_drop_on_delete(Directory {
+                    since: i64::MAX,
+                    rows: Vec::new(),
+                });
+        }
+        let dir = &mut *(*st).directory;
+        if since < dir.since {
+            dir.rows = read_chunks_ending_after((*rel).rd_id, since, snapshot);
+            dir.since = since;
+        }
+        let all: &[ChunkRow] = &dir.rows;
         // Key equality also prunes by the key range each chunk was made for.
         let cfg = config::config(rel);
         let key_collation = {
@@ -1109,10 +1126,13 @@ unsafe extern "C-unwind" fn explain_scan(
     // SAFETY: reading our node; ExplainProperty* copy the strings.
     unsafe {
         if (*st).chunks_total > 0 || (*st).started {
+            // The scan read only the directory rows its time bounds need: the total is
+            // the table's (as last committed).
+            let total = planning_chunks((*(*st).css.ss.ss_currentRelation).rd_id).len();
             let text = format!(
                 "{} of {}{}{}",
                 (*st).chunks_scanned,
-                (*st).chunks_total,
+                total,
                 if (*st).by_index {
                     ", by (key, time) index"
                 } else {

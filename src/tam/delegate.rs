@@ -162,6 +162,33 @@ pub(super) fn close_chunk(rel: pg_sys::Relation) {
     unsafe { pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE) }
 }
 
+/// Closes a chunk a scan has read to the end and its index (`index`, if one was open).
+/// In READ COMMITTED it releases the AccessShareLock the scan took on them: a scan over
+/// thousands of chunks must not hold a lock on each to commit ("out of shared memory").
+/// A lock the transaction held before stays (lock counts are per holder), so does what
+/// its DML took. Safe because the scan is done with the chunk; reading it again (a
+/// rescan, a cursor moving back) opens and locks it again, and a chunk retention dropped
+/// meanwhile is an error then, not a silent gap. In REPEATABLE READ and SERIALIZABLE the
+/// locks stay to commit: retention waits, so the transaction's next read of the same
+/// rows gives the same answer.
+pub(super) fn release_chunk(rel: pg_sys::Relation, index: pg_sys::Relation) {
+    // SAFETY: reads this backend's isolation level.
+    let keep = unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
+    let mode = if keep {
+        pg_sys::NoLock
+    } else {
+        pg_sys::AccessShareLock
+    } as pg_sys::LOCKMODE;
+    // SAFETY: closes relations we opened with AccessShareLock, releasing that lock or
+    // (mode NoLock) keeping it to commit.
+    unsafe {
+        if !index.is_null() {
+            pg_sys::index_close(index, mode);
+        }
+        pg_sys::table_close(rel, mode);
+    }
+}
+
 /// Decodes the facade TID `t` and opens its chunk: (ordinal, chunk-local TID, chunk).
 pub(super) fn open_row_chunk(
     rel: pg_sys::Relation,

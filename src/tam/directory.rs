@@ -63,6 +63,8 @@ pub struct ChunkRow {
     /// The exact first and last time of the chunk's rows (inclusive), once measured.
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
+    /// The chunk's size in blocks when its bounds were measured.
+    pub pages: Option<i64>,
     /// `key_lo`/`key_hi` parsed, once (pruning asks for every chunk, every rescan).
     pub parsed_keys: std::cell::OnceCell<(Option<Key>, Option<Key>)>,
 }
@@ -184,6 +186,7 @@ mod tests {
             sealed_xid: None,
             min_time: None,
             max_time: None,
+            pages: None,
             parsed_keys: Default::default(),
         }
     }

@@ -112,6 +112,15 @@ impl Row<'_> {
     }
 }
 
+/// A condition on an index's second column: (its column's name, strategy, comparison
+/// function, value).
+type SecondKey = (
+    &'static std::ffi::CStr,
+    u16,
+    pg_sys::RegProcedure,
+    pg_sys::Datum,
+);
+
 /// Calls `f` with every tuple of `bidim.<table>` whose first index column (`index`,
 /// an oid column) equals `key`, under `snapshot` (null: the catalog snapshot), with
 /// the table open in `lockmode` (kept open for `f` to update what it is given).
@@ -123,6 +132,23 @@ unsafe fn scan_tuples(
     table: &str,
     index: &str,
     key: pg_sys::Oid,
+    snapshot: pg_sys::Snapshot,
+    lockmode: u32,
+    f: impl FnMut(pg_sys::Relation, pg_sys::HeapTuple),
+) {
+    // SAFETY: forwarded.
+    unsafe { scan_tuples_where(table, index, key, None, snapshot, lockmode, f) }
+}
+
+/// [`scan_tuples`], also with a condition on the index's second column.
+///
+/// # Safety
+/// As [`scan_tuples`].
+unsafe fn scan_tuples_where(
+    table: &str,
+    index: &str,
+    key: pg_sys::Oid,
+    second: Option<SecondKey>,
     snapshot: pg_sys::Snapshot,
     lockmode: u32,
     mut f: impl FnMut(pg_sys::Relation, pg_sys::HeapTuple),
@@ -140,15 +166,22 @@ unsafe fn scan_tuples(
     // its oid column; every call is a guarded pg_sys function.
     unsafe {
         let rel = pg_sys::table_open(dir, lockmode as pg_sys::LOCKMODE);
-        let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
+        let mut skeys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
         pg_sys::ScanKeyInit(
-            &mut skey,
+            &mut skeys[0],
             1,
             pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
             pg_sys::F_OIDEQ.into(),
             pg_sys::Datum::from(key),
         );
-        let sc = pg_sys::systable_beginscan(rel, idx, true, snapshot, 1, &mut skey);
+        let mut n = 1;
+        if let Some((column, strategy, proc_, value)) = second {
+            // systable scans take the table's attribute numbers.
+            let attnum = pg_sys::get_attnum(dir, column.as_ptr());
+            pg_sys::ScanKeyInit(&mut skeys[1], attnum, strategy, proc_, value);
+            n = 2;
+        }
+        let sc = pg_sys::systable_beginscan(rel, idx, true, snapshot, n, skeys.as_mut_ptr());
         loop {
             let tup = pg_sys::systable_getnext(sc);
             if tup.is_null() {
@@ -171,16 +204,33 @@ pub unsafe fn scan(
     index: &str,
     key: pg_sys::Oid,
     snapshot: pg_sys::Snapshot,
+    f: impl FnMut(&Row),
+) {
+    // SAFETY: forwarded.
+    unsafe { scan_where(table, index, key, None, snapshot, f) }
+}
+
+/// [`scan`], also with a condition on the index's second column.
+///
+/// # Safety
+/// As [`scan`].
+unsafe fn scan_where(
+    table: &str,
+    index: &str,
+    key: pg_sys::Oid,
+    second: Option<SecondKey>,
+    snapshot: pg_sys::Snapshot,
     mut f: impl FnMut(&Row),
 ) {
     let mut values = Vec::new();
     let mut nulls = Vec::new();
     // SAFETY: forwarded; each tuple is deformed with its table's own descriptor.
     unsafe {
-        scan_tuples(
+        scan_tuples_where(
             table,
             index,
             key,
+            second,
             snapshot,
             pg_sys::AccessShareLock,
             |rel, tup| {
@@ -212,10 +262,38 @@ pub fn routing_snapshot() -> pg_sys::Snapshot {
 /// # Safety
 /// `snapshot` must be a valid snapshot for the duration of the call.
 pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Vec<ChunkRow> {
+    // SAFETY: forwarded.
+    unsafe { read_chunks_ending_after(facade, i64::MIN, snapshot) }
+}
+
+/// The directory rows of `facade` under `snapshot` whose partition ends after `time`
+/// (the only ones that can hold rows at or after it), ordered by chunk id: a query on
+/// recent times reads a few directory rows, however many chunks the table has.
+///
+/// # Safety
+/// `snapshot` must be a valid snapshot for the duration of the call.
+pub unsafe fn read_chunks_ending_after(
+    facade: pg_sys::Oid,
+    time: i64,
+    snapshot: pg_sys::Snapshot,
+) -> Vec<ChunkRow> {
     let mut out = Vec::new();
+    let (index, second) = if time == i64::MIN {
+        ("chunk_pkey", None)
+    } else {
+        (
+            "chunk_rel_time_hi_idx",
+            Some((
+                c"time_hi",
+                pg_sys::BTGreaterStrategyNumber as u16,
+                pg_sys::RegProcedure::from(pg_sys::F_TIMESTAMPTZ_GT),
+                pg_sys::Datum::from(time),
+            )),
+        )
+    };
     // SAFETY: forwarded.
     unsafe {
-        scan("chunk", "chunk_pkey", facade, snapshot, |r| {
+        scan_where("chunk", index, facade, second, snapshot, |r| {
             let state = r.must("state", r.text("state"));
             out.push(ChunkRow {
                 chunk_id: r.must("chunk_id", r.i32("chunk_id")) as u32,
@@ -239,6 +317,7 @@ pub unsafe fn read_chunks(facade: pg_sys::Oid, snapshot: pg_sys::Snapshot) -> Ve
                 sealed_xid: r.i64("sealed_xid").map(|x| x as u64),
                 min_time: r.i64("min_time"),
                 max_time: r.i64("max_time"),
+                pages: r.i64("pages"),
                 parsed_keys: Default::default(),
             })
         });
@@ -257,6 +336,24 @@ pub fn read_chunks_latest(facade: pg_sys::Oid) -> Vec<ChunkRow> {
         pg_sys::UnregisterSnapshot(snap);
         rows
     }
+}
+
+/// The directory rows of `facade` the planner estimates from: the latest committed
+/// ones, read once and cached until a change to the directory invalidates the table's
+/// relcache entry, so planning does not read the directory, however many chunks there
+/// are. A read that an invalidation interrupted (a change committed after its snapshot
+/// was taken) is used once and not kept. Never used to choose what a scan reads (that
+/// is the scan's snapshot's directory).
+pub fn planning_chunks(facade: pg_sys::Oid) -> std::rc::Rc<Vec<ChunkRow>> {
+    if let Some(rows) = super::cache::planning_chunks(facade) {
+        return rows;
+    }
+    let before = super::cache::generation();
+    let rows = std::rc::Rc::new(read_chunks_latest(facade));
+    if super::cache::generation() == before {
+        super::cache::set_planning_chunks(facade, rows.clone());
+    }
+    rows
 }
 
 /// [`scan_tuples`] with the table open RowExclusive, under the latest snapshot (the

@@ -19,7 +19,8 @@ const BOUNDS_PER_RUN: i64 = 16;
 /// routed into them any more), each under a ShareLock taken without waiting (so no
 /// transaction is writing or updating rows in it; UPDATEs keep a row in a measured
 /// chunk only within its bounds) and records them in the directory, where pruning
-/// uses them. An empty chunk gets an empty span. Returns how many it measured.
+/// uses them, with the chunk's size (the planner's estimate). An empty chunk gets an
+/// empty span. Returns how many it measured.
 fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
     let rows = directory_io::read_chunks_latest(t);
     // SAFETY: the table is locked by the caller; its data horizon is this database's
@@ -63,15 +64,24 @@ fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
             Some(b) => b,
             None => (c.time_hi, c.time_lo.saturating_sub(1)),
         };
+        // SAFETY: the chunk is locked (above); its size in blocks, for the planner.
+        let pages = unsafe {
+            let chunk = pg_sys::relation_open(c.chunk_rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+            let n =
+                pg_sys::RelationGetNumberOfBlocksInFork(chunk, pg_sys::ForkNumber::MAIN_FORKNUM);
+            pg_sys::relation_close(chunk, pg_sys::NoLock as pg_sys::LOCKMODE);
+            i64::from(n)
+        };
         spi_or_raise(
             Spi::run_with_args(
-                "UPDATE bidim.chunk SET min_time = $3, max_time = $4
+                "UPDATE bidim.chunk SET min_time = $3, max_time = $4, pages = $5
                  WHERE rel OPERATOR(pg_catalog.=) $1 AND chunk_id OPERATOR(pg_catalog.=) $2",
                 &[
                     t.into(),
                     (c.chunk_id as i32).into(),
                     chunk_store::timestamp(lo).into(),
                     chunk_store::timestamp(hi).into(),
+                    pages.into(),
                 ],
             ),
             "record a chunk's time bounds",

@@ -140,6 +140,7 @@ mod tests {
             sealed_xid: None,
             min_time: None,
             max_time: None,
+            pages: None,
             parsed_keys: Default::default(),
         };
         let chunks = vec![

@@ -4,8 +4,8 @@
 // Callback signatures are PostgreSQL's, argument count included.
 #![allow(clippy::too_many_arguments)]
 
-use super::delegate::{close_chunk, heap_call, open_chunk, rel_name, rel_oid, unsupported};
-use super::{chunk_scan, chunk_store, config};
+use super::delegate::{heap_call, open_chunk, rel_name, rel_oid, unsupported};
+use super::{chunk_scan, chunk_store, config, directory_io};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -113,7 +113,10 @@ pub(super) unsafe extern "C-unwind" fn bidim_relation_vacuum(
     for (_, relid) in chunk_scan::list_chunks(rel, std::ptr::null_mut()) {
         let chunk = open_chunk(relid, pg_sys::ShareUpdateExclusiveLock);
         heap_call!(relation_vacuum(chunk, params, bstrategy));
-        close_chunk(chunk);
+        // Each chunk's lock goes when its vacuum is done: a table of thousands of
+        // chunks must not hold a lock on each to commit.
+        // SAFETY: closes the chunk opened above, releasing that lock.
+        unsafe { pg_sys::table_close(chunk, pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE) };
     }
 }
 
@@ -141,23 +144,33 @@ pub(super) unsafe extern "C-unwind" fn bidim_relation_size(
             );
         }
     }
-    let mut total = 0u64;
-    for (_, relid) in chunk_scan::list_chunks(rel, std::ptr::null_mut()) {
-        // SAFETY: guarded open; a chunk dropped meanwhile is skipped.
-        let chunk =
-            unsafe { pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
-        if chunk.is_null() {
-            continue;
-        }
-        total += heap_call!(relation_size(chunk, fork));
-        // Release the lock at once: planning (size estimates) must not keep every chunk
-        // locked to the end of the transaction, which would make retention wait for
-        // every open transaction that ever planned a query on the table. (A lock this
-        // transaction already held, from a scan, stays: lock counts are per holder.)
-        // SAFETY: closes the relation opened above, releasing that one lock.
-        unsafe { pg_sys::table_close(chunk, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    chunk_scan::list_chunks(rel, std::ptr::null_mut())
+        .into_iter()
+        .map(|(_, relid)| chunk_size(relid, fork))
+        .sum()
+}
+
+/// The size in blocks of chunk `relid`'s main fork (0 for a chunk dropped meanwhile).
+fn chunk_blocks(relid: pg_sys::Oid) -> u64 {
+    chunk_size(relid, pg_sys::ForkNumber::MAIN_FORKNUM) / u64::from(pg_sys::BLCKSZ)
+}
+
+/// The size in bytes of one fork of chunk `relid` (0 for a chunk dropped meanwhile).
+fn chunk_size(relid: pg_sys::Oid, fork: pg_sys::ForkNumber::Type) -> u64 {
+    // SAFETY: guarded open; a chunk dropped meanwhile is skipped.
+    let chunk =
+        unsafe { pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    if chunk.is_null() {
+        return 0;
     }
-    total
+    let size = heap_call!(relation_size(chunk, fork));
+    // Release the lock at once: sizes (also the planner's) must not keep every chunk
+    // locked to the end of the transaction, which would make retention wait for every
+    // open transaction that ever planned a query on the table. (A lock this
+    // transaction already held, from a scan, stays: lock counts are per holder.)
+    // SAFETY: closes the relation opened above, releasing that one lock.
+    unsafe { pg_sys::table_close(chunk, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    size
 }
 
 /// Whether this backend is running ANALYZE on `rel` (its progress report says so).
@@ -213,12 +226,49 @@ pub(super) unsafe extern "C-unwind" fn bidim_relation_estimate_size(
     tuples: *mut f64,
     allvisfrac: *mut f64,
 ) {
-    // heap's estimate reads the size through relation_size, i.e. the chunks.
-    heap_call!(relation_estimate_size(
-        rel,
-        attr_widths,
-        pages,
-        tuples,
-        allvisfrac
-    ));
+    let curpages = planning_pages(rel);
+    // heap's arithmetic (table_block_relation_estimate_size) over that size: the
+    // density ANALYZE saw, else one from the row width.
+    // SAFETY: rel is open; the out pointers are the planner's.
+    unsafe {
+        *pages = curpages;
+        if curpages == 0 {
+            *tuples = 0.0;
+            *allvisfrac = 0.0;
+            return;
+        }
+        let relpages = (*(*rel).rd_rel).relpages;
+        let reltuples = f64::from((*(*rel).rd_rel).reltuples);
+        let relallvisible = (*(*rel).rd_rel).relallvisible;
+        let density = if reltuples >= 0.0 && relpages > 0 {
+            reltuples / f64::from(relpages)
+        } else {
+            // HEAP_OVERHEAD_BYTES_PER_TUPLE and HEAP_USABLE_BYTES_PER_PAGE.
+            let overhead = 24 + 4;
+            let usable = pg_sys::BLCKSZ as i32 - 24;
+            let width = pg_sys::get_rel_data_width(rel, attr_widths) + overhead;
+            let width = (width + 7) & !7;
+            f64::from(usable / width)
+        };
+        *tuples = (density * f64::from(curpages)).round();
+        *allvisfrac = if relallvisible <= 0 {
+            0.0
+        } else {
+            (f64::from(relallvisible) / f64::from(curpages)).min(1.0)
+        };
+    }
+}
+
+/// The table's size in blocks as the planner sees it: a measured chunk's recorded size
+/// (it takes only UPDATEs once measured), the others' (hot chunks, sealed ones not yet
+/// measured) read from their files, so planning opens a few chunks, not all of them.
+fn planning_pages(rel: pg_sys::Relation) -> pg_sys::BlockNumber {
+    let mut total = 0u64;
+    for c in directory_io::planning_chunks(rel_oid(rel)).iter() {
+        match c.pages {
+            Some(p) => total += p.max(0) as u64,
+            None => total += chunk_blocks(c.chunk_rel),
+        }
+    }
+    total.min(u64::from(u32::MAX - 1)) as pg_sys::BlockNumber
 }
