@@ -196,6 +196,18 @@ SELECT count(*) AS chunk_locks_held FROM pg_locks l JOIN bidim.chunk c ON c.chun
 WHERE l.pid = pg_backend_pid();
 COMMIT;
 
+-- 7. Parallel: a parallel BidimScan hands the chunks it keeps to the participants one
+-- at a time.
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT count(*), sum(v) FROM many WHERE ts >= '2026-03-02' AND ts < '2026-03-04';
+SELECT count(*), sum(v) FROM many WHERE ts >= '2026-03-02' AND ts < '2026-03-04';
+SELECT count(*), sum(v) FROM heap_many WHERE ts >= '2026-03-02' AND ts < '2026-03-04';
+SELECT count(*), sum(v) FROM many WHERE series_id IN (1, 3) AND ts >= '2026-03-02';
+SELECT count(*), sum(v) FROM heap_many WHERE series_id IN (1, 3) AND ts >= '2026-03-02';
+RESET parallel_setup_cost; RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+
 DROP FUNCTION same_as_heap(text);
 DROP TABLE points, heap_points, series, named, heap_named, daily, heap_daily, many, heap_many;
 SELECT count(*) AS chunks_left FROM bidim.chunk;

@@ -8,8 +8,7 @@
 
 use super::config;
 use super::delegate::{
-    self, close_chunk, fix_slot, heap_call, open_chunk, rel_name, rel_oid, release_chunk,
-    unsupported,
+    self, fix_slot, heap_call, open_chunk, rel_name, rel_oid, release_chunk, unsupported,
 };
 use super::directory_io::read_chunks;
 use crate::error::raise;
@@ -245,7 +244,8 @@ pub(crate) fn begin_scan_of(
                 let r = open_chunk(relid, pg_sys::AccessShareLock);
                 total +=
                     pg_sys::RelationGetNumberOfBlocksInFork(r, pg_sys::ForkNumber::MAIN_FORKNUM);
-                close_chunk(r);
+                // Not a lock per chunk to commit: the sample reads lock each chunk again.
+                release_chunk(r, std::ptr::null_mut());
             }
             (*s).starts = palloc_array(&starts);
         }

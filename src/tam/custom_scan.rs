@@ -48,10 +48,10 @@ static mut EXEC_METHODS: pg_sys::CustomExecMethods = pg_sys::CustomExecMethods {
     ReScanCustomScan: Some(rescan),
     MarkPosCustomScan: None,
     RestrPosCustomScan: None,
-    EstimateDSMCustomScan: None,
-    InitializeDSMCustomScan: None,
-    ReInitializeDSMCustomScan: None,
-    InitializeWorkerCustomScan: None,
+    EstimateDSMCustomScan: Some(estimate_dsm),
+    InitializeDSMCustomScan: Some(initialize_dsm),
+    ReInitializeDSMCustomScan: Some(reinitialize_dsm),
+    InitializeWorkerCustomScan: Some(initialize_worker),
     ShutdownCustomScan: None,
     ExplainCustomScan: Some(explain_scan),
 };
@@ -514,6 +514,49 @@ unsafe extern "C-unwind" fn pathlist_hook(
             }
         }
         pg_sys::add_path(rel, cpath as *mut pg_sys::Path);
+        add_partial_path(rel, cpath, fraction);
+    }
+}
+
+/// The parallel variant of the pruning scan `cpath` (unordered, not parameterized):
+/// participants take the kept chunks one at a time from a shared counter, as a
+/// parallel sequential scan of the table takes whole chunks. `fraction` is the share of
+/// the table it reads.
+unsafe fn add_partial_path(
+    rel: *mut pg_sys::RelOptInfo,
+    cpath: *mut pg_sys::CustomPath,
+    fraction: f64,
+) {
+    // SAFETY: planner structures of the relation being planned, in the planner's context.
+    unsafe {
+        if !(*rel).consider_parallel || pg_sys::max_parallel_workers_per_gather <= 0 {
+            return;
+        }
+        let pages = (*rel).pages as f64 * fraction;
+        let workers = pg_sys::compute_parallel_worker(
+            rel,
+            pages,
+            -1.0,
+            pg_sys::max_parallel_workers_per_gather,
+        );
+        if workers <= 0 {
+            return;
+        }
+        // costsize.c's get_parallel_divisor: the leader helps less the more workers run.
+        let mut divisor = f64::from(workers);
+        let leader = 1.0 - 0.3 * f64::from(workers);
+        if pg_sys::parallel_leader_participation && leader > 0.0 {
+            divisor += leader;
+        }
+        let partial =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>()) as *mut pg_sys::CustomPath;
+        *partial = *cpath;
+        (*partial).path.parallel_aware = true;
+        (*partial).path.parallel_safe = true;
+        (*partial).path.parallel_workers = workers;
+        (*partial).path.rows = ((*cpath).path.rows / divisor).max(1.0).round();
+        (*partial).path.total_cost = (*cpath).path.total_cost / divisor;
+        pg_sys::add_partial_path(rel, partial as *mut pg_sys::Path);
     }
 }
 
@@ -726,6 +769,9 @@ struct BidimScanState {
     /// kept for rescans (a nested loop rescans once per outer row); dropped with the
     /// query's memory context.
     directory: *mut Directory,
+    /// A parallel-aware scan's shared chunk counter (null: this participant reads every
+    /// chunk it keeps, as a serial scan does).
+    pscan: pg_sys::ParallelTableScanDesc,
 }
 
 /// The directory rows a scan has read: those of the partitions that end after `since`.
@@ -787,10 +833,14 @@ unsafe extern "C-unwind" fn begin_scan(
             8 * 1024 * 1024,
         );
         // Plain EXPLAIN shows the chunks too, unless a bound needs a run-time parameter.
-        let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
-        if !explain_only
-            || pg_sys::pull_paramids((*cscan).custom_exprs as *mut pg_sys::Expr).is_null()
-        {
+        // A parallel-aware scan starts at its first row, once its shared state is set
+        // up (after this).
+        let start_now = if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0 {
+            pg_sys::pull_paramids((*cscan).custom_exprs as *mut pg_sys::Expr).is_null()
+        } else {
+            !(*cscan).scan.plan.parallel_aware
+        };
+        if start_now {
             start(st);
         }
     }
@@ -1040,12 +1090,14 @@ fn start(st: *mut BidimScanState) {
             | pg_sys::ScanOptions::SO_ALLOW_STRAT
             | pg_sys::ScanOptions::SO_ALLOW_SYNC
             | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE;
+        // Parallel participants list the same chunks (same snapshot, same bounds) and
+        // take them one at a time from the shared counter.
         (*st).scan = chunk_scan::begin_scan_of(
             rel,
             snapshot,
             0,
             std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            (*st).pscan,
             flags,
             &chosen,
             &keys,
@@ -1114,6 +1166,54 @@ unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
     stop(node as *mut BidimScanState);
     // SAFETY: resets the generic scan state of our node.
     unsafe { pg_sys::ExecScanReScan(&mut (*node).ss) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn estimate_dsm(
+    node: *mut pg_sys::CustomScanState,
+    _pcxt: *mut pg_sys::ParallelContext,
+) -> pg_sys::Size {
+    // SAFETY: our node's relation is open.
+    unsafe { chunk_scan::bidim_parallelscan_estimate((*node).ss.ss_currentRelation) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn initialize_dsm(
+    node: *mut pg_sys::CustomScanState,
+    _pcxt: *mut pg_sys::ParallelContext,
+    coordinate: *mut std::ffi::c_void,
+) {
+    // SAFETY: coordinate is estimate_dsm's bytes of shared memory for this node.
+    unsafe {
+        let pscan = coordinate as pg_sys::ParallelTableScanDesc;
+        chunk_scan::bidim_parallelscan_initialize((*node).ss.ss_currentRelation, pscan);
+        (*(node as *mut BidimScanState)).pscan = pscan;
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn reinitialize_dsm(
+    node: *mut pg_sys::CustomScanState,
+    _pcxt: *mut pg_sys::ParallelContext,
+    coordinate: *mut std::ffi::c_void,
+) {
+    // SAFETY: as in initialize_dsm; no participant is scanning during a rescan.
+    unsafe {
+        chunk_scan::bidim_parallelscan_reinitialize(
+            (*node).ss.ss_currentRelation,
+            coordinate as pg_sys::ParallelTableScanDesc,
+        )
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn initialize_worker(
+    node: *mut pg_sys::CustomScanState,
+    _toc: *mut pg_sys::shm_toc,
+    coordinate: *mut std::ffi::c_void,
+) {
+    // SAFETY: the leader's shared state for this node.
+    unsafe { (*(node as *mut BidimScanState)).pscan = coordinate as pg_sys::ParallelTableScanDesc };
 }
 
 #[pg_guard]

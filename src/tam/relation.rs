@@ -113,10 +113,31 @@ pub(super) unsafe extern "C-unwind" fn bidim_relation_vacuum(
     for (_, relid) in chunk_scan::list_chunks(rel, std::ptr::null_mut()) {
         let chunk = open_chunk(relid, pg_sys::ShareUpdateExclusiveLock);
         heap_call!(relation_vacuum(chunk, params, bstrategy));
-        // Each chunk's lock goes when its vacuum is done: a table of thousands of
-        // chunks must not hold a lock on each to commit.
-        // SAFETY: closes the chunk opened above, releasing that lock.
-        unsafe { pg_sys::table_close(chunk, pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE) };
+        // Each chunk's locks go when its vacuum is done (heap's vacuum keeps its
+        // indexes' RowExclusiveLock): a table of thousands of chunks must not hold
+        // locks on each to commit ("out of shared memory").
+        // SAFETY: the index list of the open chunk; unlocks the locks vacuum took on
+        // them, then closes the chunk opened above, releasing its lock.
+        unsafe {
+            let list = pg_sys::RelationGetIndexList(chunk);
+            for i in 0..pg_sys::list_length(list) {
+                let index = pg_sys::list_nth_oid(list, i);
+                // Like SET_LOCKTAG_RELATION: database, relation.
+                let tag = pg_sys::LOCKTAG {
+                    locktag_field1: pg_sys::MyDatabaseId.to_u32(),
+                    locktag_field2: index.to_u32(),
+                    locktag_field3: 0,
+                    locktag_field4: 0,
+                    locktag_type: pg_sys::LockTagType::LOCKTAG_RELATION as u8,
+                    locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+                };
+                if pg_sys::LockHeldByMe(&tag, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) {
+                    pg_sys::UnlockRelationOid(index, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+                }
+            }
+            pg_sys::list_free(list);
+            pg_sys::table_close(chunk, pg_sys::ShareUpdateExclusiveLock as pg_sys::LOCKMODE)
+        };
     }
 }
 

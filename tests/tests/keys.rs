@@ -194,9 +194,11 @@ fn named_series_queries_match_heap() {
         }
         c.batch_execute("SELECT bidim.seal('b'); SELECT bidim._maintain(); SELECT bidim._maintain(); ANALYZE b; ANALYZE h;")
             .unwrap();
-        match round % 3 {
+        match round % 4 {
             0 => c.batch_execute("SET enable_hashjoin = off; SET enable_mergejoin = off; SET random_page_cost = 1.1").unwrap(),
             1 => c.batch_execute("RESET ALL; SET enable_nestloop = off").unwrap(),
+            // Parallel plans wherever they can be had (parallel BidimScans included).
+            2 => c.batch_execute("RESET ALL; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2").unwrap(),
             _ => c.batch_execute("RESET ALL").unwrap(),
         }
     }
