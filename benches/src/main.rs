@@ -949,6 +949,22 @@ fn planning_workload(c: &mut Client, runs: usize) -> Result<()> {
             }
             println!("| {n} | {label} | {} |", cells.join(" | "));
         }
+        drop_planning_tables(c, n)?;
+    }
+    Ok(())
+}
+
+/// Drops the planning workload's tables: a thousand partitions per statement first,
+/// since dropping a table drops all its chunks in one transaction, with a few locks
+/// each (10,000 chunks need more than the default lock table holds).
+fn drop_planning_tables(c: &mut Client, partitions: i64) -> Result<()> {
+    for h in (1000..partitions).step_by(1000) {
+        exec(
+            c,
+            &format!(
+                "SELECT bidim.drop_before('pl_b', timestamptz '2024-01-01' + interval '{h} hours')"
+            ),
+        )?;
     }
     exec(c, "DROP TABLE IF EXISTS pl_b, pl_h")
 }

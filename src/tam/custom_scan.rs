@@ -260,17 +260,15 @@ fn set_condition(
     }
 }
 
-/// Default b-tree operator family and input type of a column type.
+/// Default b-tree operator family and input type of a column type, from the type
+/// cache (GetDefaultOpClass scans pg_opclass on every call: 16 buffer reads per
+/// rescan of a LATERAL lastpoint).
 fn btree_family(coltype: pg_sys::Oid) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
-    // SAFETY: catalog lookups by oid.
+    // SAFETY: the type cache entry of a type oid (kept by the cache; read at once).
     unsafe {
-        let opclass = pg_sys::GetDefaultOpClass(coltype, pg_sys::BTREE_AM_OID);
-        (opclass != pg_sys::InvalidOid).then(|| {
-            (
-                pg_sys::get_opclass_family(opclass),
-                pg_sys::get_opclass_input_type(opclass),
-            )
-        })
+        let t = pg_sys::lookup_type_cache(coltype, pg_sys::TYPECACHE_BTREE_OPFAMILY as i32);
+        (!t.is_null() && (*t).btree_opf != pg_sys::InvalidOid)
+            .then(|| ((*t).btree_opf, (*t).btree_opintype))
     }
 }
 
