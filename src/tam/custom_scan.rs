@@ -388,9 +388,8 @@ unsafe extern "C-unwind" fn pathlist_hook(
         let consts = constant_time_conds(root, exprs, strategies);
         // Only when a plan could use it: constant time bounds, or join clauses that
         // might name the key.
-        let wanted = (consts.is_some() && !exprs.is_null())
-            || (*rel).has_eclass_joins
-            || !(*rel).joininfo.is_null();
+        let may_join = (*rel).has_eclass_joins || !(*rel).joininfo.is_null();
+        let wanted = (consts.is_some() && !exprs.is_null()) || may_join;
         let directory = (wanted && pg_sys::ActiveSnapshotSet()).then(|| {
             let chunks = planning_chunks((*rte).relid);
             let time = match &consts {
@@ -517,7 +516,7 @@ unsafe extern "C-unwind" fn pathlist_hook(
         // series in the time range, which the costs, pricing each index row as a
         // random page read, too often prefer (cpu-max-all-8: 1022 ms parallel against
         // 38 ms nested loop).
-        if key_column.is_none() || !((*rel).has_eclass_joins || !(*rel).joininfo.is_null()) {
+        if key_column.is_none() || !may_join {
             add_partial_path(rel, cpath, fraction);
         }
     }
