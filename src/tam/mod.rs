@@ -18,6 +18,7 @@ pub mod cache;
 pub mod cell;
 pub mod chunk_scan;
 pub mod chunk_store;
+pub mod codec;
 pub mod config;
 pub mod custom_scan;
 pub mod delegate;
