@@ -23,6 +23,13 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_drop_before';
 COMMENT ON FUNCTION bidim.drop_before(pg_catalog.regclass, pg_catalog.timestamptz) IS
     'bidim: drop every time partition of a bidim table that lies wholly before cutoff; returns the number dropped';
 
+CREATE FUNCTION bidim.convert(rel pg_catalog.regclass,
+                              older_than pg_catalog.timestamptz DEFAULT NULL)
+RETURNS pg_catalog.int8
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_convert';
+COMMENT ON FUNCTION bidim.convert(pg_catalog.regclass, pg_catalog.timestamptz) IS
+    'bidim: convert the sealed chunks of a bidim table whose rows all lie before older_than (NULL: every sealed chunk) into cold chunks (sorted, compressed column batches); returns the number converted';
+
 CREATE FUNCTION bidim.add_retention_policy(rel pg_catalog.regclass, drop_after pg_catalog.interval,
                                            if_not_exists pg_catalog.bool DEFAULT false)
 RETURNS pg_catalog.int4

@@ -37,6 +37,10 @@ CREATE TABLE bidim.chunk (
     -- the chunk's size in blocks when its bounds were measured (the planner's size
     -- estimate reads it instead of opening every chunk)
     pages      int8,
+    -- a cold chunk's rows and the bytes its heap form took, counted when it was
+    -- converted (src/tam/convert.rs)
+    rows         int8,
+    bytes_before int8,
     PRIMARY KEY (rel, chunk_id)
 );
 COMMENT ON TABLE bidim.chunk IS 'bidim: chunk directory (one row per chunk; internal)';
@@ -182,7 +186,8 @@ GRANT SELECT ON bidim.key_ranges TO PUBLIC;
 
 -- A chunk's state is its directory row's (src/tam/directory.rs): hot chunks take new
 -- rows; a chunk is sealed by the transaction that makes its successor, splits its key
--- range, runs bidim.seal() or the maintenance job.
+-- range, runs bidim.seal() or the maintenance job; bidim.convert makes sealed chunks
+-- cold (rows: counted at conversion; bytes: the batch relation with its TOAST).
 CREATE VIEW bidim.chunks WITH (security_barrier) AS
 SELECT c.rel::pg_catalog.regclass AS rel,
        c.chunk_id,
@@ -193,7 +198,8 @@ SELECT c.rel::pg_catalog.regclass AS rel,
        c.state,
        -- live tuples from the statistics system; after a stats reset (a crash) the
        -- count ANALYZE (or the maintenance job) left in pg_class
-       CASE WHEN pg_catalog.pg_stat_get_tuples_inserted(c.chunk_rel) OPERATOR(pg_catalog.>) 0
+       CASE WHEN c.state OPERATOR(pg_catalog.=) 'cold' THEN c.rows
+            WHEN pg_catalog.pg_stat_get_tuples_inserted(c.chunk_rel) OPERATOR(pg_catalog.>) 0
                  OR pg_catalog.pg_stat_get_tuples_deleted(c.chunk_rel) OPERATOR(pg_catalog.>) 0
                  OR pg_catalog.pg_stat_get_last_analyze_time(c.chunk_rel) IS NOT NULL
                  OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.chunk_rel) IS NOT NULL
@@ -205,7 +211,9 @@ SELECT c.rel::pg_catalog.regclass AS rel,
        c.sealed_at,
        c.range_id,
        c.min_time,
-       c.max_time
+       c.max_time,
+       -- a cold chunk's heap form before its conversion, in bytes
+       c.bytes_before
 FROM bidim.chunk c
 JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.chunk_rel
 WHERE pg_catalog.has_table_privilege(c.rel, 'SELECT');

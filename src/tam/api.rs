@@ -328,6 +328,32 @@ pub unsafe extern "C-unwind" fn bidim_drop_before(
     pg_sys::Datum::from(retention::drop_before(rel, cutoff.value() as i64))
 }
 
+finfo!(pg_finfo_bidim_convert);
+/// `bidim.convert(rel, older_than)`: converts the ready sealed chunks holding only rows
+/// before older_than into cold chunks; returns how many.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn bidim_convert(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: (regclass, timestamptz) per the SQL declaration.
+    let rel = unsafe { owned_table_arg(fcinfo, "bidim.convert") };
+    // SAFETY: as above.
+    let (older_than, isnull) = unsafe { arg(fcinfo, 1) };
+    let older_than = if isnull {
+        i64::MAX
+    } else {
+        older_than.value() as i64
+    };
+    let out = super::convert::convert(rel, older_than, true);
+    if out.skipped > 0 {
+        pgrx::notice!(
+            "bidim.convert skipped {} sealed chunks of \"{}\" that are not ready yet (a transaction that may still write them is running); they are converted later",
+            out.skipped,
+            qualified_name(rel)
+        );
+    }
+    pg_sys::Datum::from(out.converted)
+}
+
 finfo!(pg_finfo_bidim_add_retention_policy);
 /// `bidim.add_retention_policy(rel, drop_after, if_not_exists)`: returns the job id.
 #[pg_guard]

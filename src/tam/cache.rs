@@ -170,6 +170,7 @@ unsafe extern "C-unwind" fn xact_callback(
         || event == pg_sys::XactEvent::XACT_EVENT_PREPARE
     {
         super::chunk_store::transaction_ended();
+        super::delegate::transaction_ended();
     }
 }
 

@@ -6,6 +6,8 @@
 // Callback signatures are PostgreSQL's, argument count included.
 #![allow(clippy::too_many_arguments)]
 
+use super::cold;
+use super::cold_scan::{self, ColdScan};
 use super::config;
 use super::delegate::{
     self, fix_slot, heap_call, open_chunk, rel_name, rel_oid, release_chunk, unsupported,
@@ -34,6 +36,8 @@ pub(super) enum Reader {
     /// Time-ordered: the (key, time) index scans of every chunk of one time partition,
     /// merged by time (`n` inputs in a palloc'd array).
     Merge { inputs: *mut MergeInput, n: i32 },
+    /// A cold chunk's batches ([`cold_scan`]).
+    Cold(*mut ColdScan),
 }
 
 /// One chunk of a [`Reader::Merge`]: its index scan (once opened) and the row it is at.
@@ -43,6 +47,9 @@ pub(super) struct MergeInput {
     chunk: pg_sys::Relation,
     index: pg_sys::Relation,
     scan: pg_sys::IndexScanDesc,
+    /// A cold chunk's scan instead of `index`/`scan` (its rows come in `slot`, a
+    /// virtual slot of the table's descriptor).
+    cold: *mut ColdScan,
     slot: *mut pg_sys::TupleTableSlot,
     ordinal: u32,
     relid: pg_sys::Oid,
@@ -95,6 +102,13 @@ pub(super) struct BidimScan {
     spans: *mut (i64, i64),
     nunits: i32,
     cur_unit: i32,
+    /// Rows before `time_lo` or from `time_hi` on are not wanted (BidimScan's bounds):
+    /// cold chunks skip the batches wholly outside.
+    time_lo: i64,
+    time_hi: i64,
+    /// palloc'd, one per table column: whether the query reads it (null: all). Cold
+    /// chunks decode only these.
+    needed: *mut bool,
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -225,6 +239,8 @@ pub(crate) fn begin_scan_of(
         (*s).nchunks = chunks.len() as i32;
         (*s).cur = -1;
         (*s).mcxt = pg_sys::CurrentMemoryContext;
+        (*s).time_lo = i64::MIN;
+        (*s).time_hi = i64::MAX;
         if !index_keys.is_empty() {
             (*s).ikeys = palloc_array(index_keys);
             (*s).nikeys = index_keys.len() as i32;
@@ -253,6 +269,30 @@ pub(crate) fn begin_scan_of(
     }
 }
 
+/// Tells a scan begun by [`begin_scan_of`] which rows it needs: times in [lo, hi) and
+/// the columns `needed` marks (one flag per table column; `None`: all).
+pub(crate) fn restrict(scan: pg_sys::TableScanDesc, time: (i64, i64), needed: Option<&[bool]>) {
+    // SAFETY: scan is a BidimScan; the flags are palloc'd in the scan's context.
+    unsafe {
+        let s = &mut *(scan as *mut BidimScan);
+        s.time_lo = time.0;
+        s.time_hi = time.1;
+        if let Some(n) = needed {
+            let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
+            s.needed = palloc_array(n);
+            pg_sys::MemoryContextSwitchTo(old);
+        }
+    }
+}
+
+/// The needed-columns flags of a scan, if it has them.
+fn needed_of(s: &BidimScan) -> Option<&[bool]> {
+    // SAFETY: needed holds one flag per column of the table when set.
+    (!s.needed.is_null()).then(|| unsafe {
+        std::slice::from_raw_parts(s.needed, (*(*s.base.rs_rd).rd_att).natts as usize)
+    })
+}
+
 /// Ends the current chunk's reader and closes the chunk.
 pub(super) fn end_chunk_scan(s: &mut BidimScan) {
     let mut index = std::ptr::null_mut();
@@ -260,6 +300,7 @@ pub(super) fn end_chunk_scan(s: &mut BidimScan) {
         Reader::None => {}
         Reader::Merge { inputs, n } => end_merge_reader(inputs, n),
         Reader::Heap(hs) => end_heap_reader(s, hs),
+        Reader::Cold(cs) => cold_scan::end(cs),
         Reader::Index { index: i, scan } => {
             // SAFETY: ends the index scan we began on this chunk's index.
             unsafe { pg_sys::index_endscan(scan) };
@@ -299,6 +340,30 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
         dropped_meanwhile(s);
     }
     s.cur = idx;
+    if cold::is_cold(s.chunk_rel) {
+        // SAFETY: idx is within the palloc'd chunk array; ikeys holds nikeys keys.
+        let (ordinal, keys) = unsafe {
+            (
+                (*s.chunks.add(idx as usize)).0,
+                if s.nikeys > 0 {
+                    std::slice::from_raw_parts(s.ikeys, s.nikeys as usize)
+                } else {
+                    &[]
+                },
+            )
+        };
+        s.reader = Reader::Cold(cold_scan::begin(
+            s.chunk_rel,
+            s.base.rs_rd,
+            ordinal,
+            s.base.rs_snapshot,
+            keys,
+            false,
+            (s.time_lo, s.time_hi),
+            needed_of(s),
+        ));
+        return;
+    }
     s.reader = open_index_reader(s).unwrap_or_else(|| open_heap_reader(s));
 }
 
@@ -421,6 +486,7 @@ fn start_unit(s: &mut BidimScan, u: i32) {
                     chunk: std::ptr::null_mut(),
                     index: std::ptr::null_mut(),
                     scan: std::ptr::null_mut(),
+                    cold: std::ptr::null_mut(),
                     slot: std::ptr::null_mut(),
                     ordinal,
                     relid,
@@ -462,6 +528,27 @@ fn open_input(s: &BidimScan, input: &mut MergeInput) {
         if chunk.is_null() {
             dropped_meanwhile(s);
         }
+        if cold::is_cold(chunk) {
+            let keys = std::slice::from_raw_parts(s.ikeys, s.nikeys as usize);
+            input.chunk = chunk;
+            input.cold = cold_scan::begin(
+                chunk,
+                s.base.rs_rd,
+                input.ordinal,
+                s.base.rs_snapshot,
+                keys,
+                s.order < 0,
+                (s.time_lo, s.time_hi),
+                needed_of(s),
+            );
+            input.slot =
+                pg_sys::MakeSingleTupleTableSlot((*s.base.rs_rd).rd_att, &pg_sys::TTSOpsVirtual);
+            input.opened = true;
+            pg_sys::MemoryContextSwitchTo(old);
+            let direction = merge_direction(s);
+            advance(input, direction, s.time_attnum);
+            return;
+        }
         let Some(index) = delegate::chunk_index(chunk, pg_sys::AccessShareLock)
             .and_then(|i| delegate::keyed_on(i, key_attnum))
         else {
@@ -502,7 +589,11 @@ fn advance(input: &mut MergeInput, direction: pg_sys::ScanDirection::Type, time_
     // SAFETY: the input's index scan fills its own slot; the time column is NOT NULL
     // in every row (routing refuses NULL times).
     unsafe {
-        input.live = pg_sys::index_getnext_slot(input.scan, direction, input.slot);
+        input.live = if input.cold.is_null() {
+            pg_sys::index_getnext_slot(input.scan, direction, input.slot)
+        } else {
+            cold_scan::next(input.cold, input.slot)
+        };
         if input.live {
             let mut isnull = false;
             let d = pg_sys::slot_getattr(input.slot, time_attnum as i32, &mut isnull);
@@ -565,7 +656,12 @@ fn next_from_merge(
     // SAFETY: copies the input's row into the caller's slot (which keeps its own pin
     // and tuple header), before the input moves on.
     unsafe { pg_sys::ExecCopySlot(slot, inputs[k].slot) };
-    fix_slot(s.base.rs_rd, inputs[k].ordinal, slot);
+    if inputs[k].cold.is_null() {
+        fix_slot(s.base.rs_rd, inputs[k].ordinal, slot);
+    } else {
+        // SAFETY: the cold row's slot carries its facade TID.
+        unsafe { present_as(s.base.rs_rd, (*inputs[k].slot).tts_tid, slot) };
+    }
     advance(&mut inputs[k], direction, s.time_attnum);
     true
 }
@@ -577,11 +673,38 @@ fn end_merge_reader(inputs: *mut MergeInput, n: i32) {
             .iter()
             .filter(|i| i.opened)
         {
-            pg_sys::index_endscan(i.scan);
+            if i.cold.is_null() {
+                pg_sys::index_endscan(i.scan);
+            } else {
+                cold_scan::end(i.cold);
+            }
             pg_sys::ExecDropSingleTupleTableSlot(i.slot);
             release_chunk(i.chunk, i.index);
         }
         pg_sys::pfree(inputs as *mut std::ffi::c_void);
+    }
+}
+
+/// Gives the row in `slot` (copied from a cold chunk's scan) the facade TID `tid`.
+///
+/// # Safety
+/// `slot` must hold a row of table `rel`.
+unsafe fn present_as(
+    rel: pg_sys::Relation,
+    tid: pg_sys::ItemPointerData,
+    slot: *mut pg_sys::TupleTableSlot,
+) {
+    // SAFETY: per the contract; a heap slot's tuple header is the slot's own copy.
+    unsafe {
+        (*slot).tts_tid = tid;
+        (*slot).tts_tableOid = rel_oid(rel);
+        if delegate::is_heap_slot(slot) {
+            let h = slot as *mut pg_sys::HeapTupleTableSlot;
+            if !(*h).tuple.is_null() {
+                (*(*h).tuple).t_self = tid;
+                (*(*h).tuple).t_tableOid = rel_oid(rel);
+            }
+        }
     }
 }
 
@@ -627,6 +750,9 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
         }
         if !s.spans.is_null() {
             pg_sys::pfree(s.spans as *mut std::ffi::c_void);
+        }
+        if !s.needed.is_null() {
+            pg_sys::pfree(s.needed as *mut std::ffi::c_void);
         }
         pg_sys::pfree(scan as *mut std::ffi::c_void);
     }
@@ -692,6 +818,7 @@ pub(crate) fn scan_next(
         let found = match s.reader {
             Reader::Heap(hs) => next_from_heap(s, hs, direction, slot),
             Reader::Index { scan, .. } => next_from_index(s, scan, slot),
+            Reader::Cold(cs) => cold_scan::next(cs, slot),
             // Only ordered scans merge (ordered_next).
             Reader::Merge { inputs, n } => next_from_merge(s, inputs, n, slot),
             Reader::None => {

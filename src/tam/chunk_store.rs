@@ -191,7 +191,7 @@ pub fn create_chunk(
     // One chunk maker per table at a time, to its commit: the ordinal counter row is
     // then only ever advanced from its newest committed value.
     Lock::ChunkCreation(facade).acquire();
-    let Some(ordinal) = directory_io::next_ordinal(facade) else {
+    let Some(ordinal) = take_ordinal(facade) else {
         raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             format!(
@@ -278,6 +278,17 @@ pub fn create_chunk(
         since_check: 0,
         mine: 0,
     }
+}
+
+/// The next chunk ordinal of `facade` ([`directory_io::next_ordinal`]); a reused
+/// ordinal's old relation (a converted chunk no snapshot can see any more) is dropped
+/// first, so its name is free. The caller holds the chunk-creation lock.
+pub(super) fn take_ordinal(facade: pg_sys::Oid) -> Option<u32> {
+    let ordinal = directory_io::next_ordinal(facade)?;
+    if let Some(old) = chunk_relid(facade, ordinal) {
+        as_extension_owner(|| drop_internal(old, &chunk_name(facade, ordinal)));
+    }
+    Some(ordinal)
 }
 
 /// Quoted names of the key and time columns (from the table's tuple descriptor).
@@ -389,6 +400,12 @@ pub(super) fn drop_chunks(facade: pg_sys::Oid, mut chunks: Vec<&ChunkRow>) {
 /// when a new table reuses the oid of one whose clean-up was missed.
 pub fn forget_table(facade: pg_sys::Oid) {
     drop_all_chunks(facade);
+    // Relations of converted chunks still waiting for their readers to finish.
+    for ordinal in directory_io::free_ordinals(facade, u64::MAX) {
+        if let Some(relid) = chunk_relid(facade, ordinal) {
+            as_extension_owner(|| drop_internal(relid, &chunk_name(facade, ordinal)));
+        }
+    }
     as_extension_owner(|| {
         for sql in [
             "DELETE FROM bidim.table_config WHERE rel::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
@@ -414,9 +431,9 @@ pub fn has_chunks_latest(facade: pg_sys::Oid) -> bool {
 /// every chunk's index), else the statement is refused.
 pub fn after_alter_table(facade: pg_sys::Oid) {
     let rows = read_chunks_latest(facade);
-    let Some(newest) = rows.last() else {
+    if rows.is_empty() {
         return;
-    };
+    }
     let owner = super::privilege::owner_of(facade);
     for r in &rows {
         if super::privilege::owner_of(r.chunk_rel) != owner {
@@ -425,7 +442,12 @@ pub fn after_alter_table(facade: pg_sys::Oid) {
     }
     // The columns the chunks are keyed by, from the newest chunk's index (every chunk
     // of a table is made by the same columns: they cannot change while chunks exist).
-    let made_by = chunk_index_columns(newest.chunk_rel);
+    // (Cold chunks have no such index: their batches are keyed by the key column.)
+    let made_by = rows
+        .iter()
+        .rev()
+        .find(|r| r.state != super::directory::ChunkState::Cold)
+        .and_then(|r| chunk_index_columns(r.chunk_rel));
     cache::invalidate(facade);
     let settings = config::current_settings(facade);
     let attnum = |name: &str| {
@@ -474,7 +496,7 @@ pub(super) fn sync_column_settings(facade: pg_sys::Oid) {
                      JOIN pg_attribute fa ON fa.attrelid = c.rel AND fa.attnum > 0
                      JOIN pg_attribute ca ON ca.attrelid = c.chunk_rel AND ca.attnum = fa.attnum
                                          AND NOT ca.attisdropped
-                     WHERE c.rel = $1
+                     WHERE c.rel = $1 AND c.state <> 'cold'
                        AND (fa.attisdropped
                             OR ca.attstorage <> fa.attstorage OR ca.attcompression <> fa.attcompression)
                      GROUP BY c.chunk_rel",

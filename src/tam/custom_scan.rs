@@ -1089,6 +1089,11 @@ fn start(st: *mut BidimScanState) {
                 (*st).order,
                 cfg.time_attnum,
             );
+            chunk_scan::restrict(
+                (*st).scan,
+                range.unwrap_or((i64::MIN, i64::MAX)),
+                needed_columns(st).as_deref(),
+            );
             (*st).started = true;
             return;
         }
@@ -1110,7 +1115,40 @@ fn start(st: *mut BidimScanState) {
             &chosen,
             &keys,
         );
+        chunk_scan::restrict(
+            (*st).scan,
+            range.unwrap_or((i64::MIN, i64::MAX)),
+            needed_columns(st).as_deref(),
+        );
         (*st).started = true;
+    }
+}
+
+/// The table columns the plan reads (its target list and filter), one flag per
+/// column; `None` when it reads whole rows.
+fn needed_columns(st: *mut BidimScanState) -> Option<Vec<bool>> {
+    // SAFETY: our node's plan is a CustomScan on one relation; pull_varattnos collects
+    // the attribute numbers of its Vars (offset by FirstLowInvalidHeapAttributeNumber).
+    unsafe {
+        let plan = (*st).css.ss.ps.plan as *mut pg_sys::CustomScan;
+        let relid = (*plan).scan.scanrelid;
+        let mut bms: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+        pg_sys::pull_varattnos(
+            (*plan).scan.plan.targetlist as *mut pg_sys::Node,
+            relid,
+            &mut bms,
+        );
+        pg_sys::pull_varattnos((*plan).scan.plan.qual as *mut pg_sys::Node, relid, &mut bms);
+        let off = pg_sys::FirstLowInvalidHeapAttributeNumber;
+        if pg_sys::bms_is_member(-off, bms) {
+            return None;
+        }
+        let desc = (*(*st).css.ss.ss_currentRelation).rd_att;
+        Some(
+            (1..=(*desc).natts)
+                .map(|a| pg_sys::bms_is_member(a - off, bms))
+                .collect(),
+        )
     }
 }
 

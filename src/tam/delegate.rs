@@ -31,7 +31,11 @@ macro_rules! heap_call {
     ($field:ident ( $($arg:expr),* $(,)? )) => {
         // SAFETY: heap's callbacks are valid C functions; the boundary turns a
         // PostgreSQL error into a Rust panic that pgrx reports as an ERROR.
-        unsafe { pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| ($crate::tam::delegate::heap().$field.expect(stringify!($field)))($($arg),*)) }
+        {
+            #[allow(unused_unsafe)]
+            let r = unsafe { pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| ($crate::tam::delegate::heap().$field.expect(stringify!($field)))($($arg),*)) };
+            r
+        }
     };
 }
 pub(crate) use heap_call;
@@ -210,7 +214,65 @@ pub(super) fn open_row_chunk(
             Some("The row's time partition was dropped; run the statement again."),
         )
     });
-    (ordinal, local, open_chunk(relid, lockmode))
+    let chunk = open_chunk(relid, lockmode);
+    if super::cold::is_cold(chunk) {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "rows of cold chunks of bidim table \"{}\" cannot be updated, deleted or locked yet",
+                rel_name(rel)
+            ),
+            Some("Cold chunks hold converted (compressed) rows; this version of bidim reads them only. Convert later (bidim.convert's older_than) to keep recent rows changeable."),
+        );
+    }
+    // A chunk converted after the caller's snapshot read it: its rows live on in the
+    // cold chunk, so a change here would be lost. Once we hold the chunk's lock no
+    // conversion of it can start, so one check per transaction suffices.
+    if !verified_this_xact(rel_oid(rel), ordinal)
+        && !super::directory_io::chunk_listed_latest(rel_oid(rel), ordinal)
+    {
+        raise(
+            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            format!(
+                "could not serialize access due to a concurrent conversion of bidim table \"{}\"",
+                rel_name(rel)
+            ),
+            Some("The row's chunk was converted to a cold chunk after this statement read it. Retry the transaction."),
+        );
+    }
+    (ordinal, local, chunk)
+}
+
+thread_local! {
+    /// (table, ordinal) of chunks this transaction has found listed while holding a
+    /// lock on them (cleared when the transaction ends).
+    static VERIFIED: std::cell::RefCell<Vec<(pg_sys::Oid, u32)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether this transaction already found chunk `ordinal` listed; records it otherwise
+/// (the caller checks it now, holding its lock). Not recorded inside a subtransaction,
+/// whose rollback would release the lock.
+fn verified_this_xact(facade: pg_sys::Oid, ordinal: u32) -> bool {
+    // SAFETY: reads the transaction nesting level.
+    if unsafe { pg_sys::GetCurrentTransactionNestLevel() } > 1 {
+        return false;
+    }
+    VERIFIED.with(|v| {
+        let mut v = v.borrow_mut();
+        if v.contains(&(facade, ordinal)) {
+            return true;
+        }
+        if v.len() >= 64 {
+            v.remove(0);
+        }
+        v.push((facade, ordinal));
+        false
+    })
+}
+
+/// The transaction ended: forget the chunks it checked.
+pub(super) fn transaction_ended() {
+    VERIFIED.with(|v| v.borrow_mut().clear());
 }
 
 /// The chunk relation of a facade TID's ordinal, or an error naming the table.

@@ -65,6 +65,8 @@ pub struct ChunkRow {
     pub max_time: Option<i64>,
     /// The chunk's size in blocks when its bounds were measured.
     pub pages: Option<i64>,
+    /// A cold chunk's rows, counted when it was converted.
+    pub rows: Option<i64>,
     /// `key_lo`/`key_hi` parsed, once (pruning asks for every chunk, every rescan).
     pub parsed_keys: std::cell::OnceCell<(Option<Key>, Option<Key>)>,
 }
@@ -133,6 +135,25 @@ pub fn bounds_due(rows: &[ChunkRow], horizon: u64, limit: usize) -> Vec<&ChunkRo
         .collect()
 }
 
+/// The sealed chunks a conversion may turn cold now, oldest first: sealed by a
+/// transaction older than `horizon` (so every transaction that could still insert
+/// into the chunk, having seen it hot, has ended: its rows are committed and older
+/// than every running snapshot), and holding only rows before `older_than` (their
+/// measured last time, else their partition's end).
+pub fn convertible(rows: &[ChunkRow], horizon: u64, older_than: i64) -> Vec<&ChunkRow> {
+    let mut v: Vec<&ChunkRow> = rows
+        .iter()
+        .filter(|r| r.state == ChunkState::Sealed)
+        .filter(|r| {
+            r.sealed_xid
+                .is_some_and(|x| super::tid::reusable(x, horizon))
+        })
+        .filter(|r| r.time_span().1 <= older_than)
+        .collect();
+    v.sort_by_key(|r| (r.time_lo, r.chunk_id));
+    v
+}
+
 /// What retention does with the time partitions of a table, for a cutoff.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Retention {
@@ -187,8 +208,34 @@ mod tests {
             min_time: None,
             max_time: None,
             pages: None,
+            rows: None,
             parsed_keys: Default::default(),
         }
+    }
+
+    #[test]
+    fn only_sealed_chunks_past_the_horizon_and_before_the_cutoff_convert() {
+        let mut rows = vec![
+            row(1, 0, 0, ChunkState::Sealed),
+            row(2, 0, 0, ChunkState::Hot),
+            row(3, 0, 0, ChunkState::Cold),
+            row(4, 0, 100, ChunkState::Sealed),
+            row(5, 0, 0, ChunkState::Sealed),
+        ];
+        rows[0].sealed_xid = Some(10);
+        rows[3].sealed_xid = Some(10);
+        rows[4].sealed_xid = Some(50); // sealed by a transaction the horizon has not passed
+        let ids = |v: Vec<&ChunkRow>| v.iter().map(|r| r.chunk_id).collect::<Vec<_>>();
+        assert_eq!(ids(convertible(&rows, 20, i64::MAX)), vec![1, 4]);
+        assert_eq!(ids(convertible(&rows, 60, i64::MAX)), vec![1, 5, 4]);
+        // partition [100, 110) is not wholly before 105; measured bounds narrow it
+        assert_eq!(ids(convertible(&rows, 20, 105)), vec![1]);
+        rows[3].min_time = Some(100);
+        rows[3].max_time = Some(101);
+        assert_eq!(ids(convertible(&rows, 20, 105)), vec![1, 4]);
+        // a sealed chunk whose sealing transaction is unknown waits
+        rows[0].sealed_xid = None;
+        assert_eq!(ids(convertible(&rows, 20, i64::MAX)), vec![4]);
     }
 
     fn cell(range_id: i32, time_lo: i64) -> Cell {

@@ -318,6 +318,7 @@ pub unsafe fn read_chunks_ending_after(
                 min_time: r.i64("min_time"),
                 max_time: r.i64("max_time"),
                 pages: r.i64("pages"),
+                rows: r.i64("rows"),
                 parsed_keys: Default::default(),
             })
         });
@@ -336,6 +337,31 @@ pub fn read_chunks_latest(facade: pg_sys::Oid) -> Vec<ChunkRow> {
         pg_sys::UnregisterSnapshot(snap);
         rows
     }
+}
+
+/// Whether chunk `ordinal` of `facade` is in the directory by the latest snapshot (a
+/// converted or dropped chunk is not).
+pub fn chunk_listed_latest(facade: pg_sys::Oid, ordinal: u32) -> bool {
+    let mut found = false;
+    // SAFETY: the latest snapshot is registered around the read.
+    unsafe {
+        let snap = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        scan_where(
+            "chunk",
+            "chunk_pkey",
+            facade,
+            Some((
+                c"chunk_id",
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::RegProcedure::from(pg_sys::F_INT4EQ),
+                pg_sys::Datum::from(ordinal as i32),
+            )),
+            snap,
+            |_| found = true,
+        );
+        pg_sys::UnregisterSnapshot(snap);
+    }
+    found
 }
 
 /// The directory rows of `facade` the planner estimates from: the latest committed
@@ -375,6 +401,25 @@ unsafe fn scan_latest(
         pg_sys::UnregisterSnapshot(snap);
         pg_sys::CommandCounterIncrement();
     }
+}
+
+/// The freed ordinals of `facade` no snapshot can hold a TID of any more (`horizon`:
+/// the oldest non-removable xid, 64-bit), by the latest snapshot.
+pub fn free_ordinals(facade: pg_sys::Oid, horizon: u64) -> Vec<u32> {
+    let mut out = Vec::new();
+    // SAFETY: rows of bidim.chunk_free (rel oid, ordinal int4, freed_xid xid8),
+    // deformed with their own descriptor.
+    unsafe {
+        scan_latest("chunk_free", "chunk_free_pkey", facade, |rel, tup| {
+            let mut v = [pg_sys::Datum::from(0); 3];
+            let mut n = [false; 3];
+            pg_sys::heap_deform_tuple(tup, (*rel).rd_att, v.as_mut_ptr(), n.as_mut_ptr());
+            if super::tid::reusable(v[2].value() as u64, horizon) {
+                out.push(v[1].value() as u32);
+            }
+        });
+    }
+    out
 }
 
 /// The ordinal for a new chunk of `facade`, in the caller's transaction (a rollback

@@ -149,6 +149,8 @@ pub fn maintain() -> i64 {
             let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
             let sealed = seal_chunks(t, Sealing::EndedBefore(now.saturating_sub(width)));
             done += sealed;
+            // Converted chunks' heap forms that no snapshot can see any more.
+            super::convert::drop_superseded(t);
             if measured < BOUNDS_PER_RUN {
                 let n = measure_bounds(t, BOUNDS_PER_RUN - measured);
                 measured += n;

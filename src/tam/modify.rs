@@ -28,6 +28,12 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_fetch_row_version(
         return false;
     };
     let chunk = open_chunk(relid, pg_sys::AccessShareLock);
+    if super::cold::is_cold(chunk) {
+        let (batch, row) = (delegate::block_of(&local), local.ip_posid);
+        let found = super::cold_scan::fetch(chunk, rel, ordinal, snapshot, batch, row, slot);
+        close_chunk(chunk);
+        return found;
+    }
     let found = heap_call!(tuple_fetch_row_version(chunk, &mut local, snapshot, slot));
     if found {
         fix_slot(rel, ordinal, slot);
@@ -47,6 +53,12 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_tid_valid(
         return false;
     };
     let chunk = open_chunk(relid, pg_sys::AccessShareLock);
+    if super::cold::is_cold(chunk) {
+        // block: a batch number (the fetch finds out whether it exists); offset: a
+        // row in the batch.
+        close_chunk(chunk);
+        return (1..=super::tid::MAX_BATCH_ROWS as u16).contains(&local.ip_posid);
+    }
     // SAFETY: size of an open relation.
     let blocks =
         unsafe { pg_sys::RelationGetNumberOfBlocksInFork(chunk, pg_sys::ForkNumber::MAIN_FORKNUM) };
@@ -88,7 +100,12 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_satisfies_snapshot(
     slot: *mut pg_sys::TupleTableSlot,
     snapshot: pg_sys::Snapshot,
 ) -> bool {
-    // heap only looks at the slot's tuple header and buffer.
+    // A cold row (a virtual tuple, no heap header) came from a batch visible to the
+    // snapshot that read it; heap only looks at a heap row's header and buffer.
+    // SAFETY: the slot is one of the table's (a buffer heap slot).
+    if unsafe { (*(slot as *mut pg_sys::HeapTupleTableSlot)).tuple.is_null() } {
+        return true;
+    }
     heap_call!(tuple_satisfies_snapshot(rel, slot, snapshot))
 }
 

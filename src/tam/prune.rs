@@ -141,6 +141,7 @@ mod tests {
             min_time: None,
             max_time: None,
             pages: None,
+            rows: None,
             parsed_keys: Default::default(),
         };
         let chunks = vec![

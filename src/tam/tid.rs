@@ -13,6 +13,9 @@ pub const CHUNK_BLOCK_BITS: u32 = 18;
 pub const MAX_CHUNK_BLOCKS: u32 = 1 << CHUNK_BLOCK_BITS;
 /// Largest chunk ordinal: keeps the facade block below PostgreSQL's InvalidBlockNumber.
 pub const MAX_ORDINAL: u32 = (1 << (32 - CHUNK_BLOCK_BITS)) - 2;
+/// Most rows in a cold chunk's batch: a cold row's TID offset is its place in its
+/// batch + 1 (block = ordinal << 18 | batch number).
+pub const MAX_BATCH_ROWS: u32 = 1000;
 /// Hot chunks are sealed well before they run out of addressable blocks.
 pub const SEAL_AT_BLOCKS: u32 = MAX_CHUNK_BLOCKS / 2;
 

@@ -281,3 +281,16 @@ fn sizes_of_tsbs_shaped_columns() {
     println!("TSBS-shaped batch of {rows} rows: {per_row:.2} bytes a row (10 float8 + time)");
     assert!(per_row < 5.0, "{per_row} bytes a row");
 }
+
+#[test]
+fn constant_and_tiny_columns_round_trip() {
+    for n in [1usize, 2, 3, 7, 100, 1000] {
+        round_trip(&Column::without_nulls(Values::I64(vec![42; n])));
+        round_trip(&Column::without_nulls(Values::F64(vec![1.5; n])));
+        round_trip(&Column::without_nulls(Values::I32(vec![-7; n])));
+        round_trip(&Column::without_nulls(Values::I16(vec![3; n])));
+        round_trip(&Column::without_nulls(Values::I64(
+            (0..n as i64).map(|i| i * 10_000_000).collect(),
+        )));
+    }
+}

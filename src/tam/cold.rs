@@ -1,0 +1,249 @@
+//! Cold chunks: the layout of their batch relation, the mapping of PostgreSQL values
+//! to the column codecs ([`super::codec`]) and back, and the batch writer.
+//!
+//! A cold chunk is an internal heap relation `bidim_internal.c<table oid>_<ordinal>`
+//! with one row per batch (heap gives it WAL, crash recovery, replicas and MVCC):
+//!
+//! | column | |
+//! |---|---|
+//! | `_bidim_batch int4` | batch number in the chunk (unique index `<name>_batch`: fetch by TID) |
+//! | `_bidim_rows int4` | rows in the batch (at most [`BATCH_ROWS`]) |
+//! | `_bidim_key` (the key's type) | the batch's key: every row of a batch has one key |
+//! | `_bidim_time_min`, `_bidim_time_max` | first and last time of its rows (index `<name>_kt` on (key, time_max)) |
+//! | `c<attnum> bytea` | each table column, encoded ([`super::codec`]); storage EXTERNAL: already compressed |
+//!
+//! Rows are sorted by (key, time), so batch numbers follow (key, time). A row's TID is
+//! block = ordinal << 18 | batch, offset = row in batch + 1 (`docs/architecture.md`).
+
+use super::codec::{self, ByteValues, Column, Kind, Values};
+use crate::error::raise;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// Most rows in one batch: compression grows with batch size, pruning with smallness
+/// (docs/benchmarks.md has the measurement), and a row's place in its batch must fit a
+/// TID offset.
+pub const BATCH_ROWS: usize = super::tid::MAX_BATCH_ROWS as usize;
+/// A batch also ends once its variable-length values take this many bytes, so one
+/// batch decodes in bounded memory however wide its values are.
+pub const BATCH_BYTES: usize = 32 << 20;
+
+/// Name of the first column of every batch relation (how a cold chunk is recognized).
+pub const BATCH_COLUMN: &str = "_bidim_batch";
+/// Positions of the batch relation's fixed columns.
+pub const COL_BATCH: usize = 1;
+pub const COL_ROWS: usize = 2;
+pub const COL_KEY: usize = 3;
+pub const COL_TIME_MIN: usize = 4;
+pub const COL_TIME_MAX: usize = 5;
+pub const FIXED_COLUMNS: usize = 5;
+
+/// Whether the open chunk relation `rel` is a cold chunk (a batch relation).
+pub fn is_cold(rel: pg_sys::Relation) -> bool {
+    // SAFETY: an open relation's descriptor; its first attribute's name is NUL-terminated.
+    unsafe {
+        let desc = (*rel).rd_att;
+        (*desc).natts >= FIXED_COLUMNS as i32
+            && std::ffi::CStr::from_ptr((*desc).attrs.as_slice(1)[0].attname.data.as_ptr())
+                .to_bytes()
+                == BATCH_COLUMN.as_bytes()
+    }
+}
+
+/// How one table column is stored in batches.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct ColSpec {
+    pub kind: Kind,
+    pub typlen: i16,
+    pub dropped: bool,
+}
+
+/// The storage of every column of a table descriptor (attribute `i + 1` at `i`).
+pub fn column_specs(desc: pg_sys::TupleDesc) -> Vec<ColSpec> {
+    // SAFETY: an open relation's descriptor with natts attributes.
+    let attrs = unsafe { (*desc).attrs.as_slice((*desc).natts as usize) };
+    attrs
+        .iter()
+        .map(|a| {
+            // SAFETY: a syscache lookup of a type's base type.
+            let base = unsafe { pg_sys::getBaseType(a.atttypid) };
+            let kind = if base == pg_sys::BOOLOID {
+                Kind::Bool
+            } else if a.attbyval {
+                match a.attlen {
+                    1 | 2 => Kind::I16,
+                    4 if base == pg_sys::FLOAT4OID => Kind::F32,
+                    4 => Kind::I32,
+                    8 if base == pg_sys::FLOAT8OID => Kind::F64,
+                    _ => Kind::I64,
+                }
+            } else {
+                Kind::Bytes
+            };
+            ColSpec {
+                kind,
+                typlen: a.attlen,
+                dropped: a.attisdropped,
+            }
+        })
+        .collect()
+}
+
+/// One column of a batch being built.
+pub struct ColumnBuilder {
+    spec: ColSpec,
+    rows: usize,
+    nulls: Vec<u8>,
+    any_null: bool,
+    values: Values,
+}
+
+impl ColumnBuilder {
+    pub fn new(spec: ColSpec) -> ColumnBuilder {
+        ColumnBuilder {
+            spec,
+            rows: 0,
+            nulls: Vec::new(),
+            any_null: false,
+            values: Values::empty(spec.kind),
+        }
+    }
+
+    /// Appends one value; returns the bytes it added (variable-length values).
+    ///
+    /// # Safety
+    /// `d` must be a valid datum of the column's type unless `isnull`.
+    pub unsafe fn push(&mut self, d: pg_sys::Datum, isnull: bool) -> usize {
+        if self.rows % 8 == 0 {
+            self.nulls.push(0);
+        }
+        let row = self.rows;
+        self.rows += 1;
+        if isnull {
+            self.nulls[row / 8] |= 1 << (row % 8);
+            self.any_null = true;
+            return 0;
+        }
+        let raw = d.value();
+        match &mut self.values {
+            Values::Bool(v) => v.push(raw & 0xff != 0),
+            Values::I16(v) if self.spec.typlen == 1 => v.push(raw as u8 as i8 as i16),
+            Values::I16(v) => v.push(raw as u16 as i16),
+            Values::I32(v) => v.push(raw as u32 as i32),
+            Values::I64(v) => v.push(raw as i64),
+            Values::F32(v) => v.push(f32::from_bits(raw as u32)),
+            Values::F64(v) => v.push(f64::from_bits(raw as u64)),
+            Values::Bytes(v) => {
+                // SAFETY: the caller passes a datum of the column's by-reference type.
+                let bytes = unsafe { datum_bytes(d, self.spec.typlen) };
+                v.push(bytes);
+                return bytes.len();
+            }
+        }
+        0
+    }
+
+    /// The encoded column; the builder is empty again.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let values = std::mem::replace(&mut self.values, Values::empty(self.spec.kind));
+        let col = Column {
+            rows: self.rows,
+            nulls: self.any_null.then(|| std::mem::take(&mut self.nulls)),
+            values,
+        };
+        self.rows = 0;
+        self.nulls.clear();
+        self.any_null = false;
+        codec::encode(&col)
+    }
+}
+
+/// The bytes of a by-reference datum: a varlena's data (detoasted, in the current
+/// memory context), a fixed-length value's `typlen` bytes, or a C string's.
+///
+/// # Safety
+/// `d` must be a valid datum of a by-reference type of length `typlen`.
+unsafe fn datum_bytes<'a>(d: pg_sys::Datum, typlen: i16) -> &'a [u8] {
+    // SAFETY: per the contract; a detoasted varlena stays in the current context.
+    unsafe {
+        match typlen {
+            -1 => {
+                let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+                std::slice::from_raw_parts(
+                    pgrx::varlena::vardata_any(v) as *const u8,
+                    pgrx::varlena::varsize_any_exhdr(v),
+                )
+            }
+            -2 => std::ffi::CStr::from_ptr(d.cast_mut_ptr()).to_bytes(),
+            n => std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), n as usize),
+        }
+    }
+}
+
+/// A PostgreSQL datum for value `i` of decoded `values`, allocated (by-reference
+/// values) in the current memory context.
+pub fn datum_of(values: &Values, i: usize, spec: &ColSpec) -> pg_sys::Datum {
+    match values {
+        Values::Bool(v) => pg_sys::Datum::from(v[i]),
+        Values::I16(v) => pg_sys::Datum::from(v[i] as i64 as usize),
+        Values::I32(v) => pg_sys::Datum::from(v[i] as i64 as usize),
+        Values::I64(v) => pg_sys::Datum::from(v[i] as usize),
+        Values::F32(v) => pg_sys::Datum::from(v[i].to_bits() as usize),
+        Values::F64(v) => pg_sys::Datum::from(v[i].to_bits() as usize),
+        Values::Bytes(v) => bytes_datum(v, i, spec.typlen),
+    }
+}
+
+fn bytes_datum(v: &ByteValues, i: usize, typlen: i16) -> pg_sys::Datum {
+    let b = v.get(i);
+    // SAFETY: palloc'd copies sized for the bytes plus their header or terminator.
+    unsafe {
+        match typlen {
+            -1 => {
+                let p = pg_sys::palloc(b.len() + pg_sys::VARHDRSZ) as *mut pg_sys::varlena;
+                pgrx::varlena::set_varsize_4b(p, (b.len() + pg_sys::VARHDRSZ) as i32);
+                std::ptr::copy_nonoverlapping(
+                    b.as_ptr(),
+                    (p as *mut u8).add(pg_sys::VARHDRSZ),
+                    b.len(),
+                );
+                pg_sys::Datum::from(p)
+            }
+            -2 => {
+                let p = pg_sys::palloc0(b.len() + 1) as *mut u8;
+                std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len());
+                pg_sys::Datum::from(p)
+            }
+            n => {
+                if b.len() != n as usize {
+                    corrupt(&format!(
+                        "a value of {} bytes in a column of {n}-byte values",
+                        b.len()
+                    ));
+                }
+                let p = pg_sys::palloc(b.len()) as *mut u8;
+                std::ptr::copy_nonoverlapping(b.as_ptr(), p, b.len());
+                pg_sys::Datum::from(p)
+            }
+        }
+    }
+}
+
+/// The error for a batch that does not decode.
+pub fn corrupt(detail: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        format!("bidim: a cold chunk's batch is corrupt: {detail}"),
+        None,
+    )
+}
+
+/// A bytea datum holding `bytes`, in the current memory context.
+pub fn bytea_datum(bytes: &[u8]) -> pg_sys::Datum {
+    let v = ByteValues {
+        data: bytes.to_vec(),
+        ends: vec![bytes.len() as u32],
+    };
+    bytes_datum(&v, 0, -1)
+}

@@ -1,0 +1,416 @@
+//! Reading cold chunks: batch rows of the batch relation (all of them in batch order,
+//! or those of the scan's keys through the (key, time_max) index, forward or
+//! backward), batches outside the scan's time range skipped by their min/max, the
+//! batch's columns decoded into datums in a per-batch memory context, rows handed out
+//! one at a time as virtual tuples of the table. Also the fetch of one cold row by TID.
+
+use super::codec;
+use super::cold::{
+    self, ColSpec, COL_BATCH, COL_KEY, COL_ROWS, COL_TIME_MAX, COL_TIME_MIN, FIXED_COLUMNS,
+};
+use super::delegate::{encode_tid, rel_oid};
+use super::tid;
+use crate::error::raise;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// A scan of one cold chunk (palloc'd; every pointer is PostgreSQL memory).
+#[repr(C)]
+pub struct ColdScan {
+    /// The batch relation (opened by the caller) and the facade's descriptor.
+    rel: pg_sys::Relation,
+    facade: pg_sys::Relation,
+    ordinal: u32,
+    /// Batch rows in batch order, or through the (key, time_max) index.
+    heap: pg_sys::TableScanDesc,
+    index: pg_sys::Relation,
+    iscan: pg_sys::IndexScanDesc,
+    bslot: *mut pg_sys::TupleTableSlot,
+    backward: bool,
+    /// Rows outside [time_lo, time_hi) are not wanted: batches wholly outside are skipped.
+    time_lo: i64,
+    time_hi: i64,
+    /// Facade columns: natts specs; `needed[i]` false: column i + 1 is not read (NULL).
+    natts: i32,
+    specs: *mut ColSpec,
+    needed: *mut bool,
+    /// Columns stored in the batches (the table's columns when the chunk was converted).
+    stored: i32,
+    /// The current batch: rows x natts datums and NULL flags, row-major, in `cxt`.
+    cxt: pg_sys::MemoryContext,
+    values: *mut pg_sys::Datum,
+    nulls: *mut bool,
+    nrows: i32,
+    /// Next row to return (counting from the end when backward).
+    row: i32,
+    batch: i32,
+    pub batches_read: i64,
+    pub batches_skipped: i64,
+}
+
+/// Index of the batch relation whose first column is `col` (the `_batch` or `_kt` index).
+fn index_on(rel: pg_sys::Relation, col: usize) -> pg_sys::Relation {
+    // SAFETY: the relcache's index list of an open relation; each candidate opened and
+    // closed again unless it is the one.
+    unsafe {
+        let list = pg_sys::RelationGetIndexList(rel);
+        for i in 0..pg_sys::list_length(list) {
+            let idx = pg_sys::index_open(
+                pg_sys::list_nth_oid(list, i),
+                pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+            );
+            let ind = (*idx).rd_index;
+            if (*ind).indkey.values.as_slice(1)[0] == col as i16 {
+                pg_sys::list_free(list);
+                return idx;
+            }
+            pg_sys::index_close(idx, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        }
+        pg_sys::list_free(list);
+    }
+    cold::corrupt("a cold chunk lacks one of its indexes")
+}
+
+/// Begins a scan of the cold chunk `rel` (ordinal `ordinal`) of table `facade`:
+/// every batch, or with `keys` (scan keys on the hot chunks' (key, time) index
+/// columns) the batches of those keys, in `backward` order when asked.
+pub fn begin(
+    rel: pg_sys::Relation,
+    facade: pg_sys::Relation,
+    ordinal: u32,
+    snapshot: pg_sys::Snapshot,
+    keys: &[pg_sys::ScanKeyData],
+    backward: bool,
+    time: (i64, i64),
+    needed: Option<&[bool]>,
+) -> *mut ColdScan {
+    // SAFETY: facade and rel are open; every allocation is palloc'd in the current
+    // (the caller's scan) memory context.
+    unsafe {
+        let cs = pg_sys::palloc0(std::mem::size_of::<ColdScan>()) as *mut ColdScan;
+        let c = &mut *cs;
+        c.rel = rel;
+        c.facade = facade;
+        c.ordinal = ordinal;
+        c.backward = backward;
+        c.time_lo = time.0;
+        c.time_hi = time.1;
+        let specs = cold::column_specs((*facade).rd_att);
+        c.natts = specs.len() as i32;
+        c.specs = super::chunk_scan::palloc_array(&specs);
+        if let Some(n) = needed {
+            c.needed = super::chunk_scan::palloc_array(n);
+        }
+        c.stored = (*(*rel).rd_att).natts - FIXED_COLUMNS as i32;
+        c.bslot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+        c.cxt = pg_sys::AllocSetContextCreateExtended(
+            pg_sys::CurrentMemoryContext,
+            c"bidim cold batch".as_ptr(),
+            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+        );
+        // Keys on the key column, and the time lower bound (time_max >= lo holds for
+        // every batch with a row at or after lo); upper bounds are checked per batch.
+        let mut ikeys: Vec<pg_sys::ScanKeyData> = keys
+            .iter()
+            .filter(|k| {
+                k.sk_attno == 1
+                    || (k.sk_attno == 2
+                        && k.sk_strategy == pg_sys::BTGreaterEqualStrategyNumber as u16)
+            })
+            .copied()
+            .collect();
+        for k in keys.iter().filter(|k| k.sk_attno == 2) {
+            let v = k.sk_argument.value() as i64;
+            match k.sk_strategy as u32 {
+                pg_sys::BTGreaterEqualStrategyNumber => c.time_lo = c.time_lo.max(v),
+                pg_sys::BTLessStrategyNumber => c.time_hi = c.time_hi.min(v),
+                _ => {}
+            }
+        }
+        if keys.iter().any(|k| k.sk_attno == 1) {
+            c.index = index_on(rel, COL_KEY);
+            c.iscan = pg_sys::index_beginscan(rel, c.index, snapshot, ikeys.len() as i32, 0);
+            pg_sys::index_rescan(
+                c.iscan,
+                ikeys.as_mut_ptr(),
+                ikeys.len() as i32,
+                std::ptr::null_mut(),
+                0,
+            );
+        } else {
+            if backward {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    "bidim: a backward read of a cold chunk needs keys",
+                    None,
+                );
+            }
+            c.heap = super::delegate::heap_call!(scan_begin(
+                rel,
+                snapshot,
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                pg_sys::ScanOptions::SO_TYPE_SEQSCAN
+                    | pg_sys::ScanOptions::SO_ALLOW_STRAT
+                    | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE
+            ));
+        }
+        cs
+    }
+}
+
+/// Ends a cold scan (the batch relation stays open: the caller closes it).
+pub fn end(cs: *mut ColdScan) {
+    // SAFETY: cs was made by begin and is ended once.
+    unsafe {
+        let c = &mut *cs;
+        if !c.heap.is_null() {
+            super::delegate::heap_call!(scan_end(c.heap));
+        }
+        if !c.iscan.is_null() {
+            pg_sys::index_endscan(c.iscan);
+            pg_sys::index_close(c.index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(c.bslot);
+        pg_sys::MemoryContextDelete(c.cxt);
+        pg_sys::pfree(c.specs as *mut std::ffi::c_void);
+        if !c.needed.is_null() {
+            pg_sys::pfree(c.needed as *mut std::ffi::c_void);
+        }
+        pg_sys::pfree(cs as *mut std::ffi::c_void);
+    }
+}
+
+/// The next batch row within the time range into `bslot`; false at the end.
+fn next_batch_row(c: &mut ColdScan) -> bool {
+    loop {
+        // SAFETY: the scan's own heap or index scan fills its own slot.
+        let found = unsafe {
+            if !c.heap.is_null() {
+                super::delegate::heap_call!(scan_getnextslot(
+                    c.heap,
+                    pg_sys::ScanDirection::ForwardScanDirection,
+                    c.bslot
+                ))
+            } else {
+                let dir = if c.backward {
+                    pg_sys::ScanDirection::BackwardScanDirection
+                } else {
+                    pg_sys::ScanDirection::ForwardScanDirection
+                };
+                pg_sys::index_getnext_slot(c.iscan, dir, c.bslot)
+            }
+        };
+        if !found {
+            return false;
+        }
+        let tmin = attr(c.bslot, COL_TIME_MIN).0.value() as i64;
+        let tmax = attr(c.bslot, COL_TIME_MAX).0.value() as i64;
+        if tmax < c.time_lo || tmin >= c.time_hi {
+            c.batches_skipped += 1;
+            continue;
+        }
+        return true;
+    }
+}
+
+fn attr(slot: *mut pg_sys::TupleTableSlot, col: usize) -> (pg_sys::Datum, bool) {
+    let mut isnull = false;
+    // SAFETY: a column of the batch relation's slot.
+    let d = unsafe { pg_sys::slot_getattr(slot, col as i32, &mut isnull) };
+    (d, isnull)
+}
+
+/// Decodes the batch in `bslot` into the scan's batch arrays (only `needed` columns).
+fn load_batch(c: &mut ColdScan) {
+    // SAFETY: the batch context is reset for every batch and owns the arrays and every
+    // by-reference datum; the slot holds a batch row of the batch relation.
+    unsafe {
+        pg_sys::MemoryContextReset(c.cxt);
+        let old = pg_sys::MemoryContextSwitchTo(c.cxt);
+        let nrows = attr(c.bslot, COL_ROWS).0.value() as i32;
+        if !(1..=tid::MAX_BATCH_ROWS as i32).contains(&nrows) {
+            cold::corrupt(&format!("a batch of {nrows} rows"));
+        }
+        c.batch = attr(c.bslot, COL_BATCH).0.value() as i32;
+        let natts = c.natts as usize;
+        let n = nrows as usize * natts;
+        c.values = pg_sys::palloc0(n * std::mem::size_of::<pg_sys::Datum>()) as *mut pg_sys::Datum;
+        c.nulls = pg_sys::palloc(n.max(1)) as *mut bool;
+        std::ptr::write_bytes(c.nulls, 1, n);
+        let values = std::slice::from_raw_parts_mut(c.values, n);
+        let nulls = std::slice::from_raw_parts_mut(c.nulls, n);
+        let specs = std::slice::from_raw_parts(c.specs, natts);
+        for (i, spec) in specs.iter().enumerate() {
+            if spec.dropped || (!c.needed.is_null() && !*c.needed.add(i)) {
+                continue;
+            }
+            if i as i32 >= c.stored {
+                // added after the conversion: the column's missing value
+                let mut isnull = false;
+                let d = pg_sys::getmissingattr((*c.facade).rd_att, i as i32 + 1, &mut isnull);
+                for r in 0..nrows as usize {
+                    values[r * natts + i] = d;
+                    nulls[r * natts + i] = isnull;
+                }
+                continue;
+            }
+            let (d, isnull) = attr(c.bslot, FIXED_COLUMNS + i + 1);
+            if isnull {
+                cold::corrupt("a batch without one of its columns");
+            }
+            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            let bytes = std::slice::from_raw_parts(
+                pgrx::varlena::vardata_any(v) as *const u8,
+                pgrx::varlena::varsize_any_exhdr(v),
+            );
+            let col = codec::decode(bytes).unwrap_or_else(|e| cold::corrupt(&e.to_string()));
+            if col.rows != nrows as usize || col.values.kind() != spec.kind {
+                cold::corrupt(&format!(
+                    "column {} holds {} rows of {:?}, the batch {} rows of {:?}",
+                    i + 1,
+                    col.rows,
+                    col.values.kind(),
+                    nrows,
+                    spec.kind
+                ));
+            }
+            let mut k = 0;
+            for r in 0..nrows as usize {
+                if col.is_null(r) {
+                    continue;
+                }
+                values[r * natts + i] = cold::datum_of(&col.values, k, spec);
+                nulls[r * natts + i] = false;
+                k += 1;
+            }
+        }
+        c.nrows = nrows;
+        c.row = 0;
+        c.batches_read += 1;
+        pg_sys::MemoryContextSwitchTo(old);
+    }
+}
+
+/// Stores row `r` of the current batch in `slot` as a virtual tuple of the table.
+fn store_row(c: &ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {
+    let natts = c.natts as usize;
+    // SAFETY: the slot has the facade's descriptor (natts columns); the batch arrays
+    // hold nrows x natts entries, valid until the next batch.
+    unsafe {
+        pg_sys::ExecClearTuple(slot);
+        std::ptr::copy_nonoverlapping(c.values.add(r as usize * natts), (*slot).tts_values, natts);
+        std::ptr::copy_nonoverlapping(c.nulls.add(r as usize * natts), (*slot).tts_isnull, natts);
+        pg_sys::ExecStoreVirtualTuple(slot);
+        let mut t = pg_sys::ItemPointerData::default();
+        super::delegate::set_block(&mut t, c.batch as u32);
+        t.ip_posid = (r + 1) as u16;
+        encode_tid(c.ordinal, &mut t);
+        (*slot).tts_tid = t;
+        (*slot).tts_tableOid = rel_oid(c.facade);
+    }
+}
+
+/// The scan's next row in `slot`; false at the end.
+pub fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
+    // SAFETY: cs was made by begin.
+    let c = unsafe { &mut *cs };
+    loop {
+        if c.row < c.nrows {
+            let r = if c.backward {
+                c.nrows - 1 - c.row
+            } else {
+                c.row
+            };
+            c.row += 1;
+            store_row(c, r, slot);
+            return true;
+        }
+        if !next_batch_row(c) {
+            return false;
+        }
+        load_batch(c);
+    }
+}
+
+/// Fetches row `row` (0-based) of batch `batch` of the cold chunk `rel` into `slot`,
+/// if that batch is visible to `snapshot`.
+pub fn fetch(
+    rel: pg_sys::Relation,
+    facade: pg_sys::Relation,
+    ordinal: u32,
+    snapshot: pg_sys::Snapshot,
+    batch: u32,
+    row: u16,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> bool {
+    // SAFETY: a one-key scan of the batch index; the cold scan is begun without keys
+    // only to decode the batch found, and ended before returning.
+    unsafe {
+        let index = index_on(rel, COL_BATCH);
+        let mut key = pg_sys::ScanKeyData::default();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::RegProcedure::from(pg_sys::F_INT4EQ),
+            pg_sys::Datum::from(batch as i32),
+        );
+        let iscan = pg_sys::index_beginscan(rel, index, snapshot, 1, 0);
+        pg_sys::index_rescan(iscan, &mut key, 1, std::ptr::null_mut(), 0);
+        let cs = begin_without_reader(rel, facade, ordinal);
+        let found = pg_sys::index_getnext_slot(
+            iscan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            (*cs).bslot,
+        );
+        let mut ok = false;
+        if found {
+            load_batch(&mut *cs);
+            if row >= 1 && (row as i32) <= (*cs).nrows {
+                store_row(&*cs, row as i32 - 1, slot);
+                // the slot's values live in the batch context: keep them
+                pg_sys::ExecMaterializeSlot(slot);
+                ok = true;
+            }
+        }
+        end(cs);
+        pg_sys::index_endscan(iscan);
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        ok
+    }
+}
+
+/// A cold scan state with no batch source (for [`fetch`]).
+fn begin_without_reader(
+    rel: pg_sys::Relation,
+    facade: pg_sys::Relation,
+    ordinal: u32,
+) -> *mut ColdScan {
+    // SAFETY: as in begin, without starting a scan.
+    unsafe {
+        let cs = pg_sys::palloc0(std::mem::size_of::<ColdScan>()) as *mut ColdScan;
+        let c = &mut *cs;
+        c.rel = rel;
+        c.facade = facade;
+        c.ordinal = ordinal;
+        c.time_lo = i64::MIN;
+        c.time_hi = i64::MAX;
+        let specs = cold::column_specs((*facade).rd_att);
+        c.natts = specs.len() as i32;
+        c.specs = super::chunk_scan::palloc_array(&specs);
+        c.stored = (*(*rel).rd_att).natts - FIXED_COLUMNS as i32;
+        c.bslot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+        c.cxt = pg_sys::AllocSetContextCreateExtended(
+            pg_sys::CurrentMemoryContext,
+            c"bidim cold batch".as_ptr(),
+            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+        );
+        cs
+    }
+}
