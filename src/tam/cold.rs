@@ -66,8 +66,12 @@ pub fn column_specs(desc: pg_sys::TupleDesc) -> Vec<ColSpec> {
     attrs
         .iter()
         .map(|a| {
-            // SAFETY: a syscache lookup of a type's base type.
-            let base = unsafe { pg_sys::getBaseType(a.atttypid) };
+            // SAFETY: a syscache lookup of a type's base type (a dropped column has none).
+            let base = if a.attisdropped {
+                pg_sys::InvalidOid
+            } else {
+                unsafe { pg_sys::getBaseType(a.atttypid) }
+            };
             let kind = if base == pg_sys::BOOLOID {
                 Kind::Bool
             } else if a.attbyval {

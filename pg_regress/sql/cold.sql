@@ -1,0 +1,140 @@
+-- Cold chunks: bidim.convert turns sealed chunks into sorted, compressed column
+-- batches. Every answer is compared with a heap table holding the same rows.
+CREATE EXTENSION bidim;
+SET timezone = 'UTC';
+
+-- Every kind of column: numbers (with NaN, -0, infinities, extremes), text (few and
+-- many distinct values, empty strings, TOASTed values), bytea, booleans, arrays, jsonb,
+-- numeric, an enum, a domain, a composite, and bidim's own tagset and ddsketch.
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN pos AS int CHECK (VALUE > 0);
+CREATE TYPE pair AS (a int, b text);
+CREATE TABLE c (
+    series_id bigint, ts timestamptz, f8 float8, f4 real, i2 smallint, i4 int, i8 bigint,
+    t text, tt text, by bytea, bo bool, arr int[], j jsonb, n numeric, m mood, p pos,
+    pr pair, tg tagset, sk ddsketch, d date, u uuid, iv interval, ch "char"
+) USING bidim;
+SELECT bidim.configure('c', hot_chunk_rows => 300, partition_interval => '1 day');
+INSERT INTO c
+SELECT g % 13, timestamptz '2026-01-01' + g * interval '97 seconds',
+       CASE g % 50 WHEN 0 THEN 'NaN'::float8 WHEN 1 THEN '-0'::float8 WHEN 2 THEN 'Infinity'::float8
+                   WHEN 3 THEN '-Infinity'::float8 WHEN 4 THEN 1.7976931348623157e308::float8
+                   WHEN 5 THEN NULL ELSE g * 0.25::float8 END,
+       CASE WHEN g % 40 = 0 THEN 'NaN'::real WHEN g % 40 = 1 THEN '-0'::real ELSE g / 3.0 END,
+       CASE WHEN g % 30 = 0 THEN -32768 WHEN g % 30 = 1 THEN 32767 ELSE g % 1000 END,
+       CASE WHEN g % 11 = 0 THEN NULL ELSE g * 7 END,
+       CASE WHEN g % 17 = 0 THEN -9223372036854775808 WHEN g % 17 = 1 THEN 9223372036854775807 ELSE g::bigint * 1000003 END,
+       'host_' || (g % 5),
+       CASE WHEN g % 9 = 0 THEN '' WHEN g % 97 = 0 THEN repeat(md5(g::text), 400) ELSE md5(g::text) END,
+       decode(md5(g::text), 'hex'),
+       CASE WHEN g % 7 = 0 THEN NULL ELSE g % 2 = 0 END,
+       ARRAY[g, g + 1, NULL],
+       jsonb_build_object('g', g, 'odd', g % 2 = 1),
+       g / 7.0,
+       (ARRAY['sad', 'ok', 'happy'])[1 + g % 3]::mood,
+       1 + g % 10,
+       ROW(g, 'x' || g)::pair,
+       ('{host:h' || (g % 4) || ',env:prod}')::tagset,
+       (SELECT ddsketch_agg(x) FROM generate_series(1, g % 5 + 1) x),
+       date '2026-01-01' + g % 30,
+       md5(g::text)::uuid,
+       g * interval '1 second',
+       chr(65 + g % 26)::"char"
+FROM generate_series(1, 4000) g;
+CREATE TABLE h AS SELECT * FROM c;
+-- the same rows, compared by their text form (every column's output function)
+CREATE VIEW diff AS
+SELECT count(*) AS rows_differing FROM (
+    (SELECT c::text FROM c EXCEPT ALL SELECT h::text FROM h)
+    UNION ALL (SELECT h::text FROM h EXCEPT ALL SELECT c::text FROM c)) d;
+
+SELECT bidim.seal('c');
+SELECT state, count(*) AS chunks FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state;
+
+-- Only chunks holding rows before older_than; then the rest.
+SELECT bidim.convert('c', older_than => '2026-01-03');
+SELECT state, count(*) AS chunks, sum(rows) AS rows FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
+SELECT * FROM diff;
+SELECT bidim.convert('c');
+SELECT bidim.convert('c');
+SELECT state, count(*) AS chunks, sum(rows) AS rows, sum(bytes) < sum(bytes_before) AS smaller
+FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
+SELECT * FROM diff;
+-- bit patterns of special floats, NULLs, extremes, TOASTed text
+SELECT count(*) FILTER (WHERE f8 = 'NaN') AS nan, count(*) FILTER (WHERE f8::text = '-0') AS neg_zero,
+       count(*) FILTER (WHERE f8 = 'Infinity') AS inf, count(*) FILTER (WHERE f8 IS NULL) AS nulls,
+       count(*) FILTER (WHERE i8 = -9223372036854775808) AS i8_min, count(*) FILTER (WHERE length(tt) = 12800) AS toasted,
+       count(*) FILTER (WHERE tt = '') AS empty
+FROM c;
+
+-- Queries: sequential, by key, key sets, time ranges, newest first, joins, parallel.
+SELECT count(*), sum(i4), sum(f4), min(ts), max(ts) FROM c;
+SELECT count(*), sum(i4), sum(f4), min(ts), max(ts) FROM h;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM c WHERE series_id = 5 AND ts >= '2026-01-02' AND ts < '2026-01-02 06:00';
+SELECT count(*), sum(i4) FROM c WHERE series_id = 5 AND ts >= '2026-01-02' AND ts < '2026-01-02 06:00';
+SELECT count(*), sum(i4) FROM h WHERE series_id = 5 AND ts >= '2026-01-02' AND ts < '2026-01-02 06:00';
+SELECT series_id, count(*), sum(i2) FROM c WHERE series_id IN (1, 4, 12, 99) GROUP BY 1 ORDER BY 1;
+SELECT series_id, count(*), sum(i2) FROM h WHERE series_id IN (1, 4, 12, 99) GROUP BY 1 ORDER BY 1;
+SELECT ts, i4, t FROM c WHERE series_id = 3 ORDER BY ts DESC LIMIT 4;
+SELECT ts, i4, t FROM h WHERE series_id = 3 ORDER BY ts DESC LIMIT 4;
+SELECT ts, i4 FROM c WHERE series_id = 3 ORDER BY ts LIMIT 2;
+SELECT ts, i4 FROM h WHERE series_id = 3 ORDER BY ts LIMIT 2;
+SELECT count(*), sum(i4) FROM c WHERE ts >= '2026-01-03 10:00' AND ts < '2026-01-03 11:00';
+SELECT count(*), sum(i4) FROM h WHERE ts >= '2026-01-03 10:00' AND ts < '2026-01-03 11:00';
+CREATE TABLE s (id bigint, name text);
+INSERT INTO s VALUES (2, 'two'), (7, 'seven');
+SELECT s.name, count(*), sum(c.i4) FROM s JOIN c ON c.series_id = s.id GROUP BY 1 ORDER BY 1;
+SELECT s.name, count(*), sum(h.i4) FROM s JOIN h ON h.series_id = s.id GROUP BY 1 ORDER BY 1;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SELECT count(*), sum(i8 % 1000), sum(length(tt)) FROM c WHERE ts < '2026-01-04';
+SELECT count(*), sum(i8 % 1000), sum(length(tt)) FROM h WHERE ts < '2026-01-04';
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+-- a cold row by its TID
+SELECT series_id, ts FROM c WHERE ctid = (SELECT ctid FROM c WHERE series_id = 6 ORDER BY ts LIMIT 1);
+
+-- New rows for a cold time partition go to a hot chunk of their cell.
+INSERT INTO c (series_id, ts, i4) VALUES (5, '2026-01-01 12:00:30', -1);
+INSERT INTO h (series_id, ts, i4) VALUES (5, '2026-01-01 12:00:30', -1);
+SELECT * FROM diff;
+SELECT state, count(*) FROM bidim.chunks WHERE rel = 'c'::regclass AND partition = '2026-01-01' GROUP BY state ORDER BY state;
+
+-- Changing cold rows is not supported yet: a clear error, nothing changed.
+DELETE FROM c WHERE series_id = 5 AND ts < '2026-01-01 12:00';
+UPDATE c SET i4 = 0 WHERE series_id = 5 AND ts < '2026-01-01 12:00';
+SELECT * FROM c WHERE series_id = 5 AND ts < '2026-01-01 01:00' FOR UPDATE;
+-- the hot row can be changed
+DELETE FROM c WHERE i4 = -1;
+DELETE FROM h WHERE i4 = -1;
+SELECT * FROM diff;
+
+-- Columns added after the conversion read as their default in cold rows; dropped ones
+-- disappear.
+ALTER TABLE c ADD COLUMN extra int DEFAULT 42;
+ALTER TABLE h ADD COLUMN extra int DEFAULT 42;
+ALTER TABLE c DROP COLUMN by;
+ALTER TABLE h DROP COLUMN by;
+SELECT * FROM diff;
+SELECT count(*), sum(extra) FROM c;
+
+-- Only the table's owner converts; bad arguments.
+CREATE ROLE cold_stranger;
+SET ROLE cold_stranger;
+SELECT bidim.convert('c');
+RESET ROLE;
+DROP ROLE cold_stranger;
+SELECT bidim.convert('h');
+SELECT bidim.convert(NULL);
+
+-- Retention drops cold partitions whole; TRUNCATE and DROP take cold chunks along.
+SELECT bidim.drop_before('c', '2026-01-03');
+DELETE FROM h WHERE ts < '2026-01-03';
+SELECT * FROM diff;
+TRUNCATE c;
+SELECT count(*) FROM c;
+SELECT count(*) FROM bidim.chunks WHERE rel = 'c'::regclass;
+DROP VIEW diff;
+DROP TABLE c, h, s;
+SELECT count(*) AS relations_left FROM pg_class WHERE relnamespace = 'bidim_internal'::regnamespace
+  AND relname NOT LIKE 'pg_toast%' AND relkind = 'r';
+DROP TYPE pair; DROP DOMAIN pos; DROP TYPE mood;
+DROP EXTENSION bidim;
