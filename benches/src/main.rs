@@ -153,6 +153,37 @@ fn tsbs_file_sql_keys(file: &str, first: i64, epochs: i64, key: &str) -> String 
     )
 }
 
+/// As [`tsbs_file_sql`], with TSBS's own value shape: every metric of every host is a
+/// random walk (steps of about Normal(0, 1) every 10 s, kept within 0..100 by
+/// reflection, truncated to integers as TSBS writes them). The query and storage
+/// workloads use it: compression depends on it (uniform random values are
+/// incompressible below log2(101) bits a value).
+fn tsbs_walk_file_sql(file: &str, first: i64, epochs: i64) -> String {
+    let last = first + epochs - 1;
+    let steps: Vec<String> = (1..=10)
+        .map(|k| format!("(random() + random() + random() - 1.5) * 2 AS r{k}"))
+        .collect();
+    let sums: Vec<String> = (1..=10)
+        .map(|k| format!("sum(r{k}) OVER w AS w{k}"))
+        .collect();
+    // reflect into 0..100 (period 200) and truncate
+    let values: Vec<String> = (1..=10)
+        .map(|k| {
+            let x = format!("((h * {}) % 100 + w{k})", 37 + 11 * k);
+            format!("floor(100 - abs(100 - ({x} - 200 * floor({x} / 200))))")
+        })
+        .collect();
+    format!(
+        "COPY (SELECT timestamptz '2016-01-01 00:00:00+00' + make_interval(secs => 10 * e), h, {} \
+         FROM (SELECT e, h, {} FROM (SELECT e, h, {} FROM generate_series({first}, {last}) e, \
+               generate_series(1, {HOSTS}) h) x WINDOW w AS (PARTITION BY h ORDER BY e)) y \
+         ORDER BY e, h) TO '{file}'",
+        values.join(", "),
+        sums.join(", "),
+        steps.join(", ")
+    )
+}
+
 /// COPY of TSBS cpu-only shaped rows into an empty table, each way.
 fn copy_workload(rows: i64, file: &str) -> Workload {
     let epochs = rows / HOSTS;
@@ -283,6 +314,14 @@ fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str, tsdb: bool
         .into_iter()
         .map(|(n, sql)| (n, sql, String::new()))
         .collect();
+    // bidim with every chunk converted to cold form: sealed here, converted below once
+    // the seal is older than every snapshot (as the maintenance worker would).
+    let bidim_create = cases.iter().find(|c| c.0 == "bidim").unwrap().1.clone();
+    cases.push((
+        "bidim cold",
+        bidim_create,
+        "SELECT bidim.seal('{t}')".to_string(),
+    ));
     if tsdb {
         exec(c, "CREATE EXTENSION IF NOT EXISTS timescaledb")?;
         cases.extend(timescaledb_cases("{t}"));
@@ -292,17 +331,91 @@ fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str, tsdb: bool
         "== queries: loading {} rows into each table",
         HOSTS * epochs
     );
-    exec(c, &tsbs_file_sql(file, 0, epochs))?;
-    for (t, (_, create, after)) in tables.iter().zip(&cases) {
+    exec(c, &tsbs_walk_file_sql(file, 0, epochs))?;
+    let mut storage = Vec::new();
+    for (t, (name, create, after)) in tables.iter().zip(&cases) {
         let create = create.replace("{t}", t);
+        let start = Instant::now();
         exec(
             c,
             &format!("DROP TABLE IF EXISTS {t}; {create}; COPY {t} FROM '{file}'"),
         )?;
+        let load = start.elapsed().as_secs_f64();
+        let start = Instant::now();
         if !after.is_empty() {
             exec(c, &after.replace("{t}", t))?;
         }
+        if *name == "bidim cold" {
+            exec(c, &format!("SELECT bidim.convert('{t}')"))?;
+        }
+        let convert = start.elapsed().as_secs_f64();
         exec(c, &format!("VACUUM ANALYZE {t}"))?;
+        let size = if name.starts_with("timescaledb") {
+            format!("SELECT sum(total_bytes)::int8 FROM hypertable_detailed_size('{t}')")
+        } else {
+            size_sql(t)
+        };
+        let bytes: i64 = c
+            .query_one(size.as_str(), &[])
+            .map_err(|e| e.to_string())?
+            .get(0);
+        storage.push((*name, load, convert, bytes));
+    }
+    println!("\n### storage\n");
+    println!(
+        "{} TSBS cpu-only rows ({HOSTS} hosts x {epochs} epochs of 10 s, random-walk values) loaded by COPY from a server-side file; then sealed and converted (bidim cold) or compressed (TimescaleDB, segmentby tags_id, orderby time DESC), then VACUUM ANALYZE. Bytes: the table with its indexes and TOAST, every chunk.\n",
+        HOSTS * epochs
+    );
+    println!("| table | COPY s | convert / compress s | rows/s converted | bytes | bytes a row |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, load, convert, bytes) in &storage {
+        let rate = if *convert > 0.01 {
+            format!("{:.0}", (HOSTS * epochs) as f64 / convert)
+        } else {
+            "-".to_string()
+        };
+        println!(
+            "| {name} | {load:.1} | {convert:.1} | {rate} | {bytes} | {:.2} |",
+            *bytes as f64 / (HOSTS * epochs) as f64
+        );
+    }
+    if let Some(i) = cases.iter().position(|c| c.0 == "bidim cold") {
+        let t = &tables[i];
+        println!("\nbidim cold, bytes a row by column (encoded batches, TOAST included):\n");
+        println!("| column | bytes a row |");
+        println!("|---|---:|");
+        let cols: Vec<(i16, String)> = c
+            .query(
+                &format!("SELECT attnum, attname::text FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"),
+                &[],
+            )
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let chunks: Vec<String> = c
+            .query(
+                &format!("SELECT chunk_rel::regclass::text FROM bidim.chunk WHERE rel = '{t}'::regclass AND state = 'cold'"),
+                &[],
+            )
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (num, name) in cols {
+            let parts: Vec<String> = chunks
+                .iter()
+                .map(|ch| format!("SELECT coalesce(sum(pg_column_size(c{num})), 0) AS b FROM {ch}"))
+                .collect();
+            let b: i64 = c
+                .query_one(
+                    &format!("SELECT sum(b)::int8 FROM ({}) x", parts.join(" UNION ALL ")),
+                    &[],
+                )
+                .map_err(|e| e.to_string())?
+                .get(0);
+            println!("| {name} | {:.2} |", b as f64 / (HOSTS * epochs) as f64);
+        }
     }
     // What the maintenance worker does within minutes on a live system: seal the hot
     // chunks of finished partitions, then measure the sealed chunks' time bounds (one
