@@ -53,7 +53,9 @@ SELECT state, count(*) AS chunks FROM bidim.chunks WHERE rel = 'c'::regclass GRO
 
 -- Only chunks holding rows before older_than; then the rest.
 SELECT bidim.convert('c', older_than => '2026-01-03');
-SELECT state, count(*) AS chunks, sum(rows) AS rows FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
+-- (a cold chunk's rows were counted by its conversion; a sealed one's come from statistics)
+SELECT state, count(*) AS chunks, sum(rows) FILTER (WHERE state = 'cold') AS rows
+FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
 SELECT * FROM diff;
 SELECT bidim.convert('c');
 SELECT bidim.convert('c');

@@ -109,6 +109,8 @@ pub(super) struct BidimScan {
     /// palloc'd, one per table column: whether the query reads it (null: all). Cold
     /// chunks decode only these.
     needed: *mut bool,
+    /// Cold batches decoded, and skipped by their time bounds, by finished readers.
+    batches: (i64, i64),
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -298,9 +300,15 @@ pub(super) fn end_chunk_scan(s: &mut BidimScan) {
     let mut index = std::ptr::null_mut();
     match s.reader {
         Reader::None => {}
-        Reader::Merge { inputs, n } => end_merge_reader(inputs, n),
+        Reader::Merge { inputs, n } => {
+            s.batches = batch_counts(s as *mut BidimScan as pg_sys::TableScanDesc);
+            end_merge_reader(inputs, n)
+        }
         Reader::Heap(hs) => end_heap_reader(s, hs),
-        Reader::Cold(cs) => cold_scan::end(cs),
+        Reader::Cold(cs) => {
+            s.batches = add_counts(s.batches, cs);
+            cold_scan::end(cs)
+        }
         Reader::Index { index: i, scan } => {
             // SAFETY: ends the index scan we began on this chunk's index.
             unsafe { pg_sys::index_endscan(scan) };
@@ -312,6 +320,32 @@ pub(super) fn end_chunk_scan(s: &mut BidimScan) {
         release_chunk(s.chunk_rel, index);
         s.chunk_rel = std::ptr::null_mut();
     }
+}
+
+fn add_counts(acc: (i64, i64), cs: *mut ColdScan) -> (i64, i64) {
+    // SAFETY: cs is a live cold scan.
+    let (r, k) = unsafe { ((*cs).batches_read, (*cs).batches_skipped) };
+    (acc.0 + r, acc.1 + k)
+}
+
+/// Cold batches a scan has decoded and skipped so far (EXPLAIN ANALYZE).
+pub(crate) fn batch_counts(scan: pg_sys::TableScanDesc) -> (i64, i64) {
+    // SAFETY: scan is a BidimScan; its current reader (and merge inputs) are live.
+    let s = unsafe { &*(scan as *mut BidimScan) };
+    let mut acc = s.batches;
+    match s.reader {
+        Reader::Cold(cs) => acc = add_counts(acc, cs),
+        Reader::Merge { inputs, n } => {
+            // SAFETY: n inputs owned by the reader.
+            for i in unsafe { std::slice::from_raw_parts(inputs, n as usize) } {
+                if !i.cold.is_null() {
+                    acc = add_counts(acc, i.cold);
+                }
+            }
+        }
+        _ => {}
+    }
+    acc
 }
 
 /// Chunk scans get the facade scan's flags minus ownership of the snapshot.

@@ -39,7 +39,7 @@ pub const COL_TIME_MAX: usize = 5;
 pub const FIXED_COLUMNS: usize = 5;
 
 /// Whether the open chunk relation `rel` is a cold chunk (a batch relation).
-pub fn is_cold(rel: pg_sys::Relation) -> bool {
+pub(super) fn is_cold(rel: pg_sys::Relation) -> bool {
     // SAFETY: an open relation's descriptor; its first attribute's name is NUL-terminated.
     unsafe {
         let desc = (*rel).rd_att;
@@ -60,7 +60,7 @@ pub struct ColSpec {
 }
 
 /// The storage of every column of a table descriptor (attribute `i + 1` at `i`).
-pub fn column_specs(desc: pg_sys::TupleDesc) -> Vec<ColSpec> {
+pub(super) fn column_specs(desc: pg_sys::TupleDesc) -> Vec<ColSpec> {
     // SAFETY: an open relation's descriptor with natts attributes.
     let attrs = unsafe { (*desc).attrs.as_slice((*desc).natts as usize) };
     attrs
@@ -119,7 +119,7 @@ impl ColumnBuilder {
     /// # Safety
     /// `d` must be a valid datum of the column's type unless `isnull`.
     pub unsafe fn push(&mut self, d: pg_sys::Datum, isnull: bool) -> usize {
-        if self.rows % 8 == 0 {
+        if self.rows.is_multiple_of(8) {
             self.nulls.push(0);
         }
         let row = self.rows;
@@ -185,17 +185,66 @@ unsafe fn datum_bytes<'a>(d: pg_sys::Datum, typlen: i16) -> &'a [u8] {
     }
 }
 
-/// A PostgreSQL datum for value `i` of decoded `values`, allocated (by-reference
-/// values) in the current memory context.
-pub fn datum_of(values: &Values, i: usize, spec: &ColSpec) -> pg_sys::Datum {
-    match values {
-        Values::Bool(v) => pg_sys::Datum::from(v[i]),
-        Values::I16(v) => pg_sys::Datum::from(v[i] as i64 as usize),
-        Values::I32(v) => pg_sys::Datum::from(v[i] as i64 as usize),
-        Values::I64(v) => pg_sys::Datum::from(v[i] as usize),
-        Values::F32(v) => pg_sys::Datum::from(v[i].to_bits() as usize),
-        Values::F64(v) => pg_sys::Datum::from(v[i].to_bits() as usize),
-        Values::Bytes(v) => bytes_datum(v, i, spec.typlen),
+/// Writes the datums of decoded column `col` into column `i` of row-major arrays of
+/// `natts` columns (`values[r * natts + i]`), by-reference values allocated in the
+/// current memory context; NULL rows keep their NULL flag.
+pub(super) fn fill_datums(
+    col: &Column,
+    spec: &ColSpec,
+    values: &mut [pg_sys::Datum],
+    nulls: &mut [bool],
+    natts: usize,
+    i: usize,
+) {
+    // One pass per kind (the match outside the row loop).
+    fn fill<T: Copy>(
+        col: &Column,
+        v: &[T],
+        values: &mut [pg_sys::Datum],
+        nulls: &mut [bool],
+        natts: usize,
+        i: usize,
+        to: impl Fn(T) -> pg_sys::Datum,
+    ) {
+        if col.nulls.is_none() {
+            for (r, &x) in v.iter().enumerate() {
+                values[r * natts + i] = to(x);
+                nulls[r * natts + i] = false;
+            }
+            return;
+        }
+        let mut k = 0;
+        for r in 0..col.rows {
+            if !col.is_null(r) {
+                values[r * natts + i] = to(v[k]);
+                nulls[r * natts + i] = false;
+                k += 1;
+            }
+        }
+    }
+    match &col.values {
+        Values::Bool(v) => fill(col, v, values, nulls, natts, i, pg_sys::Datum::from),
+        Values::I16(v) => fill(col, v, values, nulls, natts, i, |x| {
+            pg_sys::Datum::from(x as i64 as usize)
+        }),
+        Values::I32(v) => fill(col, v, values, nulls, natts, i, |x| {
+            pg_sys::Datum::from(x as i64 as usize)
+        }),
+        Values::I64(v) => fill(col, v, values, nulls, natts, i, |x| {
+            pg_sys::Datum::from(x as usize)
+        }),
+        Values::F32(v) => fill(col, v, values, nulls, natts, i, |x| {
+            pg_sys::Datum::from(x.to_bits() as usize)
+        }),
+        Values::F64(v) => fill(col, v, values, nulls, natts, i, |x| {
+            pg_sys::Datum::from(x.to_bits() as usize)
+        }),
+        Values::Bytes(b) => {
+            let idx: Vec<usize> = (0..b.len()).collect();
+            fill(col, &idx, values, nulls, natts, i, |k| {
+                bytes_datum(b, k, spec.typlen)
+            })
+        }
     }
 }
 
@@ -235,7 +284,7 @@ fn bytes_datum(v: &ByteValues, i: usize, typlen: i16) -> pg_sys::Datum {
 }
 
 /// The error for a batch that does not decode.
-pub fn corrupt(detail: &str) -> ! {
+pub(super) fn corrupt(detail: &str) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
         format!("bidim: a cold chunk's batch is corrupt: {detail}"),
@@ -244,7 +293,7 @@ pub fn corrupt(detail: &str) -> ! {
 }
 
 /// A bytea datum holding `bytes`, in the current memory context.
-pub fn bytea_datum(bytes: &[u8]) -> pg_sys::Datum {
+pub(super) fn bytea_datum(bytes: &[u8]) -> pg_sys::Datum {
     let v = ByteValues {
         data: bytes.to_vec(),
         ends: vec![bytes.len() as u32],

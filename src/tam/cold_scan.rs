@@ -4,6 +4,9 @@
 //! batch's columns decoded into datums in a per-batch memory context, rows handed out
 //! one at a time as virtual tuples of the table. Also the fetch of one cold row by TID.
 
+// Scan entry points take the scan's parts one by one.
+#![allow(clippy::too_many_arguments)]
+
 use super::codec;
 use super::cold::{
     self, ColSpec, COL_BATCH, COL_KEY, COL_ROWS, COL_TIME_MAX, COL_TIME_MIN, FIXED_COLUMNS,
@@ -74,7 +77,7 @@ fn index_on(rel: pg_sys::Relation, col: usize) -> pg_sys::Relation {
 /// Begins a scan of the cold chunk `rel` (ordinal `ordinal`) of table `facade`:
 /// every batch, or with `keys` (scan keys on the hot chunks' (key, time) index
 /// columns) the batches of those keys, in `backward` order when asked.
-pub fn begin(
+pub(super) fn begin(
     rel: pg_sys::Relation,
     facade: pg_sys::Relation,
     ordinal: u32,
@@ -163,7 +166,7 @@ pub fn begin(
 }
 
 /// Ends a cold scan (the batch relation stays open: the caller closes it).
-pub fn end(cs: *mut ColdScan) {
+pub(super) fn end(cs: *mut ColdScan) {
     // SAFETY: cs was made by begin and is ended once.
     unsafe {
         let c = &mut *cs;
@@ -238,9 +241,11 @@ fn load_batch(c: &mut ColdScan) {
         c.batch = attr(c.bslot, COL_BATCH).0.value() as i32;
         let natts = c.natts as usize;
         let n = nrows as usize * natts;
-        c.values = pg_sys::palloc0(n * std::mem::size_of::<pg_sys::Datum>()) as *mut pg_sys::Datum;
+        c.values =
+            pg_sys::palloc(n.max(1) * std::mem::size_of::<pg_sys::Datum>()) as *mut pg_sys::Datum;
         c.nulls = pg_sys::palloc(n.max(1)) as *mut bool;
         std::ptr::write_bytes(c.nulls, 1, n);
+        std::ptr::write_bytes(c.values, 0, n);
         let values = std::slice::from_raw_parts_mut(c.values, n);
         let nulls = std::slice::from_raw_parts_mut(c.nulls, n);
         let specs = std::slice::from_raw_parts(c.specs, natts);
@@ -278,15 +283,7 @@ fn load_batch(c: &mut ColdScan) {
                     spec.kind
                 ));
             }
-            let mut k = 0;
-            for r in 0..nrows as usize {
-                if col.is_null(r) {
-                    continue;
-                }
-                values[r * natts + i] = cold::datum_of(&col.values, k, spec);
-                nulls[r * natts + i] = false;
-                k += 1;
-            }
+            cold::fill_datums(&col, spec, values, nulls, natts, i);
         }
         c.nrows = nrows;
         c.row = 0;
@@ -301,10 +298,16 @@ fn store_row(c: &ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {
     // SAFETY: the slot has the facade's descriptor (natts columns); the batch arrays
     // hold nrows x natts entries, valid until the next batch.
     unsafe {
-        pg_sys::ExecClearTuple(slot);
+        // ExecClearTuple and ExecStoreVirtualTuple, inlined: this runs once per row, and
+        // the slot's clear callback (freeing the slot's own tuple, releasing its
+        // buffer) raises no error.
+        if (*slot).tts_flags & pg_sys::TTS_FLAG_EMPTY as u16 == 0 {
+            ((*(*slot).tts_ops).clear.expect("slot clear"))(slot);
+        }
         std::ptr::copy_nonoverlapping(c.values.add(r as usize * natts), (*slot).tts_values, natts);
         std::ptr::copy_nonoverlapping(c.nulls.add(r as usize * natts), (*slot).tts_isnull, natts);
-        pg_sys::ExecStoreVirtualTuple(slot);
+        (*slot).tts_flags &= !(pg_sys::TTS_FLAG_EMPTY as u16);
+        (*slot).tts_nvalid = natts as pg_sys::AttrNumber;
         let mut t = pg_sys::ItemPointerData::default();
         super::delegate::set_block(&mut t, c.batch as u32);
         t.ip_posid = (r + 1) as u16;
@@ -315,7 +318,7 @@ fn store_row(c: &ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {
 }
 
 /// The scan's next row in `slot`; false at the end.
-pub fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
+pub(super) fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
     // SAFETY: cs was made by begin.
     let c = unsafe { &mut *cs };
     loop {
@@ -338,7 +341,7 @@ pub fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
 
 /// Fetches row `row` (0-based) of batch `batch` of the cold chunk `rel` into `slot`,
 /// if that batch is visible to `snapshot`.
-pub fn fetch(
+pub(super) fn fetch(
     rel: pg_sys::Relation,
     facade: pg_sys::Relation,
     ordinal: u32,

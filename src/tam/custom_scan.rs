@@ -12,7 +12,7 @@
 //! does not grow with the number of chunks. EXPLAIN shows the chunks scanned of the
 //! total.
 
-use super::directory::ChunkRow;
+use super::directory::{ChunkRow, ChunkState};
 use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::keyrange::{Key, KeyKind};
 use super::prune::{bounds, chunks_to_read, EQ, GE, GT, LT};
@@ -415,7 +415,13 @@ unsafe extern "C-unwind" fn pathlist_hook(
                 directory.map(|(total, kept, ranges)| (kept, ranges, total)),
             );
         }
-        if exprs.is_null() {
+        // With cold chunks, the scan also serves queries without bounds: it decodes only
+        // the columns the query reads, where a sequential scan decodes whole rows.
+        let has_cold = pg_sys::ActiveSnapshotSet()
+            && planning_chunks((*rte).relid)
+                .iter()
+                .any(|c| c.state == ChunkState::Cold);
+        if exprs.is_null() && !has_cold {
             return;
         }
         let mut base = f64::MAX;
@@ -445,14 +451,19 @@ unsafe extern "C-unwind" fn pathlist_hook(
             .any(|i| pg_sys::list_nth_int(strategies, 4 * i) != ON_TIME);
         let fraction = if has_key {
             sel
+        } else if exprs.is_null() {
+            1.0
         } else {
             match kept_chunks {
                 Some((0, _, _)) | None => sel,
-                // Nothing to skip: the sequential (and parallel) paths are better.
-                Some((total, kept, _)) if kept == total => return,
+                // Nothing to skip: the sequential (and parallel) paths are better,
+                // unless cold chunks make reading fewer columns worth it.
+                Some((total, kept, _)) if kept == total && !has_cold => return,
                 Some((total, kept, _)) => (kept as f64 / total as f64).max(0.0001),
             }
         };
+        // Cold chunks: only the columns the query reads are decoded.
+        let fraction = if has_cold { fraction * 0.9 } else { fraction };
         let cpath =
             pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>()) as *mut pg_sys::CustomPath;
         (*cpath).path.type_ = pg_sys::NodeTag::T_CustomPath;
@@ -771,6 +782,8 @@ struct BidimScanState {
     keys_named: i64,
     /// Time order of the rows (0 none, 1 ascending, -1 descending).
     order: i32,
+    /// Cold batches decoded and skipped by their time bounds, over every (re)start.
+    batches: (i64, i64),
     /// Holds the evaluated bounds (a key may be text) until the next (re)start.
     bounds_cxt: pg_sys::MemoryContext,
     /// The directory rows, read once per execution under the query's snapshot and
@@ -1194,6 +1207,9 @@ fn stop(st: *mut BidimScanState) {
     // SAFETY: st is our executor node.
     unsafe {
         if !(*st).scan.is_null() {
+            let (r, k) = chunk_scan::batch_counts((*st).scan);
+            (*st).batches.0 += r;
+            (*st).batches.1 += k;
             chunk_scan::scan_finish((*st).scan);
             (*st).scan = std::ptr::null_mut();
         }
@@ -1292,6 +1308,18 @@ unsafe extern "C-unwind" fn explain_scan(
             );
             let text = std::ffi::CString::new(text).expect("no NUL in a number");
             pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), text.as_ptr(), es);
+            // Cold chunks' batches (EXPLAIN ANALYZE: counted while reading).
+            let (mut read, mut skipped) = (*st).batches;
+            if !(*st).scan.is_null() {
+                let (r, k) = chunk_scan::batch_counts((*st).scan);
+                read += r;
+                skipped += k;
+            }
+            if read + skipped > 0 {
+                let text = format!("{read} decoded, {skipped} skipped by time");
+                let text = std::ffi::CString::new(text).expect("no NUL in a number");
+                pg_sys::ExplainPropertyText(c"Cold batches".as_ptr(), text.as_ptr(), es);
+            }
             if (*st).by_index {
                 pg_sys::ExplainPropertyInteger(
                     c"Keys".as_ptr(),

@@ -9,7 +9,8 @@
 //! | directory | [`directory`] *pure* (`ChunkRow`, `ChunkState`, the rules over rows), [`directory_io`] (rows read through the catalog C API), [`schema`] (SQL objects), [`config`] (settings, every default), [`cache`] (per-backend cache) |
 //! | route | [`route`] (row -> cell -> hot chunk) |
 //! | hot chunk | [`hot_chunk`] (inserts, sealing), [`seal`] *pure* (when a chunk is full), [`split`] (key-range splits), [`chunk_store`] (chunk relations: create, drop, follow ALTER TABLE) |
-//! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
+//! | convert | [`convert`] (sealed -> cold), [`cold`] (batch relation, values <-> codecs), [`codec`] *pure* (the column format and codecs) |
+//! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`cold_scan`] (cold chunks' batches), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
 //! | retention | [`retention`] (`drop_before`, policies), [`maintenance`] (the maintenance job), [`worker`] (background workers) |
 //! | shell | [`handler`] (the `TableAmRoutine`), [`delegate`] (heap on a chunk, TIDs, slots), [`relation`] (the table as a whole), [`api`] (SQL functions), [`privilege`] (who bidim's SQL runs as), [`locks`] (advisory locks) |
 

@@ -247,9 +247,11 @@ pub(super) unsafe extern "C-unwind" fn bidim_relation_estimate_size(
     tuples: *mut f64,
     allvisfrac: *mut f64,
 ) {
-    let curpages = planning_pages(rel);
-    // heap's arithmetic (table_block_relation_estimate_size) over that size: the
-    // density ANALYZE saw, else one from the row width.
+    let size = planning_size(rel);
+    let curpages = size.heap_pages.saturating_add(size.cold_pages);
+    // heap's arithmetic (table_block_relation_estimate_size) over the heap chunks: the
+    // density ANALYZE saw (when the table has no cold chunks to skew it), else one from
+    // the row width; cold chunks count the rows their conversion counted.
     // SAFETY: rel is open; the out pointers are the planner's.
     unsafe {
         *pages = curpages;
@@ -261,7 +263,7 @@ pub(super) unsafe extern "C-unwind" fn bidim_relation_estimate_size(
         let relpages = (*(*rel).rd_rel).relpages;
         let reltuples = f64::from((*(*rel).rd_rel).reltuples);
         let relallvisible = (*(*rel).rd_rel).relallvisible;
-        let density = if reltuples >= 0.0 && relpages > 0 {
+        let density = if reltuples >= 0.0 && relpages > 0 && size.cold_pages == 0 {
             reltuples / f64::from(relpages)
         } else {
             // HEAP_OVERHEAD_BYTES_PER_TUPLE and HEAP_USABLE_BYTES_PER_PAGE.
@@ -271,7 +273,7 @@ pub(super) unsafe extern "C-unwind" fn bidim_relation_estimate_size(
             let width = (width + 7) & !7;
             f64::from(usable / width)
         };
-        *tuples = (density * f64::from(curpages)).round();
+        *tuples = (density * f64::from(size.heap_pages)).round() + size.cold_rows as f64;
         *allvisfrac = if relallvisible <= 0 {
             0.0
         } else {
@@ -280,16 +282,37 @@ pub(super) unsafe extern "C-unwind" fn bidim_relation_estimate_size(
     }
 }
 
-/// The table's size in blocks as the planner sees it: a measured chunk's recorded size
-/// (it takes only UPDATEs once measured), the others' (hot chunks, sealed ones not yet
-/// measured) read from their files, so planning opens a few chunks, not all of them.
-fn planning_pages(rel: pg_sys::Relation) -> pg_sys::BlockNumber {
-    let mut total = 0u64;
+/// The table's size as the planner sees it.
+struct PlanningSize {
+    /// Blocks of the hot and sealed chunks.
+    heap_pages: pg_sys::BlockNumber,
+    /// Blocks of the cold chunks' batch relations, and the rows they hold.
+    cold_pages: pg_sys::BlockNumber,
+    cold_rows: i64,
+}
+
+/// The table's size as the planner sees it: a measured chunk's recorded size (it takes
+/// only UPDATEs once measured), the others' (hot chunks, sealed ones not yet
+/// measured) read from their files, so planning opens a few chunks, not all of them;
+/// a cold chunk's rows as its conversion counted them.
+fn planning_size(rel: pg_sys::Relation) -> PlanningSize {
+    let (mut heap, mut cold, mut rows) = (0u64, 0u64, 0i64);
     for c in directory_io::planning_chunks(rel_oid(rel)).iter() {
-        match c.pages {
-            Some(p) => total += p.max(0) as u64,
-            None => total += chunk_blocks(c.chunk_rel),
+        let pages = match c.pages {
+            Some(p) => p.max(0) as u64,
+            None => chunk_blocks(c.chunk_rel),
+        };
+        if c.state == super::directory::ChunkState::Cold {
+            cold += pages;
+            rows += c.rows.unwrap_or(0);
+        } else {
+            heap += pages;
         }
     }
-    total.min(u64::from(u32::MAX - 1)) as pg_sys::BlockNumber
+    let clamp = |n: u64| n.min(u64::from(u32::MAX / 2 - 1)) as pg_sys::BlockNumber;
+    PlanningSize {
+        heap_pages: clamp(heap),
+        cold_pages: clamp(cold),
+        cold_rows: rows,
+    }
 }
