@@ -6,11 +6,12 @@ CREATE FUNCTION bidim.configure(
     key_column         pg_catalog.name     DEFAULT NULL,
     time_column        pg_catalog.name     DEFAULT NULL,
     hot_chunk_rows     pg_catalog.int8     DEFAULT NULL,
-    partition_interval pg_catalog.interval DEFAULT NULL)
+    partition_interval pg_catalog.interval DEFAULT NULL,
+    convert_after      pg_catalog.interval DEFAULT NULL)
 RETURNS bidim.table_config
 LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_configure';
-COMMENT ON FUNCTION bidim.configure(pg_catalog.regclass, pg_catalog.name, pg_catalog.name, pg_catalog.int8, pg_catalog.interval) IS
-    'bidim: set the key column, time column, seal threshold and time partition width of a bidim table';
+COMMENT ON FUNCTION bidim.configure(pg_catalog.regclass, pg_catalog.name, pg_catalog.name, pg_catalog.int8, pg_catalog.interval, pg_catalog.interval) IS
+    'bidim: set the key column, time column, seal threshold, time partition width and automatic conversion age (convert_after; interval ''0'': off) of a bidim table';
 
 CREATE FUNCTION bidim.seal(rel pg_catalog.regclass) RETURNS pg_catalog.int8
 LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_seal';

@@ -11,7 +11,10 @@ CREATE TABLE bidim.table_config (
     key_column         name     NOT NULL,
     time_column        name     NOT NULL,
     hot_chunk_rows     bigint   NOT NULL CHECK (hot_chunk_rows OPERATOR(pg_catalog.>) 0),
-    partition_interval interval NOT NULL
+    partition_interval interval NOT NULL,
+    -- the maintenance job converts sealed chunks whose rows are all older than this
+    -- (NULL: never; bidim.convert converts by hand)
+    convert_after      interval CHECK (convert_after OPERATOR(pg_catalog.>) interval '0')
 );
 COMMENT ON TABLE bidim.table_config IS 'bidim: per-table settings written by bidim.configure (no row: defaults)';
 SELECT pg_catalog.pg_extension_config_dump('bidim.table_config', '');

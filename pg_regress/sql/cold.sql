@@ -57,11 +57,19 @@ SELECT bidim.convert('c', older_than => '2026-01-03');
 SELECT state, count(*) AS chunks, sum(rows) FILTER (WHERE state = 'cold') AS rows
 FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
 SELECT * FROM diff;
+-- (half of them through the chunks' (key, time) index, half sorted: the same rows)
+SELECT bidim.convert('c', older_than => '2026-01-04');
+SET enable_indexscan = off;
 SELECT bidim.convert('c');
+RESET enable_indexscan;
 SELECT bidim.convert('c');
 SELECT state, count(*) AS chunks, sum(rows) AS rows, sum(bytes) < sum(bytes_before) AS smaller
 FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
 SELECT * FROM diff;
+-- ANALYZE samples cold rows (a cold chunk's blocks stand for its batches).
+ANALYZE c;
+SELECT reltuples AS rows_estimated FROM pg_class WHERE oid = 'c'::regclass;
+SELECT attname, n_distinct, null_frac FROM pg_stats WHERE tablename = 'c' AND attname IN ('series_id', 'i4', 'm') ORDER BY 1;
 -- bit patterns of special floats, NULLs, extremes, TOASTed text
 SELECT count(*) FILTER (WHERE f8 = 'NaN') AS nan, count(*) FILTER (WHERE f8::text = '-0') AS neg_zero,
        count(*) FILTER (WHERE f8 = 'Infinity') AS inf, count(*) FILTER (WHERE f8 IS NULL) AS nulls,
@@ -139,4 +147,17 @@ DROP TABLE c, h, s;
 SELECT count(*) AS relations_left FROM pg_class WHERE relnamespace = 'bidim_internal'::regnamespace
   AND relname NOT LIKE 'pg_toast%' AND relkind = 'r';
 DROP TYPE pair; DROP DOMAIN pos; DROP TYPE mood;
+
+-- convert_after: the maintenance job converts sealed chunks older than it (a few per
+-- run); interval '0' turns it off; negative ages are refused.
+CREATE TABLE auto (k int, t timestamptz, v float8) USING bidim;
+SELECT * FROM bidim.configure('auto', convert_after => '7 days');
+SELECT bidim.configure('auto', convert_after => '-1 day');
+INSERT INTO auto SELECT g % 5, timestamptz '2026-01-01' + g * interval '1 min', g FROM generate_series(1, 3000) g;
+SELECT bidim.seal('auto');
+SELECT bidim._maintain() > 0 AS worked;
+SELECT state, count(*) FROM bidim.chunks WHERE rel = 'auto'::regclass GROUP BY state ORDER BY state;
+SELECT count(*), sum(v) FROM auto;
+SELECT convert_after FROM bidim.configure('auto', convert_after => '0');
+DROP TABLE auto;
 DROP EXTENSION bidim;

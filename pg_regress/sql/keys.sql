@@ -4,7 +4,7 @@
 CREATE EXTENSION bidim;
 SET timezone = 'UTC';
 CREATE TABLE points (series_id bigint, ts timestamptz, value float8) USING bidim;
-SELECT bidim.configure('points', hot_chunk_rows => 2000, partition_interval => '1 hour') IS NOT NULL AS configured;
+SELECT (bidim.configure('points', hot_chunk_rows => 2000, partition_interval => '1 hour')).rel IS NOT NULL AS configured;
 -- 6 hours, 200 series, one row per series a minute (with duplicate times for one
 -- series): enough chunks per hour for the key range to split.
 INSERT INTO points
@@ -135,7 +135,7 @@ RESET plan_cache_mode;
 
 -- 4. Text keys.
 CREATE TABLE named (host text, ts timestamptz, v int) USING bidim;
-SELECT bidim.configure('named', hot_chunk_rows => 500, partition_interval => '1 day') IS NOT NULL AS configured;
+SELECT (bidim.configure('named', hot_chunk_rows => 500, partition_interval => '1 day')).rel IS NOT NULL AS configured;
 INSERT INTO named SELECT 'host-' || h, timestamptz '2026-01-01' + t * interval '1 minute', h * t
 FROM generate_series(1, 30) h, generate_series(0, 99) t;
 CREATE TABLE heap_named AS SELECT * FROM named;
@@ -147,7 +147,7 @@ SELECT same_as_heap($$SELECT n.* FROM (VALUES ('host-2'), ('host-20')) v(h) JOIN
 -- 5. Exact time bounds: the maintenance job measures the first and last time of
 -- sealed chunks; a 1-hour window then reads only the chunks holding that hour.
 CREATE TABLE daily (series_id int, ts timestamptz, v int) USING bidim;
-SELECT bidim.configure('daily', hot_chunk_rows => 300, partition_interval => '1 day') IS NOT NULL AS configured;
+SELECT (bidim.configure('daily', hot_chunk_rows => 300, partition_interval => '1 day')).rel IS NOT NULL AS configured;
 INSERT INTO daily SELECT s, timestamptz '2026-02-01' + t * interval '1 minute', t
 FROM generate_series(0, 1439) t, generate_series(1, 2) s ORDER BY t, s;
 SELECT bidim.seal('daily') AS sealed_now;
@@ -175,7 +175,7 @@ SELECT same_as_heap($$SELECT * FROM daily WHERE ts BETWEEN '2026-02-01 03:00' AN
 -- chunks than the lock table holds; REPEATABLE READ keeps them to commit (retention
 -- waits, so the transaction's answers stay the same).
 CREATE TABLE many (series_id int, ts timestamptz, v int) USING bidim;
-SELECT bidim.configure('many', partition_interval => '1 hour') IS NOT NULL AS configured;
+SELECT (bidim.configure('many', partition_interval => '1 hour')).rel IS NOT NULL AS configured;
 INSERT INTO many SELECT s, timestamptz '2026-03-01' + h * interval '1 hour' + s * interval '1 minute', h
 FROM generate_series(0, 119) h, generate_series(1, 3) s;
 SELECT bidim.seal('many') AS sealed_now;

@@ -2,7 +2,7 @@
 CREATE EXTENSION bidim;
 SET timezone = 'UTC';
 CREATE TABLE points (series_id bigint, ts timestamptz, value float8) USING bidim;
-SELECT bidim.configure('points', hot_chunk_rows => 500, partition_interval => '1 day') IS NOT NULL AS configured;
+SELECT (bidim.configure('points', hot_chunk_rows => 500, partition_interval => '1 day')).rel IS NOT NULL AS configured;
 -- 5 days, 1200 rows a day: several chunks per partition.
 INSERT INTO points
 SELECT g % 10, timestamptz '2026-01-01' + g * interval '72 seconds', g FROM generate_series(0, 5999) g;

@@ -3,7 +3,7 @@
 CREATE EXTENSION bidim;
 SET timezone = 'UTC';
 CREATE TABLE points (series_id bigint, ts timestamptz, value float8) USING bidim;
-SELECT bidim.configure('points', hot_chunk_rows => 1000, partition_interval => '1 hour') IS NOT NULL AS configured;
+SELECT (bidim.configure('points', hot_chunk_rows => 1000, partition_interval => '1 hour')).rel IS NOT NULL AS configured;
 -- 24 hours, one row per series every 30 s: 2880 rows per hour, so 3 chunks per hour.
 INSERT INTO points
 SELECT s, timestamptz '2026-01-01' + t * interval '30 seconds', s * 1000 + t

@@ -9,7 +9,7 @@ SET timezone = 'UTC';
 -- context that is reset after every row.
 CREATE TABLE lp (a text, k int, ts timestamptz) PARTITION BY LIST (lower(a));
 CREATE TABLE lp_def PARTITION OF lp DEFAULT USING bidim;
-SELECT bidim.configure('lp_def', hot_chunk_rows => 300) IS NOT NULL AS configured;
+SELECT (bidim.configure('lp_def', hot_chunk_rows => 300)).rel IS NOT NULL AS configured;
 INSERT INTO lp SELECT 'x' || g, g, timestamptz '2000-01-01' + g * interval '1 hour' FROM generate_series(1, 1000) g;
 CREATE TABLE lp_a PARTITION OF lp FOR VALUES IN ('a') USING heap;
 INSERT INTO lp VALUES ('B', 1, '2000-01-01');
@@ -26,7 +26,7 @@ SELECT count(*) FROM lp;
 
 -- Constraint validation scans (expressions that allocate in the per-tuple context).
 CREATE TABLE v (k int, ts timestamptz, note text) USING bidim;
-SELECT bidim.configure('v', hot_chunk_rows => 200) IS NOT NULL AS configured;
+SELECT (bidim.configure('v', hot_chunk_rows => 200)).rel IS NOT NULL AS configured;
 INSERT INTO v SELECT g, timestamptz '2000-01-01' + g * interval '1 minute', repeat('n', g % 50)
 FROM generate_series(1, 2000) g;
 ALTER TABLE v ADD CONSTRAINT c1 CHECK (length(note || repeat('x', 100)) > 99);
@@ -123,7 +123,7 @@ SELECT count(*) FROM lk;
 -- 5. Settings that make a chunk per handful of rows are said; one transaction may
 -- create at most bidim.max_chunks_per_transaction chunks.
 CREATE TABLE tiny (k int, ts timestamptz) USING bidim;
-SELECT bidim.configure('tiny', hot_chunk_rows => 10, partition_interval => '1 second') IS NOT NULL AS configured;
+SELECT (bidim.configure('tiny', hot_chunk_rows => 10, partition_interval => '1 second')).rel IS NOT NULL AS configured;
 SET bidim.max_chunks_per_transaction = 50;
 INSERT INTO tiny SELECT 1, timestamptz '2000-01-01' + g * interval '1 second' FROM generate_series(1, 100) g;
 INSERT INTO tiny SELECT 1, timestamptz '2000-01-01' + g * interval '1 second' FROM generate_series(1, 40) g;

@@ -3,7 +3,7 @@
 CREATE EXTENSION bidim;
 SET timezone = 'UTC';
 CREATE TABLE m (series_id bigint, ts timestamptz, value float8) USING bidim;
-SELECT bidim.configure('m', hot_chunk_rows => 300) IS NOT NULL AS configured;
+SELECT (bidim.configure('m', hot_chunk_rows => 300)).rel IS NOT NULL AS configured;
 CREATE TABLE oracle (series_id bigint, ts timestamptz, value float8);
 -- Skewed keys: series 1 gets half the rows, the rest spread over 2..200.
 INSERT INTO oracle
@@ -69,7 +69,7 @@ SELECT per_key_ok();
 SELECT (SELECT sum(value) FROM m) = (SELECT sum(value) FROM oracle) AS same_sum;
 -- Text keys split bytewise.
 CREATE TABLE t (host text, ts timestamptz, v int) USING bidim;
-SELECT bidim.configure('t', hot_chunk_rows => 200) IS NOT NULL AS configured;
+SELECT (bidim.configure('t', hot_chunk_rows => 200)).rel IS NOT NULL AS configured;
 INSERT INTO t SELECT 'host-' || (g % 50), timestamptz '2026-03-01' + g * interval '1 second', g
 FROM generate_series(1, 3000) g;
 SELECT count(*) > 1 AS split FROM bidim.key_ranges WHERE rel = 't'::regclass AND state = 'active';

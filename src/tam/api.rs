@@ -186,6 +186,28 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
     let (key_in, time_in) = unsafe { (name_arg(fcinfo, 1), name_arg(fcinfo, 2)) };
     // SAFETY: as above.
     let (rows_in, width_in) = unsafe { (arg(fcinfo, 3), arg(fcinfo, 4)) };
+    // SAFETY: as above (an interval, or NULL: unchanged).
+    let after_in = unsafe { arg(fcinfo, 5) };
+    let convert_after = if after_in.1 {
+        cur.convert_after
+    } else {
+        // SAFETY: an interval datum points to an Interval struct.
+        let i = unsafe { &*after_in.0.cast_mut_ptr::<pg_sys::Interval>() };
+        let us = i64::from(i.month) * 30 * super::cell::USECS_PER_DAY
+            + i64::from(i.day) * super::cell::USECS_PER_DAY
+            + i.time;
+        if us < 0 {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!(
+                    "convert_after must not be negative, not {}",
+                    output_text(pg_sys::INTERVALOID, after_in.0)
+                ),
+                Some("interval '0' turns automatic conversion off."),
+            );
+        }
+        (us > 0).then_some((i.month, i.day, i.time))
+    };
     let changes_columns = key_in.as_ref().is_some_and(|k| *k != cur.key_column)
         || time_in.as_ref().is_some_and(|t| *t != cur.time_column);
     if changes_columns && chunk_store::has_chunks_latest(rel) {
@@ -293,7 +315,7 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
         cur.interval
             .unwrap_or((0, config::DEFAULT_PARTITION_DAYS, 0))
     };
-    config::store_config(rel, &key, &time, rows, interval);
+    config::store_config(rel, &key, &time, rows, interval, convert_after);
     config::config_row_datum(rel)
 }
 
@@ -343,7 +365,7 @@ pub unsafe extern "C-unwind" fn bidim_convert(fcinfo: pg_sys::FunctionCallInfo) 
     } else {
         older_than.value() as i64
     };
-    let out = super::convert::convert(rel, older_than, true);
+    let out = super::convert::convert(rel, older_than, true, usize::MAX);
     if out.skipped > 0 {
         pgrx::notice!(
             "bidim.convert skipped {} sealed chunks of \"{}\" that are not ready yet (a transaction that may still write them is running); they are converted later",

@@ -374,6 +374,16 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
         dropped_meanwhile(s);
     }
     s.cur = idx;
+    if cold::is_cold(s.chunk_rel) && s.base.rs_flags & pg_sys::ScanOptions::SO_TYPE_ANALYZE != 0 {
+        // SAFETY: idx is within the palloc'd chunk array.
+        let ordinal = unsafe { (*s.chunks.add(idx as usize)).0 };
+        s.reader = Reader::Cold(cold_scan::begin_for_fetch(
+            s.chunk_rel,
+            s.base.rs_rd,
+            ordinal,
+        ));
+        return;
+    }
     if cold::is_cold(s.chunk_rel) {
         // SAFETY: idx is within the palloc'd chunk array; ikeys holds nikeys keys.
         let (ordinal, keys) = unsafe {
@@ -956,17 +966,24 @@ pub(super) unsafe extern "C-unwind" fn bidim_scan_analyze_next_block(
     if idx < 0 {
         return false;
     }
-    if idx != s.cur || !matches!(s.reader, Reader::Heap(_)) {
+    if idx != s.cur || matches!(s.reader, Reader::None) {
         start_chunk_scan(s, idx);
     }
-    let Reader::Heap(hs) = s.reader else {
-        return false;
-    };
-    heap_call!(scan_analyze_next_block(
-        hs,
-        blockno - starts[idx as usize],
-        bstrategy
-    ))
+    match s.reader {
+        Reader::Heap(hs) => heap_call!(scan_analyze_next_block(
+            hs,
+            blockno - starts[idx as usize],
+            bstrategy
+        )),
+        // A cold chunk's blocks stand for its batches, spread evenly over them (every
+        // batch belongs to one block; all blocks together are every batch).
+        Reader::Cold(cs) => cold_scan::sample_block(
+            cs,
+            directory_snapshot(s.base.rs_snapshot),
+            blockno - starts[idx as usize],
+        ),
+        _ => false,
+    }
 }
 
 #[pg_guard]
@@ -979,9 +996,19 @@ pub(super) unsafe extern "C-unwind" fn bidim_scan_analyze_next_tuple(
 ) -> bool {
     // SAFETY: scan was created by bidim_scan_begin.
     let s = unsafe { &mut *(scan as *mut BidimScan) };
-    // ANALYZE scans have no index keys: their chunks are read by heap readers.
-    let Reader::Heap(hs) = s.reader else {
-        return false;
+    // ANALYZE scans have no index keys: their chunks are read by heap readers, cold
+    // ones batch by batch (every row of a sampled batch is live to the sample).
+    let hs = match s.reader {
+        Reader::Heap(hs) => hs,
+        Reader::Cold(cs) => {
+            let got = cold_scan::next(cs, slot);
+            if got {
+                // SAFETY: ANALYZE's counters.
+                unsafe { *liverows += 1.0 };
+            }
+            return got;
+        }
+        _ => return false,
     };
     let got = heap_call!(scan_analyze_next_tuple(
         hs,

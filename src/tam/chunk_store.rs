@@ -285,6 +285,9 @@ pub fn create_chunk(
 /// first, so its name is free. The caller holds the chunk-creation lock.
 pub(super) fn take_ordinal(facade: pg_sys::Oid) -> Option<u32> {
     let ordinal = directory_io::next_ordinal(facade)?;
+    // SAFETY: catches up with catalog changes (a drop of that relation by someone who
+    // held the lock before us) before looking the relation up.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
     if let Some(old) = chunk_relid(facade, ordinal) {
         as_extension_owner(|| drop_internal(old, &chunk_name(facade, ordinal)));
     }

@@ -49,6 +49,17 @@ pub struct ColdScan {
     batch: i32,
     pub batches_read: i64,
     pub batches_skipped: i64,
+    /// A scan of numbered batches ([`sample_block`]): the next and the end of the
+    /// batch numbers still to read, under `snapshot`; `blocks`/`nbatches` are the
+    /// relation's blocks and batches (0: not counted yet).
+    range_next: u32,
+    range_end: u32,
+    snapshot: pg_sys::Snapshot,
+    blocks: u32,
+    nbatches: u32,
+    /// The context the scan was begun in: its heap and index scans run in it (they
+    /// allocate lazily; the caller may reset its own context after every row).
+    home: pg_sys::MemoryContext,
 }
 
 /// Index of the batch relation whose first column is `col` (the `_batch` or `_kt` index).
@@ -87,32 +98,17 @@ pub(super) fn begin(
     time: (i64, i64),
     needed: Option<&[bool]>,
 ) -> *mut ColdScan {
-    // SAFETY: facade and rel are open; every allocation is palloc'd in the current
-    // (the caller's scan) memory context.
+    let cs = begin_without_reader(rel, facade, ordinal);
+    // SAFETY: cs was just made; every allocation is palloc'd in the current (the
+    // caller's scan) memory context.
     unsafe {
-        let cs = pg_sys::palloc0(std::mem::size_of::<ColdScan>()) as *mut ColdScan;
         let c = &mut *cs;
-        c.rel = rel;
-        c.facade = facade;
-        c.ordinal = ordinal;
         c.backward = backward;
         c.time_lo = time.0;
         c.time_hi = time.1;
-        let specs = cold::column_specs((*facade).rd_att);
-        c.natts = specs.len() as i32;
-        c.specs = super::chunk_scan::palloc_array(&specs);
         if let Some(n) = needed {
             c.needed = super::chunk_scan::palloc_array(n);
         }
-        c.stored = (*(*rel).rd_att).natts - FIXED_COLUMNS as i32;
-        c.bslot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
-        c.cxt = pg_sys::AllocSetContextCreateExtended(
-            pg_sys::CurrentMemoryContext,
-            c"bidim cold batch".as_ptr(),
-            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
-            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
-            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
-        );
         // Keys on the key column, and the time lower bound (time_max >= lo holds for
         // every batch with a row at or after lo); upper bounds are checked per batch.
         let mut ikeys: Vec<pg_sys::ScanKeyData> = keys
@@ -187,10 +183,16 @@ pub(super) fn end(cs: *mut ColdScan) {
     }
 }
 
-/// The next batch row within the time range into `bslot`; false at the end.
+/// The next batch row within the time range into `bslot`; false at the end (and
+/// always for a scan made by [`begin_for_fetch`], which reads numbered batches only).
 fn next_batch_row(c: &mut ColdScan) -> bool {
+    if c.heap.is_null() && c.iscan.is_null() {
+        return false;
+    }
     loop {
-        // SAFETY: the scan's own heap or index scan fills its own slot.
+        // SAFETY: the scan's own heap or index scan fills its own slot, in the scan's
+        // home context (switched back below).
+        let old = unsafe { pg_sys::MemoryContextSwitchTo(c.home) };
         let found = unsafe {
             if !c.heap.is_null() {
                 super::delegate::heap_call!(scan_getnextslot(
@@ -207,6 +209,8 @@ fn next_batch_row(c: &mut ColdScan) -> bool {
                 pg_sys::index_getnext_slot(c.iscan, dir, c.bslot)
             }
         };
+        // SAFETY: restores the caller's context.
+        unsafe { pg_sys::MemoryContextSwitchTo(old) };
         if !found {
             return false;
         }
@@ -322,6 +326,16 @@ pub(super) fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool
     // SAFETY: cs was made by begin.
     let c = unsafe { &mut *cs };
     loop {
+        if c.row >= c.nrows && c.heap.is_null() && c.iscan.is_null() {
+            // numbered batches only ([`sample_block`])
+            if c.range_next >= c.range_end {
+                return false;
+            }
+            let b = c.range_next;
+            c.range_next += 1;
+            load_numbered(cs, c.snapshot, b);
+            continue;
+        }
         if c.row < c.nrows {
             let r = if c.backward {
                 c.nrows - 1 - c.row
@@ -350,10 +364,57 @@ pub(super) fn fetch(
     row: u16,
     slot: *mut pg_sys::TupleTableSlot,
 ) -> bool {
-    // SAFETY: a one-key scan of the batch index; the cold scan is begun without keys
-    // only to decode the batch found, and ended before returning.
+    let cs = begin_for_fetch(rel, facade, ordinal);
+    let mut ok = false;
+    // SAFETY: cs is ours until end(); the slot is the caller's, of the table.
+    unsafe {
+        if load_numbered(cs, snapshot, batch) && row >= 1 && (row as i32) <= (*cs).nrows {
+            store_row(&*cs, row as i32 - 1, slot);
+            // the slot's values live in the batch context: keep them
+            pg_sys::ExecMaterializeSlot(slot);
+            ok = true;
+        }
+    }
+    end(cs);
+    ok
+}
+
+/// The number of batches of the cold chunk `rel` (batches are numbered from 0 without
+/// gaps): one backward step of the batch index.
+pub(super) fn batch_count(rel: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> u32 {
+    // SAFETY: a keyless backward scan of the batch index of an open cold chunk; the
+    // batch number is the index's only column.
     unsafe {
         let index = index_on(rel, COL_BATCH);
+        let iscan = pg_sys::index_beginscan(rel, index, snapshot, 0, 0);
+        pg_sys::index_rescan(iscan, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0);
+        let slot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+        let n = if pg_sys::index_getnext_slot(
+            iscan,
+            pg_sys::ScanDirection::BackwardScanDirection,
+            slot,
+        ) {
+            attr(slot, COL_BATCH).0.value() as u32 + 1
+        } else {
+            0
+        };
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::index_endscan(iscan);
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        n
+    }
+}
+
+/// Loads batch number `batch` (visible to `snapshot`) into a scan made by
+/// [`begin_for_fetch`]; its rows then come from [`next`]. False if there is none.
+pub(super) fn load_numbered(cs: *mut ColdScan, snapshot: pg_sys::Snapshot, batch: u32) -> bool {
+    // SAFETY: cs was made by begin_for_fetch; a one-key scan of its batch index.
+    unsafe {
+        let c = &mut *cs;
+        c.nrows = 0;
+        c.row = 0;
+        let old = pg_sys::MemoryContextSwitchTo(c.home);
+        let index = index_on(c.rel, COL_BATCH);
         let mut key = pg_sys::ScanKeyData::default();
         pg_sys::ScanKeyInit(
             &mut key,
@@ -362,29 +423,54 @@ pub(super) fn fetch(
             pg_sys::RegProcedure::from(pg_sys::F_INT4EQ),
             pg_sys::Datum::from(batch as i32),
         );
-        let iscan = pg_sys::index_beginscan(rel, index, snapshot, 1, 0);
+        let iscan = pg_sys::index_beginscan(c.rel, index, snapshot, 1, 0);
         pg_sys::index_rescan(iscan, &mut key, 1, std::ptr::null_mut(), 0);
-        let cs = begin_without_reader(rel, facade, ordinal);
-        let found = pg_sys::index_getnext_slot(
-            iscan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            (*cs).bslot,
-        );
-        let mut ok = false;
+        let found =
+            pg_sys::index_getnext_slot(iscan, pg_sys::ScanDirection::ForwardScanDirection, c.bslot);
         if found {
-            load_batch(&mut *cs);
-            if row >= 1 && (row as i32) <= (*cs).nrows {
-                store_row(&*cs, row as i32 - 1, slot);
-                // the slot's values live in the batch context: keep them
-                pg_sys::ExecMaterializeSlot(slot);
-                ok = true;
-            }
+            load_batch(c);
         }
-        end(cs);
         pg_sys::index_endscan(iscan);
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        ok
+        pg_sys::MemoryContextSwitchTo(old);
+        found
     }
+}
+
+/// Makes a scan from [`begin_for_fetch`] read the batches ANALYZE's block `block` of
+/// the batch relation stands for: blocks map evenly onto batch numbers, so sampling
+/// blocks uniformly samples batches uniformly and every batch has one block. True
+/// when the block stands for at least one batch.
+pub(super) fn sample_block(cs: *mut ColdScan, snapshot: pg_sys::Snapshot, block: u32) -> bool {
+    // SAFETY: cs was made by begin_for_fetch; its relation is open.
+    let c = unsafe { &mut *cs };
+    if c.blocks == 0 {
+        // SAFETY: as above.
+        c.blocks = unsafe {
+            pg_sys::RelationGetNumberOfBlocksInFork(c.rel, pg_sys::ForkNumber::MAIN_FORKNUM)
+        };
+        c.nbatches = batch_count(c.rel, snapshot);
+    }
+    if c.blocks == 0 || block >= c.blocks {
+        return false;
+    }
+    let at = |b: u32| (u64::from(b) * u64::from(c.nbatches) / u64::from(c.blocks)) as u32;
+    c.range_next = at(block);
+    c.range_end = at(block + 1);
+    c.snapshot = snapshot;
+    c.nrows = 0;
+    c.row = 0;
+    c.range_next < c.range_end
+}
+
+/// A cold scan of `rel` that reads numbered batches only ([`load_numbered`]: ANALYZE's
+/// sample, fetches by TID).
+pub(super) fn begin_for_fetch(
+    rel: pg_sys::Relation,
+    facade: pg_sys::Relation,
+    ordinal: u32,
+) -> *mut ColdScan {
+    begin_without_reader(rel, facade, ordinal)
 }
 
 /// A cold scan state with no batch source (for [`fetch`]).
@@ -402,6 +488,7 @@ fn begin_without_reader(
         c.ordinal = ordinal;
         c.time_lo = i64::MIN;
         c.time_hi = i64::MAX;
+        c.home = pg_sys::CurrentMemoryContext;
         let specs = cold::column_specs((*facade).rd_att);
         c.natts = specs.len() as i32;
         c.specs = super::chunk_scan::palloc_array(&specs);

@@ -197,6 +197,9 @@ pub struct Settings {
     pub width: i64,
     /// The stored interval as (months, days, microseconds), if a row exists.
     pub interval: Option<(i32, i32, i64)>,
+    /// Age after which the maintenance job converts sealed chunks, as (months, days,
+    /// microseconds); `None`: never.
+    pub convert_after: Option<(i32, i32, i64)>,
 }
 
 /// The stored settings of `facade`, if it has a configuration row (an invalid stored
@@ -228,6 +231,7 @@ pub fn stored_settings(facade: pg_sys::Oid) -> Option<Settings> {
                     hot_chunk_rows: r.must("hot_chunk_rows", r.i64("hot_chunk_rows")),
                     width,
                     interval: Some(iv),
+                    convert_after: r.interval("convert_after"),
                 })
             },
         )
@@ -259,6 +263,7 @@ pub fn current_settings(facade: pg_sys::Oid) -> Settings {
             hot_chunk_rows: DEFAULT_HOT_CHUNK_ROWS,
             width: DEFAULT_WIDTH,
             interval: None,
+            convert_after: None,
         }
     })
 }
@@ -270,23 +275,27 @@ pub fn store_config(
     time: &str,
     rows: i64,
     interval: (i32, i32, i64),
+    convert_after: Option<(i32, i32, i64)>,
 ) {
     let iv = interval_value(interval);
+    let after = convert_after.map(interval_value);
     as_extension_owner(|| {
         spi_or_raise(
             Spi::run_with_args(
                 "INSERT INTO bidim.table_config AS c
-                 VALUES ($1::pg_catalog.regclass, $2::pg_catalog.name, $3::pg_catalog.name, $4, $5)
+                 VALUES ($1::pg_catalog.regclass, $2::pg_catalog.name, $3::pg_catalog.name, $4, $5, $6)
                  ON CONFLICT ON CONSTRAINT table_config_pkey DO UPDATE
                  SET key_column = excluded.key_column, time_column = excluded.time_column,
                      hot_chunk_rows = excluded.hot_chunk_rows,
-                     partition_interval = excluded.partition_interval",
+                     partition_interval = excluded.partition_interval,
+                     convert_after = excluded.convert_after",
                 &[
                     facade.into(),
                     key.into(),
                     time.into(),
                     rows.into(),
                     iv.into(),
+                    after.into(),
                 ],
             ),
             "store the configuration",
@@ -319,8 +328,12 @@ pub fn config_row_datum(facade: pg_sys::Oid) -> pg_sys::Datum {
             name(&s.time_column),
             pg_sys::Datum::from(s.hot_chunk_rows),
             iv.into_datum().expect("a non-null interval has a datum"),
+            s.convert_after
+                .map(interval_value)
+                .and_then(|v| v.into_datum())
+                .unwrap_or(pg_sys::Datum::from(0)),
         ];
-        let mut nulls = [false; 5];
+        let mut nulls = [false, false, false, false, false, s.convert_after.is_none()];
         let tup = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         let d = pg_sys::heap_copy_tuple_as_datum(tup, desc);
         if (*desc).tdrefcount >= 0 {

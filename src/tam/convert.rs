@@ -51,8 +51,10 @@ fn horizon(facade: pg_sys::Oid) -> u64 {
 }
 
 /// Converts the sealed chunks of `facade` that hold only rows before `older_than` and
-/// are ready (see [`directory::convertible`]); chunks a writer holds are skipped.
-pub fn convert(facade: pg_sys::Oid, older_than: i64, wait: bool) -> Outcome {
+/// are ready (see [`directory::convertible`]), at most `limit`, oldest first; chunks a
+/// writer holds are skipped. Without `wait`, a table another conversion, retention run
+/// or VACUUM holds is left alone.
+pub fn convert(facade: pg_sys::Oid, older_than: i64, wait: bool, limit: usize) -> Outcome {
     // One conversion or retention run at a time per table; inserts and reads go on.
     // SAFETY: a heavyweight lock on the caller's table, kept to commit.
     let locked = unsafe {
@@ -85,7 +87,7 @@ pub fn convert(facade: pg_sys::Oid, older_than: i64, wait: bool) -> Outcome {
         .count()
         - ready.len();
     out.skipped += waiting as i64;
-    for c in ready {
+    for c in ready.into_iter().take(limit) {
         match convert_chunk(facade, &cfg, c) {
             Some(n) => {
                 out.converted += 1;
@@ -106,6 +108,10 @@ fn convert_chunk(facade: pg_sys::Oid, cfg: &TableConfig, c: &ChunkRow) -> Option
     if !locked {
         return None;
     }
+    // The new chunk's number, under the table's chunk-creation lock (to commit), taken
+    // without waiting: an inserter holding it may be waiting for a row this
+    // transaction changed (a seal), and it is free again in a moment.
+    let ordinal = new_ordinal(facade)?;
     let bytes_before = relation_bytes(c.chunk_rel);
     // SAFETY: the chunk is locked; opened without a further lock and closed below.
     let chunk = unsafe { pg_sys::relation_open(c.chunk_rel, pg_sys::NoLock as pg_sys::LOCKMODE) };
@@ -114,7 +120,6 @@ fn convert_chunk(facade: pg_sys::Oid, cfg: &TableConfig, c: &ChunkRow) -> Option
     // SAFETY: a registered latest snapshot: every writer of the chunk has finished.
     let snapshot = unsafe { pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()) };
     let sort = Sorted::new(chunk, cfg, snapshot);
-    let ordinal = new_ordinal(facade);
     let name = chunk_name(facade, ordinal);
     let cold_rel = create_batch_relation(facade, cfg, &name, &specs);
     let stats = write_batches(cold_rel, cfg, &specs, sort);
@@ -191,10 +196,13 @@ fn convert_chunk(facade: pg_sys::Oid, cfg: &TableConfig, c: &ChunkRow) -> Option
     Some(stats.rows)
 }
 
-/// A new chunk ordinal for `facade` (under the chunk-creation lock, to commit).
-fn new_ordinal(facade: pg_sys::Oid) -> u32 {
-    Lock::ChunkCreation(facade).acquire();
-    chunk_store::take_ordinal(facade).unwrap_or_else(|| {
+/// A new chunk ordinal for `facade` (under the chunk-creation lock, to commit), or
+/// `None` if another transaction holds that lock now.
+fn new_ordinal(facade: pg_sys::Oid) -> Option<u32> {
+    if !Lock::ChunkCreation(facade).try_acquire() {
+        return None;
+    }
+    Some(chunk_store::take_ordinal(facade).unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             format!(
@@ -203,7 +211,7 @@ fn new_ordinal(facade: pg_sys::Oid) -> u32 {
             ),
             Some("Converted chunks free their numbers once no transaction that started before the conversion is running; try again later."),
         )
-    })
+    }))
 }
 
 /// Bytes of a relation with its indexes and TOAST.
@@ -277,19 +285,58 @@ fn create_batch_relation(
     })
 }
 
-/// A chunk's rows sorted by (key, time): a tuplesort the chunk's heap scan filled.
+/// A chunk's rows in (key, time) order: read through the chunk's own (key, time) index
+/// when the chunk fits comfortably in shared buffers (a quarter of them; no sort, its
+/// pages are read again from the buffer pool) and `enable_indexscan` is on, else
+/// sorted by PostgreSQL's tuplesort after a sequential scan (`maintenance_work_mem`,
+/// spilling to disk).
 struct Sorted {
+    /// The sort, or null when reading through the index.
     state: *mut pg_sys::Tuplesortstate,
+    index: pg_sys::Relation,
+    iscan: pg_sys::IndexScanDesc,
     slot: *mut pg_sys::TupleTableSlot,
-    /// The context rows are copied into (the caller's: it outlives every batch).
+    /// The context sorted rows are copied into (the caller's: it outlives every batch).
     cxt: pg_sys::MemoryContext,
 }
 
 impl Sorted {
     fn new(chunk: pg_sys::Relation, cfg: &TableConfig, snapshot: pg_sys::Snapshot) -> Sorted {
+        // SAFETY: the chunk is open and locked; its size in blocks, the buffer pool's
+        // size, and its index list from the relcache.
+        // (enable_indexscan = off forces the sort, as it does for CLUSTER.)
+        let fits = unsafe {
+            let blocks =
+                pg_sys::RelationGetNumberOfBlocksInFork(chunk, pg_sys::ForkNumber::MAIN_FORKNUM);
+            pg_sys::enable_indexscan && i64::from(blocks) <= i64::from(pg_sys::NBuffers) / 4
+        };
+        if fits {
+            if let Some(index) = super::delegate::chunk_index(chunk, pg_sys::AccessShareLock)
+                .and_then(|i| super::delegate::keyed_on(i, cfg.key_attnum))
+            {
+                // SAFETY: a full forward scan of the chunk's (key, time) index under the
+                // registered snapshot, into a slot of the chunk's descriptor.
+                unsafe {
+                    let iscan = pg_sys::index_beginscan(chunk, index, snapshot, 0, 0);
+                    pg_sys::index_rescan(iscan, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0);
+                    let slot = pg_sys::MakeSingleTupleTableSlot(
+                        (*chunk).rd_att,
+                        &pg_sys::TTSOpsBufferHeapTuple,
+                    );
+                    return Sorted {
+                        state: std::ptr::null_mut(),
+                        index,
+                        iscan,
+                        slot,
+                        cxt: pg_sys::CurrentMemoryContext,
+                    };
+                }
+            }
+        }
         // SAFETY: a tuplesort over the chunk's descriptor, keyed on its key and time
-        // columns with their types' default btree "<" (built-in types) and collations;
-        // fed by a scan of the chunk under the registered snapshot.
+        // columns with their types' default btree "<" (built-in types) and collations
+        // (NULL keys last, as in the index); fed by a scan of the chunk under the
+        // registered snapshot.
         unsafe {
             let desc = (*chunk).rd_att;
             let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
@@ -339,35 +386,52 @@ impl Sorted {
             let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
             Sorted {
                 state,
+                index: std::ptr::null_mut(),
+                iscan: std::ptr::null_mut(),
                 slot,
                 cxt: pg_sys::CurrentMemoryContext,
             }
         }
     }
 
-    /// The next row in (key, time) order, in the sort's slot.
+    /// The next row in (key, time) order, in our slot (valid until the next call).
     fn next(&mut self) -> Option<*mut pg_sys::TupleTableSlot> {
-        // SAFETY: reads the sorted rows into our slot (copied: each stays valid until
-        // the next call).
+        // SAFETY: the index scan fills our slot with a pinned buffer tuple; the sort
+        // copies its row into our slot, in the caller's context.
+        // Both run in the context they were begun in: btree allocates scan state
+        // lazily during the scan, and the caller resets its context every batch.
         unsafe {
             let old = pg_sys::MemoryContextSwitchTo(self.cxt);
-            let got = pg_sys::tuplesort_gettupleslot(
-                self.state,
-                true,
-                true,
-                self.slot,
-                std::ptr::null_mut(),
-            );
+            let got = if self.iscan.is_null() {
+                pg_sys::tuplesort_gettupleslot(
+                    self.state,
+                    true,
+                    true,
+                    self.slot,
+                    std::ptr::null_mut(),
+                )
+            } else {
+                pg_sys::index_getnext_slot(
+                    self.iscan,
+                    pg_sys::ScanDirection::ForwardScanDirection,
+                    self.slot,
+                )
+            };
             pg_sys::MemoryContextSwitchTo(old);
             got.then_some(self.slot)
         }
     }
 
     fn end(self) {
-        // SAFETY: ends the sort and drops its slot, once.
+        // SAFETY: ends the index scan or the sort, and drops the slot, once.
         unsafe {
             pg_sys::ExecDropSingleTupleTableSlot(self.slot);
-            pg_sys::tuplesort_end(self.state);
+            if !self.iscan.is_null() {
+                pg_sys::index_endscan(self.iscan);
+                pg_sys::index_close(self.index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            } else {
+                pg_sys::tuplesort_end(self.state);
+            }
         }
     }
 }
@@ -544,7 +608,19 @@ fn same_key_value(
 /// ordinals are reusable); their ordinals stay free for reuse.
 pub fn drop_superseded(facade: pg_sys::Oid) {
     let h = horizon(facade);
-    for ordinal in directory_io::free_ordinals(facade, h) {
+    let doomed: Vec<(u32, pg_sys::Oid)> = directory_io::free_ordinals(facade, h)
+        .into_iter()
+        .filter_map(|o| chunk_store::chunk_relid(facade, o).map(|r| (o, r)))
+        .collect();
+    // A chunk maker reusing one of these ordinals drops its old relation itself, under
+    // the chunk-creation lock: take it too (without waiting; later runs retry).
+    if doomed.is_empty() || !Lock::ChunkCreation(facade).try_acquire() {
+        return;
+    }
+    // SAFETY: catches up with catalog changes committed before we got the lock.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    for (ordinal, _) in doomed {
+        // looked up again under the lock: a maker may have dropped it meanwhile
         if let Some(relid) = chunk_store::chunk_relid(facade, ordinal) {
             as_extension_owner(|| chunk_store::drop_internal(relid, &chunk_name(facade, ordinal)));
         }

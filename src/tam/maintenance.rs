@@ -13,6 +13,9 @@ use pgrx::prelude::*;
 pub(super) const ANALYZE_PER_RUN: i64 = 16;
 /// Sealed chunks whose time bounds the maintenance job measures per run at most.
 const BOUNDS_PER_RUN: i64 = 16;
+/// Sealed chunks one maintenance run converts (each is a sort and a rewrite of up to
+/// a hot chunk's rows, in the run's transaction).
+const CONVERT_PER_RUN: i64 = 4;
 
 /// Measures the exact first and last time of up to `limit` sealed chunks of table `t`
 /// ([`directory::bounds_due`]: sealed before every running snapshot, so no row can be
@@ -124,6 +127,7 @@ pub fn maintain() -> i64 {
         let mut done = 0i64;
         let mut analyzed = 0i64;
         let mut measured = 0i64;
+        let mut converted = 0i64;
         for t in tables {
             // SAFETY: a conditional heavyweight lock (kept to commit), then a syscache
             // probe: the table may have been dropped meanwhile.
@@ -151,6 +155,29 @@ pub fn maintain() -> i64 {
             done += sealed;
             // Converted chunks' heap forms that no snapshot can see any more.
             super::convert::drop_superseded(t);
+            // Sealed chunks past the table's convert_after become cold (a few a run).
+            if converted < CONVERT_PER_RUN {
+                if let Some(after) = config::stored_settings(t).and_then(|s| s.convert_after) {
+                    let cutoff = spi_or_raise(
+                        Spi::get_one_with_args::<pgrx::datum::TimestampWithTimeZone>(
+                            "SELECT pg_catalog.now() OPERATOR(pg_catalog.-) $1",
+                            &[pgrx::datum::Interval::new(after.0, after.1, after.2)
+                                .expect("a stored interval")
+                                .into()],
+                        ),
+                        "compute the conversion cutoff",
+                    )
+                    .map_or(i64::MIN, i64::from);
+                    let out = super::convert::convert(
+                        t,
+                        cutoff,
+                        false,
+                        (CONVERT_PER_RUN - converted) as usize,
+                    );
+                    converted += out.converted;
+                    done += out.converted;
+                }
+            }
             if measured < BOUNDS_PER_RUN {
                 let n = measure_bounds(t, BOUNDS_PER_RUN - measured);
                 measured += n;

@@ -2,7 +2,7 @@
 //! workload, and kill -9 of the postmaster while chunks convert under ingest.
 
 use bidim_tests::{difference, one_i64, Cluster, Rng};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -128,8 +128,8 @@ fn oracle_workload_with_conversions_matches_heap() {
     );
 }
 
-/// kill -9 of the postmaster while a session seals and converts in a loop and four
-/// writers commit (and roll back) batches: after each of 3 recoveries every
+/// kill -9 of the postmaster while a session converts in a loop (and seals now and
+/// then) and four writers commit (and roll back) batches: after each of 3 recoveries every
 /// acknowledged batch is there exactly once and no rolled-back one is.
 #[test]
 fn committed_rows_survive_kill9_during_conversion() {
@@ -180,21 +180,38 @@ fn committed_rows_survive_kill9_during_conversion() {
                 })
             })
             .collect();
+        let converted = Arc::new(AtomicI64::new(0));
         let converter = {
             let mut c = cluster.connect().unwrap();
             let stop = stop.clone();
+            let converted = converted.clone();
             thread::spawn(move || {
-                let mut n = 0i64;
+                // Writers seal their chunks as they fill them; a seal of everything
+                // now and then, in its own transaction.
+                let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    match c.query_one("SELECT bidim.seal('b'), bidim.convert('b')", &[]) {
-                        Ok(r) => n += r.get::<_, i64>(1),
-                        Err(_) => break,
+                    i += 1;
+                    if i % 10 == 0 && c.batch_execute("SELECT bidim.seal('b')").is_err() {
+                        break;
+                    }
+                    match c.query_one("SELECT bidim.convert('b')", &[]) {
+                        Ok(r) => {
+                            converted.fetch_add(r.get::<_, i64>(0), Ordering::Relaxed);
+                        }
+                        Err(_) => break, // the server went away
                     }
                 }
-                n
             })
         };
-        thread::sleep(Duration::from_millis(2000 + 700 * round as u64));
+        // Kill while conversions are under way: after some have committed.
+        thread::sleep(Duration::from_millis(1500 + 700 * round as u64));
+        for _ in 0..200 {
+            if converted.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        conversions += converted.load(Ordering::Relaxed);
         cluster.kill9_postmaster().expect("kill -9");
         stop.store(true, Ordering::Relaxed);
         for h in writers {
@@ -206,7 +223,7 @@ fn committed_rows_survive_kill9_during_conversion() {
                 }
             }
         }
-        conversions += converter.join().unwrap();
+        converter.join().unwrap();
         cluster.restart_after_crash().expect("restart");
         let mut c = cluster.connect().unwrap();
         let present: std::collections::HashSet<(i32, i32)> = c
