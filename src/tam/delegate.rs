@@ -228,7 +228,7 @@ pub(super) fn open_row_chunk(
     // A chunk converted after the caller's snapshot read it: its rows live on in the
     // cold chunk, so a change here would be lost. Once we hold the chunk's lock no
     // conversion of it can start, so one check per transaction suffices.
-    if !verified_this_xact(rel_oid(rel), ordinal)
+    if !verified_this_xact(rel_oid(rel), ordinal, lockmode)
         && !super::directory_io::chunk_listed_latest(rel_oid(rel), ordinal)
     {
         raise(
@@ -250,11 +250,14 @@ thread_local! {
 }
 
 /// Whether this transaction already found chunk `ordinal` listed; records it otherwise
-/// (the caller checks it now, holding its lock). Not recorded inside a subtransaction,
-/// whose rollback would release the lock.
-fn verified_this_xact(facade: pg_sys::Oid, ordinal: u32) -> bool {
+/// (the caller checks it now, holding its lock). Recorded only under a lock that keeps
+/// conversions out (RowExclusive: a row lock's RowShare does not), and not inside a
+/// subtransaction, whose rollback would release the lock.
+fn verified_this_xact(facade: pg_sys::Oid, ordinal: u32, lockmode: u32) -> bool {
     // SAFETY: reads the transaction nesting level.
-    if unsafe { pg_sys::GetCurrentTransactionNestLevel() } > 1 {
+    if lockmode < pg_sys::RowExclusiveLock
+        || unsafe { pg_sys::GetCurrentTransactionNestLevel() } > 1
+    {
         return false;
     }
     VERIFIED.with(|v| {
