@@ -294,3 +294,17 @@ fn constant_and_tiny_columns_round_trip() {
         )));
     }
 }
+
+/// A full batch of one series' timestamps every 10 s stores as a start and a step,
+/// whatever the batch's length (pco's automatic mode alone takes 316 bytes at 1000).
+#[test]
+fn regular_timestamps_take_almost_nothing() {
+    for n in [864usize, 999, 1000, 1001, 8640] {
+        let t: Vec<i64> = (0..n as i64)
+            .map(|i| 504_921_600_000_000 + i * 10_000_000)
+            .collect();
+        let bytes = encode(&Column::without_nulls(Values::I64(t.clone()))).len();
+        assert!(bytes < 80, "{n} regular timestamps took {bytes} bytes");
+        round_trip(&Column::without_nulls(Values::I64(t)));
+    }
+}
