@@ -99,6 +99,12 @@ SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table
 SELECT count(*), sum(i8 % 1000), sum(length(tt)) FROM c WHERE ts < '2026-01-04';
 SELECT count(*), sum(i8 % 1000), sum(length(tt)) FROM h WHERE ts < '2026-01-04';
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+-- In READ COMMITTED a scan keeps no lock on the cold chunks (nor their indexes) it read.
+BEGIN;
+SELECT count(*) FROM c WHERE series_id IN (5, 6);
+SELECT count(*) AS internal_locks FROM pg_locks l JOIN pg_class k ON k.oid = l.relation
+WHERE l.pid = pg_backend_pid() AND k.relnamespace = 'bidim_internal'::regnamespace;
+COMMIT;
 -- a cold row by its TID
 SELECT series_id, ts FROM c WHERE ctid = (SELECT ctid FROM c WHERE series_id = 6 ORDER BY ts LIMIT 1);
 

@@ -62,7 +62,9 @@ pub struct ColdScan {
     home: pg_sys::MemoryContext,
 }
 
-/// Index of the batch relation whose first column is `col` (the `_batch` or `_kt` index).
+/// Index of the batch relation whose first column is `col` (the `_batch` or `_kt` index),
+/// opened with AccessShareLock (closed by [`super::delegate::release_index`]: a scan
+/// over thousands of cold chunks must not hold a lock on each index to commit).
 fn index_on(rel: pg_sys::Relation, col: usize) -> pg_sys::Relation {
     // SAFETY: the relcache's index list of an open relation; each candidate opened and
     // closed again unless it is the one.
@@ -171,7 +173,7 @@ pub(super) fn end(cs: *mut ColdScan) {
         }
         if !c.iscan.is_null() {
             pg_sys::index_endscan(c.iscan);
-            pg_sys::index_close(c.index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            super::delegate::release_index(c.index);
         }
         pg_sys::ExecDropSingleTupleTableSlot(c.bslot);
         pg_sys::MemoryContextDelete(c.cxt);
@@ -400,7 +402,7 @@ pub(super) fn batch_count(rel: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> 
         };
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         pg_sys::index_endscan(iscan);
-        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        super::delegate::release_index(index);
         n
     }
 }
@@ -431,7 +433,7 @@ pub(super) fn load_numbered(cs: *mut ColdScan, snapshot: pg_sys::Snapshot, batch
             load_batch(c);
         }
         pg_sys::index_endscan(iscan);
-        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        super::delegate::release_index(index);
         pg_sys::MemoryContextSwitchTo(old);
         found
     }

@@ -193,6 +193,20 @@ pub(super) fn release_chunk(rel: pg_sys::Relation, index: pg_sys::Relation) {
     }
 }
 
+/// Closes an index of a chunk that a scan opened with AccessShareLock, releasing the
+/// lock by the rule of [`release_chunk`] (READ COMMITTED: at once; otherwise at commit).
+pub(super) fn release_index(index: pg_sys::Relation) {
+    // SAFETY: reads this backend's isolation level.
+    let keep = unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
+    let mode = if keep {
+        pg_sys::NoLock
+    } else {
+        pg_sys::AccessShareLock
+    } as pg_sys::LOCKMODE;
+    // SAFETY: closes an index we opened with AccessShareLock.
+    unsafe { pg_sys::index_close(index, mode) };
+}
+
 /// Decodes the facade TID `t` and opens its chunk: (ordinal, chunk-local TID, chunk).
 pub(super) fn open_row_chunk(
     rel: pg_sys::Relation,
