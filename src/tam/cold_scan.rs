@@ -148,16 +148,7 @@ pub(super) fn begin(
                     None,
                 );
             }
-            c.heap = super::delegate::heap_call!(scan_begin(
-                rel,
-                snapshot,
-                0,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                pg_sys::ScanOptions::SO_TYPE_SEQSCAN
-                    | pg_sys::ScanOptions::SO_ALLOW_STRAT
-                    | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE
-            ));
+            c.heap = super::delegate::heap_seqscan(rel, snapshot);
         }
         cs
     }

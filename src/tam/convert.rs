@@ -362,16 +362,7 @@ impl Sorted {
                 0,
             );
             let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsBufferHeapTuple);
-            let scan = heap_call!(scan_begin(
-                chunk,
-                snapshot,
-                0,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                pg_sys::ScanOptions::SO_TYPE_SEQSCAN
-                    | pg_sys::ScanOptions::SO_ALLOW_STRAT
-                    | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE
-            ));
+            let scan = super::delegate::heap_seqscan(chunk, snapshot);
             while heap_call!(scan_getnextslot(
                 scan,
                 pg_sys::ScanDirection::ForwardScanDirection,

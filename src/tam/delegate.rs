@@ -176,13 +176,7 @@ pub(super) fn close_chunk(rel: pg_sys::Relation) {
 /// locks stay to commit: retention waits, so the transaction's next read of the same
 /// rows gives the same answer.
 pub(super) fn release_chunk(rel: pg_sys::Relation, index: pg_sys::Relation) {
-    // SAFETY: reads this backend's isolation level.
-    let keep = unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
-    let mode = if keep {
-        pg_sys::NoLock
-    } else {
-        pg_sys::AccessShareLock
-    } as pg_sys::LOCKMODE;
+    let mode = release_mode();
     // SAFETY: closes relations we opened with AccessShareLock, releasing that lock or
     // (mode NoLock) keeping it to commit.
     unsafe {
@@ -196,15 +190,37 @@ pub(super) fn release_chunk(rel: pg_sys::Relation, index: pg_sys::Relation) {
 /// Closes an index of a chunk that a scan opened with AccessShareLock, releasing the
 /// lock by the rule of [`release_chunk`] (READ COMMITTED: at once; otherwise at commit).
 pub(super) fn release_index(index: pg_sys::Relation) {
+    // SAFETY: closes an index we opened with AccessShareLock.
+    unsafe { pg_sys::index_close(index, release_mode()) };
+}
+
+/// The lock mode a scan closes a chunk (or index) it has read with: AccessShareLock
+/// (released now) in READ COMMITTED, NoLock (kept to commit) above.
+fn release_mode() -> pg_sys::LOCKMODE {
     // SAFETY: reads this backend's isolation level.
     let keep = unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
-    let mode = if keep {
+    (if keep {
         pg_sys::NoLock
     } else {
         pg_sys::AccessShareLock
-    } as pg_sys::LOCKMODE;
-    // SAFETY: closes an index we opened with AccessShareLock.
-    unsafe { pg_sys::index_close(index, mode) };
+    }) as pg_sys::LOCKMODE
+}
+
+/// heap's sequential scan of a whole chunk (or batch relation) under `snapshot`.
+pub(super) fn heap_seqscan(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+) -> pg_sys::TableScanDesc {
+    heap_call!(scan_begin(
+        rel,
+        snapshot,
+        0,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        pg_sys::ScanOptions::SO_TYPE_SEQSCAN
+            | pg_sys::ScanOptions::SO_ALLOW_STRAT
+            | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE
+    ))
 }
 
 /// Decodes the facade TID `t` and opens its chunk: (ordinal, chunk-local TID, chunk).

@@ -533,3 +533,46 @@ impl postgres::types::ToSql for Raw {
     }
     postgres::types::to_sql_checked!();
 }
+
+/// Four writers for crash tests: each commits batches of 50 rows of
+/// `b (writer, batch, n, ts)` (every fifth batch rolled back) until `stop` is set or
+/// the server goes away; each returns its (writer, batch, committed) log.
+pub fn crash_ingest(
+    cluster: &Cluster,
+    round: i32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<(i32, i32, bool)>>> {
+    (0..4)
+        .map(|w| {
+            let mut c = cluster.connect().unwrap();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut log = Vec::new();
+                let mut batch = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let writer = round * 100 + w;
+                    let r = (|| -> std::result::Result<bool, postgres::Error> {
+                        let mut tx = c.transaction()?;
+                        tx.execute(
+                            "INSERT INTO b SELECT $1, $2, g, timestamptz '2026-01-01' + (($2 * 31 + g) % 600) * interval '1 minute' FROM generate_series(1, 50) g",
+                            &[&writer, &batch],
+                        )?;
+                        if batch % 5 == 4 {
+                            tx.rollback()?;
+                            Ok(false)
+                        } else {
+                            tx.commit()?;
+                            Ok(true)
+                        }
+                    })();
+                    match r {
+                        Ok(committed) => log.push((writer, batch, committed)),
+                        Err(_) => break, // the server went away mid-transaction
+                    }
+                    batch += 1;
+                }
+                log
+            })
+        })
+        .collect()
+}

@@ -1,7 +1,7 @@
 //! Cold chunks against real servers: a heap oracle with conversions mixed into a random
 //! workload, and kill -9 of the postmaster while chunks convert under ingest.
 
-use bidim_tests::{difference, one_i64, Cluster, Rng};
+use bidim_tests::{crash_ingest, difference, one_i64, Cluster, Rng};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -147,39 +147,7 @@ fn committed_rows_survive_kill9_during_conversion() {
     let mut conversions = 0;
     for round in 0..3 {
         let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..4)
-            .map(|w| {
-                let mut c = cluster.connect().unwrap();
-                let stop = stop.clone();
-                thread::spawn(move || {
-                    let mut log = Vec::new();
-                    let mut batch = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        let writer = round * 100 + w;
-                        let r = (|| -> Result<bool, postgres::Error> {
-                            let mut tx = c.transaction()?;
-                            tx.execute(
-                                "INSERT INTO b SELECT $1, $2, g, timestamptz '2026-01-01' + (($2 * 31 + g) % 600) * interval '1 minute' FROM generate_series(1, 50) g",
-                                &[&writer, &batch],
-                            )?;
-                            if batch % 5 == 4 {
-                                tx.rollback()?;
-                                Ok(false)
-                            } else {
-                                tx.commit()?;
-                                Ok(true)
-                            }
-                        })();
-                        match r {
-                            Ok(committed) => log.push((writer, batch, committed)),
-                            Err(_) => break,
-                        }
-                        batch += 1;
-                    }
-                    log
-                })
-            })
-            .collect();
+        let writers = crash_ingest(&cluster, round, stop.clone());
         let converted = Arc::new(AtomicI64::new(0));
         let converter = {
             let mut c = cluster.connect().unwrap();

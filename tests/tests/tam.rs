@@ -1,7 +1,7 @@
 //! The bidim table access method against real servers: an oracle (the same workload on
 //! a heap table), MVCC, concurrency, crashes, pg_dump/restore and plans.
 
-use bidim_tests::{difference, one_i64, Client, Cluster, Rng};
+use bidim_tests::{crash_ingest, difference, one_i64, Client, Cluster, Rng};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -234,46 +234,6 @@ fn concurrent_writers_readers_and_seals() {
 
 /// Writers that log every acknowledged commit; after a crash, each batch must be
 /// there exactly when its commit was acknowledged (in-flight ones may go either way).
-fn crash_ingest(
-    cluster: &Cluster,
-    round: i32,
-    stop: Arc<AtomicBool>,
-) -> Vec<thread::JoinHandle<Vec<(i32, i32, bool)>>> {
-    (0..4)
-        .map(|w| {
-            let mut c = cluster.connect().unwrap();
-            let stop = stop.clone();
-            thread::spawn(move || {
-                let mut log = Vec::new();
-                let mut batch = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let writer = round * 100 + w;
-                    let r = (|| -> Result<bool, postgres::Error> {
-                        let mut tx = c.transaction()?;
-                        tx.execute(
-                            "INSERT INTO b SELECT $1, $2, g, timestamptz '2026-01-01' + (($2 * 31 + g) % 600) * interval '1 minute' FROM generate_series(1, 50) g",
-                            &[&writer, &batch],
-                        )?;
-                        if batch % 5 == 4 {
-                            tx.rollback()?;
-                            Ok(false)
-                        } else {
-                            tx.commit()?;
-                            Ok(true)
-                        }
-                    })();
-                    match r {
-                        Ok(committed) => log.push((writer, batch, committed)),
-                        Err(_) => break, // the server went away mid-transaction
-                    }
-                    batch += 1;
-                }
-                log
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn committed_rows_survive_kill9_during_ingest_and_seal() {
     let mut cluster = Cluster::new().expect("cluster");
