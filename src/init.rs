@@ -22,6 +22,7 @@ pub extern "C-unwind" fn _PG_init() {
     crate::tam::cache::register_callbacks();
     crate::tam::config::define_gucs();
     crate::tam::custom_scan::install();
+    crate::tam::decompress::install();
     crate::tam::worker::install(preloading);
 }
 

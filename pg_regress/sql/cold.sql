@@ -114,14 +114,70 @@ INSERT INTO h (series_id, ts, i4) VALUES (5, '2026-01-01 12:00:30', -1);
 SELECT * FROM diff;
 SELECT state, count(*) FROM bidim.chunks WHERE rel = 'c'::regclass AND partition = '2026-01-01' GROUP BY state ORDER BY state;
 
--- Changing cold rows is not supported yet: a clear error, nothing changed.
+-- Changing cold rows: a statement first moves the batches its conditions can reach
+-- back to a hot chunk of their cell (in its transaction), then changes heap rows.
+CREATE TABLE deleted_log (series_id bigint, ts timestamptz);
+CREATE FUNCTION log_delete() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO deleted_log VALUES (OLD.series_id, OLD.ts); RETURN OLD; END$$;
+CREATE TRIGGER c_deleted AFTER DELETE ON c FOR EACH ROW EXECUTE FUNCTION log_delete();
 DELETE FROM c WHERE series_id = 5 AND ts < '2026-01-01 12:00';
-UPDATE c SET i4 = 0 WHERE series_id = 5 AND ts < '2026-01-01 12:00';
-SELECT * FROM c WHERE series_id = 5 AND ts < '2026-01-01 01:00' FOR UPDATE;
+DELETE FROM h WHERE series_id = 5 AND ts < '2026-01-01 12:00';
+SELECT count(*), min(ts), max(ts) FROM deleted_log;
+SELECT * FROM diff;
+-- a cursor without FOR UPDATE reads cold rows: WHERE CURRENT OF cannot change them
+BEGIN;
+DECLARE cur CURSOR FOR SELECT series_id, ts FROM c WHERE series_id = 10 AND ts >= '2026-01-03' AND ts < '2026-01-03 03:00';
+FETCH 1 FROM cur;
+DELETE FROM c WHERE CURRENT OF cur;
+ROLLBACK;
+-- a read-only transaction gets PostgreSQL's own error, nothing moves
+BEGIN READ ONLY;
+DELETE FROM c WHERE series_id = 11;
+ROLLBACK;
+-- in place, with RETURNING
+WITH u AS (UPDATE c SET i4 = 0, t = 'changed' WHERE series_id = 6 AND ts < '2026-01-01 06:00' RETURNING i4, t, ts)
+SELECT count(*), sum(i4), min(t), min(ts) FROM u;
+UPDATE h SET i4 = 0, t = 'changed' WHERE series_id = 6 AND ts < '2026-01-01 06:00';
+SELECT * FROM diff;
+-- across cells: rows move to another day's partition, and between cold days
+UPDATE c SET ts = ts + interval '1 day' WHERE series_id = 7 AND ts < '2026-01-01 03:00';
+UPDATE h SET ts = ts + interval '1 day' WHERE series_id = 7 AND ts < '2026-01-01 03:00';
+SELECT * FROM diff;
+-- a key set and the statement's parameters (a generic plan)
+PREPARE del(bigint[], timestamptz) AS DELETE FROM c WHERE series_id = ANY ($1) AND ts < $2;
+SET plan_cache_mode = force_generic_plan;
+EXECUTE del('{1, 2}', '2026-01-01 02:00');
+RESET plan_cache_mode;
+DELETE FROM h WHERE series_id = ANY ('{1, 2}') AND ts < '2026-01-01 02:00';
+SELECT * FROM diff;
+-- rows that only a join or a subquery picks: every batch within the time conditions moves
+-- (with none, every batch of the table)
+UPDATE c SET i2 = -7 FROM s WHERE c.series_id = s.id AND c.ts < '2026-01-01 08:00';
+UPDATE h SET i2 = -7 FROM s WHERE h.series_id = s.id AND h.ts < '2026-01-01 08:00';
+DELETE FROM c WHERE series_id IN (SELECT id + 1 FROM s) AND i4 % 3 = 0;
+DELETE FROM h WHERE series_id IN (SELECT id + 1 FROM s) AND i4 % 3 = 0;
+SELECT * FROM diff;
+-- MERGE, and row locks
+MERGE INTO c USING s ON c.series_id = s.id AND c.ts < '2026-01-02 01:00'
+WHEN MATCHED THEN UPDATE SET i8 = 42;
+MERGE INTO h USING s ON h.series_id = s.id AND h.ts < '2026-01-02 01:00'
+WHEN MATCHED THEN UPDATE SET i8 = 42;
+SELECT * FROM diff;
+BEGIN;
+SELECT count(*) FROM (SELECT * FROM c WHERE series_id = 8 AND ts < '2026-01-02 12:00' FOR UPDATE) x;
+SELECT count(*) FROM (SELECT * FROM c WHERE series_id = 8 AND ts < '2026-01-02 12:00' FOR SHARE) x;
+COMMIT;
+-- a rolled-back change leaves the rows cold and unchanged
+BEGIN;
+DELETE FROM c WHERE series_id = 9;
+SELECT count(*) FROM c WHERE series_id = 9;
+ROLLBACK;
+SELECT * FROM diff;
 -- the hot row can be changed
 DELETE FROM c WHERE i4 = -1;
 DELETE FROM h WHERE i4 = -1;
 SELECT * FROM diff;
+DROP TRIGGER c_deleted ON c;
 
 -- Columns added after the conversion read as their default in cold rows; dropped ones
 -- disappear.
@@ -136,6 +192,9 @@ SELECT count(*), sum(extra) FROM c;
 CREATE ROLE cold_stranger;
 SET ROLE cold_stranger;
 SELECT bidim.convert('c');
+-- nor changes cold rows it may not change (nothing moves: the privileges are checked first)
+DELETE FROM c WHERE series_id = 12;
+UPDATE c SET i4 = 1 WHERE series_id = 12;
 RESET ROLE;
 DROP ROLE cold_stranger;
 SELECT bidim.convert('h');

@@ -497,3 +497,49 @@ fn begin_without_reader(
         cs
     }
 }
+
+/// The scan's next batch within its time range, not decoded yet: the TID of its batch
+/// row and its key, converted by `key` while the row is at hand. `None` at the end.
+pub(super) fn next_batch<K>(
+    cs: *mut ColdScan,
+    key: impl FnOnce(pg_sys::Datum, pg_sys::Oid) -> K,
+) -> Option<(pg_sys::ItemPointerData, K)> {
+    // SAFETY: cs was made by begin; its slot holds the batch row found.
+    let c = unsafe { &mut *cs };
+    c.nrows = 0;
+    c.row = 0;
+    if !next_batch_row(c) {
+        return None;
+    }
+    // SAFETY: the batch relation's descriptor; its key column's type.
+    let (tid, keytype) = unsafe {
+        let desc = (*c.rel).rd_att;
+        (
+            (*c.bslot).tts_tid,
+            (*desc).attrs.as_slice((*desc).natts as usize)[COL_KEY - 1].atttypid,
+        )
+    };
+    Some((tid, key(attr(c.bslot, COL_KEY).0, keytype)))
+}
+
+/// Decodes the batch [`next_batch`] found (every column); its rows are then
+/// [`batch_row`] 0..n (not handed out by [`next`]). Returns n.
+pub(super) fn decode_batch(cs: *mut ColdScan) -> i32 {
+    // SAFETY: cs was made by begin and holds a batch row.
+    let c = unsafe { &mut *cs };
+    load_batch(c);
+    c.row = c.nrows;
+    c.nrows
+}
+
+/// Stores row `r` (0-based) of the decoded batch in `slot`, a slot of the table; its
+/// values live until the next batch.
+pub(super) fn batch_row(cs: *mut ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {
+    // SAFETY: cs was made by begin and holds a decoded batch.
+    let c = unsafe { &*cs };
+    assert!(
+        (0..c.nrows).contains(&r),
+        "bidim: row {r} outside the batch"
+    );
+    store_row(c, r, slot);
+}

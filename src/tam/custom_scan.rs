@@ -1333,3 +1333,111 @@ unsafe extern "C-unwind" fn explain_scan(
         }
     }
 }
+
+/// The key and time bounds a plan's filter puts on the rows of a bidim table: what
+/// [`chunks_to_read`] takes, plus the key values themselves (a batch of a cold chunk
+/// holds one key).
+pub(super) struct Restriction {
+    /// `None`: no row can match.
+    pub time: Option<(i64, i64)>,
+    /// Every key the conditions name must be the row's (`key = ...`).
+    pub keys: Vec<Key>,
+    /// The row's key is in each of these sets (`key = ANY (...)`, `key IN (...)`).
+    pub sets: Vec<Vec<Key>>,
+}
+
+impl Restriction {
+    /// Whether a row with key `k` may match (time aside).
+    pub fn may_hold_key(&self, k: &Key) -> bool {
+        self.keys.iter().all(|x| x == k) && self.sets.iter().all(|s| s.contains(k))
+    }
+}
+
+/// The restriction the filter `quals` (a plan node's implicit-AND list) of range table
+/// entry `rti`, the bidim table `rel`, puts on the rows it passes, with the operands
+/// evaluated now: constants, stable expressions and the statement's parameters
+/// (`params`). Conditions that need a value known only while the plan runs (a nested
+/// loop's or a subquery's parameter) are left out, so every row the filter passes is
+/// within the restriction. Keys are left out where the key's collation is not bytewise.
+pub(super) fn restriction_of(
+    quals: *mut pg_sys::List,
+    rti: u32,
+    rel: pg_sys::Relation,
+    params: pg_sys::ParamListInfo,
+) -> Restriction {
+    // SAFETY: rel is an open bidim table; quals are planner expressions; operands are
+    // compiled and evaluated in a standalone expression context freed below, in the
+    // caller's memory context (keys are copied out as Rust values).
+    unsafe {
+        let cfg = config::config(rel);
+        let desc = (*rel).rd_att;
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let key_collation = attrs[(cfg.key_attnum - 1) as usize].attcollation;
+        let bytewise = key_collation == pg_sys::InvalidOid
+            || pg_sys::get_collation_isdeterministic(key_collation);
+        let mut columns = Vec::new();
+        for (on, attnum) in [(ON_TIME, cfg.time_attnum), (ON_KEY, cfg.key_attnum)] {
+            if let Some((family, intype)) = btree_family(attrs[(attnum - 1) as usize].atttypid) {
+                columns.push((on, attnum, family, intype));
+            }
+        }
+        let econtext = pg_sys::CreateStandaloneExprContext();
+        (*econtext).ecxt_param_list_info = params;
+        let mut time_conds = Vec::new();
+        let mut keys = Vec::new();
+        let mut sets = Vec::new();
+        let mut impossible = false;
+        for i in 0..pg_sys::list_length(quals) {
+            let clause = pg_sys::list_nth(quals, i) as *mut pg_sys::Node;
+            for &(on, attnum, family, intype) in &columns {
+                let Some(c) =
+                    condition(clause, rti, attnum, intype, family, on == ON_KEY).filter(|c| {
+                        if on == ON_TIME {
+                            !c.is_set
+                        } else {
+                            c.strategy == EQ
+                        }
+                    })
+                else {
+                    continue;
+                };
+                if !pg_sys::pull_paramids(c.operand as *mut pg_sys::Expr).is_null() {
+                    break;
+                }
+                let state = pg_sys::ExecInitExprWithParams(c.operand as *mut pg_sys::Expr, params);
+                let mut isnull = false;
+                let v = ((*state).evalfunc.expect("evalfunc"))(state, econtext, &mut isnull);
+                if on == ON_TIME {
+                    time_conds.push((c.strategy, (!isnull).then(|| v.value() as i64)));
+                } else if isnull {
+                    impossible = true;
+                } else if c.is_set {
+                    let elems = array_elements(v, c.righttype);
+                    impossible |= elems.is_empty();
+                    let set: Option<Vec<Key>> = elems
+                        .into_iter()
+                        .map(|e| route::datum_key(cfg.key_kind, c.righttype, e))
+                        .collect();
+                    if let (true, Some(set)) = (bytewise, set) {
+                        sets.push(set);
+                    }
+                } else if let (true, Some(k)) =
+                    (bytewise, route::datum_key(cfg.key_kind, c.righttype, v))
+                {
+                    keys.push(k);
+                }
+                break;
+            }
+        }
+        pg_sys::FreeExprContext(econtext, true);
+        Restriction {
+            time: if impossible {
+                None
+            } else {
+                bounds(&time_conds)
+            },
+            keys,
+            sets,
+        }
+    }
+}

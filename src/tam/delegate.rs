@@ -249,10 +249,12 @@ pub(super) fn open_row_chunk(
         raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!(
-                "rows of cold chunks of bidim table \"{}\" cannot be updated, deleted or locked yet",
+                "row ({}, {}) of bidim table \"{}\" is in a cold chunk and was not made changeable for this statement",
+                block_of(&facade_tid),
+                facade_tid.ip_posid,
                 rel_name(rel)
             ),
-            Some("Cold chunks hold converted (compressed) rows; this version of bidim reads them only. Convert later (bidim.convert's older_than) to keep recent rows changeable."),
+            Some("An UPDATE, DELETE, MERGE or SELECT FOR UPDATE moves the cold rows its conditions can reach back to hot chunks when it starts. A row reached otherwise (WHERE CURRENT OF a cursor without FOR UPDATE, a chunk converted while the statement ran) cannot be changed: run the statement again."),
         );
     }
     // A chunk converted after the caller's snapshot read it: its rows live on in the
@@ -271,6 +273,18 @@ pub(super) fn open_row_chunk(
         );
     }
     (ordinal, local, chunk)
+}
+
+/// Whether the facade TID `t` names a row of a cold chunk.
+pub(super) fn is_cold_row(rel: pg_sys::Relation, t: pg_sys::ItemPointer) -> bool {
+    // SAFETY: t comes from the executor and points to a valid item pointer.
+    let (ordinal, _) = decode_tid(unsafe { &*t });
+    chunk_of_ordinal(rel, ordinal).is_some_and(|relid| {
+        let chunk = open_chunk(relid, pg_sys::AccessShareLock);
+        let cold = super::cold::is_cold(chunk);
+        close_chunk(chunk);
+        cold
+    })
 }
 
 thread_local! {

@@ -9,7 +9,7 @@
 //! | directory | [`directory`] *pure* (`ChunkRow`, `ChunkState`, the rules over rows), [`directory_io`] (rows read through the catalog C API), [`schema`] (SQL objects), [`config`] (settings, every default), [`cache`] (per-backend cache) |
 //! | route | [`route`] (row -> cell -> hot chunk) |
 //! | hot chunk | [`hot_chunk`] (inserts, sealing), [`seal`] *pure* (when a chunk is full), [`split`] (key-range splits), [`chunk_store`] (chunk relations: create, drop, follow ALTER TABLE) |
-//! | convert | [`convert`] (sealed -> cold), [`cold`] (batch relation, values <-> codecs), [`codec`] *pure* (the column format and codecs) |
+//! | convert | [`convert`] (sealed -> cold), [`decompress`] (cold -> hot, for a statement that changes cold rows), [`cold`] (batch relation, values <-> codecs), [`codec`] *pure* (the column format and codecs) |
 //! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`cold_scan`] (cold chunks' batches), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
 //! | retention | [`retention`] (`drop_before`, policies), [`maintenance`] (the maintenance job), [`worker`] (background workers) |
 //! | shell | [`handler`] (the `TableAmRoutine`), [`delegate`] (heap on a chunk, TIDs, slots), [`relation`] (the table as a whole), [`api`] (SQL functions), [`privilege`] (who bidim's SQL runs as), [`locks`] (advisory locks) |
@@ -25,6 +25,7 @@ pub mod cold_scan;
 pub mod config;
 pub mod convert;
 pub mod custom_scan;
+pub mod decompress;
 pub mod delegate;
 pub mod directory;
 pub mod directory_io;

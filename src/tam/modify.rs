@@ -78,6 +78,11 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_get_latest_tid(
         return;
     };
     let chunk = open_chunk(relid, pg_sys::AccessShareLock);
+    if super::cold::is_cold(chunk) {
+        // A cold row is never updated in place: it is its own latest version.
+        close_chunk(chunk);
+        return;
+    }
     let hs = heap_call!(scan_begin(
         chunk,
         snapshot,
@@ -239,6 +244,21 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_lock(
     flags: u8,
     tmfd: *mut pg_sys::TM_FailureData,
 ) -> pg_sys::TM_Result::Type {
+    if wait_policy != pg_sys::LockWaitPolicy::LockWaitBlock && delegate::is_cold_row(rel, t) {
+        // NOWAIT or SKIP LOCKED left this row's batch cold: another transaction is
+        // taking it (see decompress), so the row counts as locked.
+        if wait_policy == pg_sys::LockWaitPolicy::LockWaitError {
+            crate::error::raise(
+                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                format!(
+                    "could not obtain lock on row in relation \"{}\"",
+                    delegate::rel_name(rel)
+                ),
+                None,
+            );
+        }
+        return pg_sys::TM_Result::TM_WouldBlock;
+    }
     let (ordinal, mut local, chunk) = open_row_chunk(rel, t, pg_sys::RowShareLock);
     let r = in_terms_of_table(rel, chunk, || {
         heap_call!(tuple_lock(

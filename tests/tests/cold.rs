@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-/// Random inserts, COPY, seals and conversions on a bidim table and a heap table with
-/// every kind of column; changes touch only rows from 05:00 on, and conversions take
-/// only chunks wholly before 05:00 (cold rows are read-only in this version). After
-/// every step the two tables hold the same rows, and keyed, time-ranged and
-/// newest-first queries give the same answers.
+/// Random inserts, COPY, seals, conversions, UPDATEs (in place and across cells),
+/// DELETEs, MERGEs and row locks on a bidim table and a heap table with every kind of
+/// column; changes reach hot and cold rows alike (a statement moves the cold batches
+/// it may change back to hot chunks). After every step the two tables hold the same
+/// rows, and keyed, time-ranged and newest-first queries give the same answers.
 #[test]
 fn oracle_workload_with_conversions_matches_heap() {
     let cluster = Cluster::new().expect("cluster");
@@ -41,22 +41,36 @@ fn oracle_workload_with_conversions_matches_heap() {
                  FROM generate_series(1, {n}) g"
             ),
             40..=49 => format!(
-                "UPDATE {{t}} SET value = value * 2, note = 'u{step}' WHERE series_id = {a} AND ts >= '2026-01-01 05:00'"
+                "UPDATE {{t}} SET value = value * 2, note = 'u{step}' WHERE series_id = {a} AND ts >= '2026-01-01 0{}:00'",
+                rng.below(8)
             ),
             50..=57 => format!(
-                "UPDATE {{t}} SET ts = ts + interval '{} minutes' WHERE series_id % 10 = {} AND ts >= '2026-01-01 05:00'",
+                "UPDATE {{t}} SET ts = ts + interval '{} minutes' WHERE series_id % 10 = {} AND ts >= '2026-01-01 0{}:00'",
                 1 + rng.below(300),
-                a % 10
+                a % 10,
+                rng.below(8)
             ),
-            58..=69 => format!(
-                "DELETE FROM {{t}} WHERE series_id = {a} AND n < {} AND ts >= '2026-01-01 05:00'",
-                n * 20
+            58..=65 => format!(
+                "DELETE FROM {{t}} WHERE series_id = {a} AND n < {} AND ts < '2026-01-01 0{}:00'",
+                n * 20,
+                1 + rng.below(9)
             ),
-            70..=79 => "SELECT bidim.seal('b') WHERE '{t}' = 'b'".to_string(),
-            80..=92 => {
+            66..=67 => format!(
+                "DELETE FROM {{t}} WHERE series_id IN (SELECT {a} + g FROM generate_series(0, 2) g) AND n % 7 = 1"
+            ),
+            68..=69 => format!(
+                "MERGE INTO {{t}} USING (SELECT {a}::bigint AS id) s ON {{t}}.series_id = s.id AND {{t}}.ts < '2026-01-01 03:00'
+                 WHEN MATCHED AND {{t}}.n % 2 = 0 THEN DELETE WHEN MATCHED THEN UPDATE SET n = -{{t}}.n"
+            ),
+            70..=75 => "SELECT bidim.seal('b') WHERE '{t}' = 'b'".to_string(),
+            76..=79 => format!(
+                "SELECT count(*) FROM (SELECT * FROM {{t}} WHERE series_id = {a} AND ts < '2026-01-01 04:00' FOR UPDATE) x"
+            ),
+            80..=86 => {
                 "SELECT bidim.convert('b', older_than => '2026-01-01 05:00') WHERE '{t}' = 'b'"
                     .to_string()
             }
+            87..=92 => "SELECT bidim.convert('b') WHERE '{t}' = 'b'".to_string(),
             _ => "VACUUM {t}".to_string(),
         };
         for t in ["b", "h"] {
