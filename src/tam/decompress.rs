@@ -12,13 +12,18 @@
 //! so it is in a batch moved here. A MERGE, or a join that alone picks the rows, moves
 //! every batch of the table.
 //!
-//! *Visibility*: batches are read and taken (their batch rows deleted) under a snapshot
-//! S at command id C, their rows inserted at C; then the command counter is incremented
-//! and the statement runs with a copy of S at C + 1: it sees the moved rows and not
-//! their batches. In READ COMMITTED a batch that another transaction took after S was
-//! taken is skipped and the pass made again under a new S (which sees that batch's rows
-//! in their hot chunk); in REPEATABLE READ and SERIALIZABLE it is a serialization
-//! failure, as a concurrent update of a row is.
+//! *Visibility*: batches are read under the statement's snapshot and taken (their batch
+//! rows deleted: heap's row lock makes a batch one transaction's) at command id C, their
+//! rows inserted at C through the table's insert path; then the command counter is
+//! incremented and another pass runs under a new snapshot (in REPEATABLE READ the
+//! transaction's, at the new command id), until a pass finds nothing to move; the
+//! statement runs with that pass's snapshot. It sees the moved rows and not their
+//! batches, the hot chunks they went to (routing may pick one another transaction made
+//! after the first snapshot), and rows of chunks converted meanwhile (the next pass
+//! moves their batches). A batch another transaction took after the statement's
+//! snapshot is waited for; in READ COMMITTED its rows are then in that transaction's
+//! hot chunks, which the next snapshot sees; in REPEATABLE READ and SERIALIZABLE it is
+//! a serialization failure, as a concurrent update of a row is.
 
 use super::cold_scan;
 use super::config::{self, TableConfig};
@@ -77,7 +82,8 @@ struct Moved {
 }
 
 /// Moves the batches the statement `qd` may change to hot chunks; returns the snapshot
-/// the statement must run with then (registered), or null when nothing moved.
+/// the statement must run with then (registered), or null when nothing moved and no
+/// batch was taken by another transaction.
 fn make_changeable(qd: *mut pg_sys::QueryDesc) -> pg_sys::Snapshot {
     // SAFETY: the plan and range table of the statement about to start; its relations
     // are locked (by planning or AcquireExecutorLocks).
@@ -115,31 +121,44 @@ fn make_changeable(qd: *mut pg_sys::QueryDesc) -> pg_sys::Snapshot {
         // Nothing moves for a statement its user may not run (the executor checks
         // again, as it always does).
         pg_sys::ExecCheckRTPerms((*stmt).rtable, true);
-        let cid = pg_sys::GetCurrentCommandId(true);
+        // Passes until one finds nothing to move: each after the first runs under a new
+        // snapshot, which sees what the passes before moved (and the hot chunks their
+        // rows went to, maybe made by another transaction after the snapshot before),
+        // the rows of batches other transactions took meanwhile, and chunks converted
+        // meanwhile (whose batches it then moves).
         let mut moved = Moved::default();
+        let mut snapshot = (*qd).snapshot;
         let mut passes = 0;
-        let snapshot = loop {
-            passes += 1;
-            let snapshot = transaction_snapshot_copy();
+        loop {
+            let cid = pg_sys::GetCurrentCommandId(true);
+            let before = moved.batches;
             let mut taken_meanwhile = false;
             for &(rti, relid) in &tables {
                 taken_meanwhile |=
                     move_batches(&plan, rti, relid, snapshot, (*qd).params, cid, &mut moved);
             }
-            if !taken_meanwhile {
-                break snapshot;
+            if moved.batches == before && !taken_meanwhile {
+                break;
             }
-            pg_sys::UnregisterSnapshot(snapshot);
-        };
-        if moved.batches == 0 && passes == 1 {
-            pg_sys::UnregisterSnapshot(snapshot);
-            return std::ptr::null_mut();
+            passes += 1;
+            if passes > 100 {
+                raise(
+                    PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+                    "could not serialize access due to concurrent conversions of cold rows",
+                    Some("Other transactions kept converting or changing the rows this statement changes. Retry the transaction."),
+                );
+            }
+            if moved.batches > before {
+                pg_sys::CommandCounterIncrement();
+            }
+            if snapshot != (*qd).snapshot {
+                pg_sys::UnregisterSnapshot(snapshot);
+            }
+            // (REPEATABLE READ: the transaction's snapshot, at the new command id)
+            snapshot = transaction_snapshot_copy();
         }
-        // (after another pass, the statement needs the new snapshot, which sees the
-        // rows the other transaction moved, even if this one moved nothing)
-        if moved.batches > 0 {
-            pg_sys::CommandCounterIncrement();
-            (*snapshot).curcid = pg_sys::GetCurrentCommandId(false);
+        if passes == 0 {
+            return std::ptr::null_mut();
         }
         pgrx::debug1!(
             "bidim: moved {} cold batches ({} rows) to hot chunks for this statement",
@@ -258,7 +277,7 @@ impl PlanNodes {
 
 /// Moves the batches of table `relid` (range table index `rti`) that the statement's
 /// scans of it may reach. True when a batch had been taken by another transaction
-/// after `snapshot` (READ COMMITTED: the caller tries again with a new snapshot).
+/// after `snapshot` (READ COMMITTED: the statement needs a newer snapshot).
 fn move_batches(
     plan: &PlanNodes,
     rti: u32,
