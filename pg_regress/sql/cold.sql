@@ -99,6 +99,21 @@ SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table
 SELECT count(*), sum(i8 % 1000), sum(length(tt)) FROM c WHERE ts < '2026-01-04';
 SELECT count(*), sum(i8 % 1000), sum(length(tt)) FROM h WHERE ts < '2026-01-04';
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+-- Batches keep the min/max of number, date and time columns: a filter skips batches
+-- that cannot match (NaN sorts above every number, as in PostgreSQL; NULLs never match).
+SET max_parallel_workers_per_gather = 0;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM c WHERE i4 > 27000;
+RESET max_parallel_workers_per_gather;
+SELECT count(*), sum(i4) FROM c WHERE i4 > 27000;
+SELECT count(*), sum(i4) FROM h WHERE i4 > 27000;
+SELECT count(*) FROM c WHERE f8 > 1e300;
+SELECT count(*) FROM h WHERE f8 > 1e300;
+SELECT count(*), min(f4) FROM c WHERE f4 <= 1 AND i2 >= 0;
+SELECT count(*), min(f4) FROM h WHERE f4 <= 1 AND i2 >= 0;
+SELECT count(*) FROM c WHERE d = '2026-01-05' AND i8 < 0;
+SELECT count(*) FROM h WHERE d = '2026-01-05' AND i8 < 0;
+SELECT count(*) FROM c WHERE i2 = 32767::int8;
+SELECT count(*) FROM h WHERE i2 = 32767::int8;
 -- In READ COMMITTED a scan keeps no lock on the cold chunks (nor their indexes) it read.
 BEGIN;
 SELECT count(*) FROM c WHERE series_id IN (5, 6);

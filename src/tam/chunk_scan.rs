@@ -13,6 +13,7 @@ use super::delegate::{
     self, fix_slot, heap_call, open_chunk, rel_name, rel_oid, release_chunk, unsupported,
 };
 use super::directory_io::read_chunks;
+use super::prune::ColumnCond;
 use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -111,6 +112,9 @@ pub(super) struct BidimScan {
     needed: *mut bool,
     /// Cold batches decoded, and skipped by their time bounds, by finished readers.
     batches: (i64, i64),
+    /// palloc'd conditions on other columns, checked against cold batches' min/max.
+    conds: *mut ColumnCond,
+    nconds: i32,
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -271,20 +275,39 @@ pub(crate) fn begin_scan_of(
     }
 }
 
-/// Tells a scan begun by [`begin_scan_of`] which rows it needs: times in [lo, hi) and
-/// the columns `needed` marks (one flag per table column; `None`: all).
-pub(crate) fn restrict(scan: pg_sys::TableScanDesc, time: (i64, i64), needed: Option<&[bool]>) {
-    // SAFETY: scan is a BidimScan; the flags are palloc'd in the scan's context.
+/// Tells a scan begun by [`begin_scan_of`] which rows it needs: times in [lo, hi), the
+/// columns `needed` marks (one flag per table column; `None`: all), and rows passing
+/// `conds` (cold batches are skipped by their min/max).
+pub(crate) fn restrict(
+    scan: pg_sys::TableScanDesc,
+    time: (i64, i64),
+    needed: Option<&[bool]>,
+    conds: &[ColumnCond],
+) {
+    // SAFETY: scan is a BidimScan; the arrays are palloc'd in the scan's context.
     unsafe {
         let s = &mut *(scan as *mut BidimScan);
         s.time_lo = time.0;
         s.time_hi = time.1;
+        let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
         if let Some(n) = needed {
-            let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
             s.needed = palloc_array(n);
-            pg_sys::MemoryContextSwitchTo(old);
         }
+        if !conds.is_empty() {
+            s.conds = palloc_array(conds);
+            s.nconds = conds.len() as i32;
+        }
+        pg_sys::MemoryContextSwitchTo(old);
     }
+}
+
+/// The column conditions of a scan.
+fn conds_of(s: &BidimScan) -> &[ColumnCond] {
+    if s.conds.is_null() {
+        return &[];
+    }
+    // SAFETY: nconds conditions, palloc'd by restrict.
+    unsafe { std::slice::from_raw_parts(s.conds, s.nconds as usize) }
 }
 
 /// The needed-columns flags of a scan, if it has them.
@@ -405,6 +428,7 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
             false,
             (s.time_lo, s.time_hi),
             needed_of(s),
+            conds_of(s),
         ));
         return;
     }
@@ -584,6 +608,7 @@ fn open_input(s: &BidimScan, input: &mut MergeInput) {
                 s.order < 0,
                 (s.time_lo, s.time_hi),
                 needed_of(s),
+                conds_of(s),
             );
             input.slot =
                 pg_sys::MakeSingleTupleTableSlot((*s.base.rs_rd).rd_att, &pg_sys::TTSOpsVirtual);
@@ -794,6 +819,9 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
         }
         if !s.spans.is_null() {
             pg_sys::pfree(s.spans as *mut std::ffi::c_void);
+        }
+        if !s.conds.is_null() {
+            pg_sys::pfree(s.conds as *mut std::ffi::c_void);
         }
         if !s.needed.is_null() {
             pg_sys::pfree(s.needed as *mut std::ffi::c_void);

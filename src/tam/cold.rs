@@ -11,11 +11,13 @@
 //! | `_bidim_key` (the key's type) | the batch's key: every row of a batch has one key |
 //! | `_bidim_time_min`, `_bidim_time_max` | first and last time of its rows (index `<name>_kt` on (key, time_max)) |
 //! | `c<attnum> bytea` | each table column, encoded ([`super::codec`]); storage EXTERNAL: already compressed |
+//! | `_bidim_min<attnum>`, `_bidim_max<attnum>` (int8 or float8) | for each integer, float, date, time or timestamp column other than the key and time: the smallest and largest non-NULL value of the batch (NULL: all NULL); scans skip batches by them |
 //!
 //! Rows are sorted by (key, time), so batch numbers follow (key, time). A row's TID is
 //! block = ordinal << 18 | batch, offset = row in batch + 1 (`docs/architecture.md`).
 
 use super::codec::{self, ByteValues, Column, Kind, Values};
+use super::prune::Bound;
 use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -50,6 +52,43 @@ pub(super) fn is_cold(rel: pg_sys::Relation) -> bool {
     }
 }
 
+/// Attribute names of an open batch relation, from `FIXED_COLUMNS + 1` on.
+fn column_names(rel: pg_sys::Relation) -> Vec<String> {
+    // SAFETY: an open relation's descriptor; attribute names are NUL-terminated.
+    unsafe {
+        let desc = (*rel).rd_att;
+        (*desc).attrs.as_slice((*desc).natts as usize)[FIXED_COLUMNS..]
+            .iter()
+            .map(|a| {
+                std::ffi::CStr::from_ptr(a.attname.data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    }
+}
+
+/// How many table columns the batches of the open batch relation `rel` store (the
+/// table's columns when it was converted: `c1` ... `cn`).
+pub(super) fn stored_columns(rel: pg_sys::Relation) -> i32 {
+    column_names(rel)
+        .iter()
+        .take_while(|n| !n.starts_with("_bidim_"))
+        .count() as i32
+}
+
+/// The attribute numbers of the min and max columns of table column `attnum` in the
+/// open batch relation `rel`, if its batches keep them.
+pub(super) fn bound_attnums(rel: pg_sys::Relation, attnum: i16) -> Option<(i32, i32)> {
+    let (min, max) = bound_names(attnum as usize);
+    let names = column_names(rel);
+    let at = |n: &str| names.iter().position(|x| x == n);
+    Some((
+        (FIXED_COLUMNS + at(&min)? + 1) as i32,
+        (FIXED_COLUMNS + at(&max)? + 1) as i32,
+    ))
+}
+
 /// How one table column is stored in batches.
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
@@ -57,6 +96,51 @@ pub struct ColSpec {
     pub kind: Kind,
     pub typlen: i16,
     pub dropped: bool,
+    /// Whether batches keep the column's min/max ([`BOUND_INT`], [`BOUND_FLOAT`]) or
+    /// not (0).
+    pub bounded: u8,
+}
+
+/// Batches keep min/max as int8 (integers, dates, times, timestamps) or float8.
+pub const BOUND_INT: u8 = 1;
+pub const BOUND_FLOAT: u8 = 2;
+
+/// How batches bound a column of base type `base`: integer-like types whose b-tree
+/// order is their numeric order, and floats.
+pub fn bound_kind(base: pg_sys::Oid) -> u8 {
+    match base {
+        t if t == pg_sys::INT2OID
+            || t == pg_sys::INT4OID
+            || t == pg_sys::INT8OID
+            || t == pg_sys::DATEOID
+            || t == pg_sys::TIMEOID
+            || t == pg_sys::TIMESTAMPOID
+            || t == pg_sys::TIMESTAMPTZOID =>
+        {
+            BOUND_INT
+        }
+        t if t == pg_sys::FLOAT4OID || t == pg_sys::FLOAT8OID => BOUND_FLOAT,
+        _ => 0,
+    }
+}
+
+/// The table columns (0-based) whose min/max a new batch relation keeps: bounded
+/// columns other than the key and time (those have their own).
+pub fn bounded_columns(specs: &[ColSpec], key_attnum: i16, time_attnum: i16) -> Vec<usize> {
+    (0..specs.len())
+        .filter(|&i| {
+            let attnum = i as i16 + 1;
+            specs[i].bounded != 0
+                && !specs[i].dropped
+                && attnum != key_attnum
+                && attnum != time_attnum
+        })
+        .collect()
+}
+
+/// Names of the batch relation's min and max columns of table column `attnum`.
+pub fn bound_names(attnum: usize) -> (String, String) {
+    (format!("_bidim_min{attnum}"), format!("_bidim_max{attnum}"))
 }
 
 /// The storage of every column of a table descriptor (attribute `i + 1` at `i`).
@@ -89,6 +173,7 @@ pub(super) fn column_specs(desc: pg_sys::TupleDesc) -> Vec<ColSpec> {
                 kind,
                 typlen: a.attlen,
                 dropped: a.attisdropped,
+                bounded: bound_kind(base),
             }
         })
         .collect()
@@ -101,6 +186,8 @@ pub struct ColumnBuilder {
     nulls: Vec<u8>,
     any_null: bool,
     values: Values,
+    /// Smallest and largest non-NULL value so far (bounded columns).
+    bounds: Option<(Bound, Bound)>,
 }
 
 impl ColumnBuilder {
@@ -111,7 +198,20 @@ impl ColumnBuilder {
             nulls: Vec::new(),
             any_null: false,
             values: Values::empty(spec.kind),
+            bounds: None,
         }
+    }
+
+    /// The batch's min and max of a bounded column (`None`: no non-NULL value yet).
+    pub fn bounds(&self) -> Option<(Bound, Bound)> {
+        self.bounds
+    }
+
+    fn widen(&mut self, b: Bound) {
+        self.bounds = Some(match self.bounds {
+            None => (b, b),
+            Some((lo, hi)) => (lo.least(b), hi.greatest(b)),
+        });
     }
 
     /// Appends one value; returns the bytes it added (variable-length values).
@@ -130,6 +230,16 @@ impl ColumnBuilder {
             return 0;
         }
         let raw = d.value();
+        if self.spec.bounded != 0 {
+            let b = match self.spec.kind {
+                Kind::I16 => Bound::Int(raw as u16 as i16 as i64),
+                Kind::I32 => Bound::Int(raw as u32 as i32 as i64),
+                Kind::F32 => Bound::Float(f32::from_bits(raw as u32) as f64),
+                Kind::F64 => Bound::Float(f64::from_bits(raw as u64)),
+                _ => Bound::Int(raw as i64),
+            };
+            self.widen(b);
+        }
         match &mut self.values {
             Values::Bool(v) => v.push(raw & 0xff != 0),
             Values::I16(v) if self.spec.typlen == 1 => v.push(raw as u8 as i8 as i16),
@@ -159,6 +269,7 @@ impl ColumnBuilder {
         self.rows = 0;
         self.nulls.clear();
         self.any_null = false;
+        self.bounds = None;
         codec::encode(&col)
     }
 }

@@ -12,6 +12,7 @@ use super::cold::{
     self, ColSpec, COL_BATCH, COL_KEY, COL_ROWS, COL_TIME_MAX, COL_TIME_MIN, FIXED_COLUMNS,
 };
 use super::delegate::{encode_tid, rel_oid};
+use super::prune::{batch_may_match, Bound, ColumnCond};
 use super::tid;
 use crate::error::raise;
 use pgrx::pg_sys;
@@ -60,6 +61,21 @@ pub struct ColdScan {
     /// The context the scan was begun in: its heap and index scans run in it (they
     /// allocate lazily; the caller may reset its own context after every row).
     home: pg_sys::MemoryContext,
+    /// Conditions checked against the batches' min/max columns (palloc'd).
+    filters: *mut BatchFilter,
+    nfilters: i32,
+}
+
+/// `column <strategy> value` against a batch's min and max columns (attribute numbers
+/// of the batch relation).
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct BatchFilter {
+    min_att: i32,
+    max_att: i32,
+    strategy: i32,
+    value: Bound,
+    float: bool,
 }
 
 /// Index of the batch relation whose first column is `col` (the `_batch` or `_kt` index),
@@ -99,6 +115,7 @@ pub(super) fn begin(
     backward: bool,
     time: (i64, i64),
     needed: Option<&[bool]>,
+    conds: &[ColumnCond],
 ) -> *mut ColdScan {
     let cs = begin_without_reader(rel, facade, ordinal);
     // SAFETY: cs was just made; every allocation is palloc'd in the current (the
@@ -110,6 +127,23 @@ pub(super) fn begin(
         c.time_hi = time.1;
         if let Some(n) = needed {
             c.needed = super::chunk_scan::palloc_array(n);
+        }
+        let filters: Vec<BatchFilter> = conds
+            .iter()
+            .filter_map(|k| {
+                let (min_att, max_att) = cold::bound_attnums(rel, k.attnum)?;
+                Some(BatchFilter {
+                    min_att,
+                    max_att,
+                    strategy: k.strategy,
+                    value: k.value,
+                    float: matches!(k.value, Bound::Float(_)),
+                })
+            })
+            .collect();
+        if !filters.is_empty() {
+            c.filters = super::chunk_scan::palloc_array(&filters);
+            c.nfilters = filters.len() as i32;
         }
         // Keys on the key column, and the time lower bound (time_max >= lo holds for
         // every batch with a row at or after lo); upper bounds are checked per batch.
@@ -172,6 +206,9 @@ pub(super) fn end(cs: *mut ColdScan) {
         if !c.needed.is_null() {
             pg_sys::pfree(c.needed as *mut std::ffi::c_void);
         }
+        if !c.filters.is_null() {
+            pg_sys::pfree(c.filters as *mut std::ffi::c_void);
+        }
         pg_sys::pfree(cs as *mut std::ffi::c_void);
     }
 }
@@ -209,12 +246,34 @@ fn next_batch_row(c: &mut ColdScan) -> bool {
         }
         let tmin = attr(c.bslot, COL_TIME_MIN).0.value() as i64;
         let tmax = attr(c.bslot, COL_TIME_MAX).0.value() as i64;
-        if tmax < c.time_lo || tmin >= c.time_hi {
+        if tmax < c.time_lo || tmin >= c.time_hi || !filters_pass(c) {
             c.batches_skipped += 1;
             continue;
         }
         return true;
     }
+}
+
+/// Whether the batch in `bslot` may hold a row passing every column filter.
+fn filters_pass(c: &ColdScan) -> bool {
+    if c.nfilters == 0 {
+        return true;
+    }
+    // SAFETY: nfilters filters, palloc'd by begin.
+    let filters = unsafe { std::slice::from_raw_parts(c.filters, c.nfilters as usize) };
+    filters.iter().all(|f| {
+        let (lo, lo_null) = attr(c.bslot, f.min_att as usize);
+        let (hi, _) = attr(c.bslot, f.max_att as usize);
+        let bound = |d: pg_sys::Datum| {
+            if f.float {
+                Bound::Float(f64::from_bits(d.value() as u64))
+            } else {
+                Bound::Int(d.value() as i64)
+            }
+        };
+        let bounds = (!lo_null).then(|| (bound(lo), bound(hi)));
+        batch_may_match(bounds, f.strategy, f.value)
+    })
 }
 
 fn attr(slot: *mut pg_sys::TupleTableSlot, col: usize) -> (pg_sys::Datum, bool) {
@@ -485,7 +544,7 @@ fn begin_without_reader(
         let specs = cold::column_specs((*facade).rd_att);
         c.natts = specs.len() as i32;
         c.specs = super::chunk_scan::palloc_array(&specs);
-        c.stored = (*(*rel).rd_att).natts - FIXED_COLUMNS as i32;
+        c.stored = cold::stored_columns(rel);
         c.bslot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
         c.cxt = pg_sys::AllocSetContextCreateExtended(
             pg_sys::CurrentMemoryContext,

@@ -26,6 +26,7 @@ use super::directory::{self, ChunkRow};
 use super::directory_io::{self, relation_oid};
 use super::locks::Lock;
 use super::privilege::as_extension_owner;
+use super::prune::Bound;
 use super::{cache, tid};
 use crate::error::{raise, spi_or_raise};
 use pgrx::pg_sys;
@@ -255,7 +256,16 @@ fn create_batch_relation(
     };
     let key_type = typ(cfg.key_attnum);
     let time_type = typ(cfg.time_attnum);
-    let cols: Vec<String> = (1..=specs.len()).map(|n| format!("c{n} bytea")).collect();
+    let mut cols: Vec<String> = (1..=specs.len()).map(|n| format!("c{n} bytea")).collect();
+    for i in cold::bounded_columns(specs, cfg.key_attnum, cfg.time_attnum) {
+        let (min, max) = cold::bound_names(i + 1);
+        let typ = if specs[i].bounded == cold::BOUND_FLOAT {
+            "pg_catalog.float8"
+        } else {
+            "pg_catalog.int8"
+        };
+        cols.push(format!("{min} {typ}, {max} {typ}"));
+    }
     let storage: Vec<String> = (1..=specs.len())
         .map(|n| format!("ALTER COLUMN c{n} SET STORAGE EXTERNAL"))
         .collect();
@@ -443,6 +453,7 @@ fn write_batches(
     mut sort: Sorted,
 ) -> Written {
     let mut builders: Vec<ColumnBuilder> = specs.iter().map(|s| ColumnBuilder::new(*s)).collect();
+    let bounded = cold::bounded_columns(specs, cfg.key_attnum, cfg.time_attnum);
     let mut out = Written {
         rows: 0,
         time: None,
@@ -476,8 +487,22 @@ fn write_batches(
                      tmax: i64,
                      b: &mut Vec<ColumnBuilder>,
                      batch_no: i32| {
-            let mut values = vec![pg_sys::Datum::from(0); cold::FIXED_COLUMNS + natts];
-            let mut nulls = vec![false; cold::FIXED_COLUMNS + natts];
+            let width = cold::FIXED_COLUMNS + natts + 2 * bounded.len();
+            let mut values = vec![pg_sys::Datum::from(0); width];
+            let mut nulls = vec![false; width];
+            for (j, &i) in bounded.iter().enumerate() {
+                let at = cold::FIXED_COLUMNS + natts + 2 * j;
+                match b[i].bounds() {
+                    None => {
+                        nulls[at] = true;
+                        nulls[at + 1] = true;
+                    }
+                    Some((lo, hi)) => {
+                        values[at] = bound_datum(lo);
+                        values[at + 1] = bound_datum(hi);
+                    }
+                }
+            }
             values[cold::COL_BATCH - 1] = pg_sys::Datum::from(batch_no);
             values[cold::COL_ROWS - 1] = pg_sys::Datum::from(n as i32);
             values[cold::COL_KEY - 1] = key.0;
@@ -554,6 +579,14 @@ fn write_batches(
         pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     }
     out
+}
+
+/// An int8 or float8 datum of a batch bound.
+fn bound_datum(b: Bound) -> pg_sys::Datum {
+    match b {
+        Bound::Int(v) => pg_sys::Datum::from(v),
+        Bound::Float(v) => pg_sys::Datum::from(v.to_bits() as i64),
+    }
 }
 
 /// A copy of a non-NULL key datum in the current memory context (integers are by value;

@@ -15,7 +15,7 @@
 use super::directory::{ChunkRow, ChunkState};
 use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::keyrange::{Key, KeyKind};
-use super::prune::{bounds, chunks_to_read, EQ, GE, GT, LT};
+use super::prune::{bounds, chunks_to_read, Bound, ColumnCond, EQ, GE, GT, LT};
 use super::{chunk_scan, config, handler, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -793,6 +793,10 @@ struct BidimScanState {
     /// A parallel-aware scan's shared chunk counter (null: this participant reads every
     /// chunk it keeps, as a serial scan does).
     pscan: pg_sys::ParallelTableScanDesc,
+    /// Conditions of the filter on other columns cold batches keep min/max of: the
+    /// ExprStates of their operands, and 3 ints each (attnum, strategy, operand type).
+    col_exprs: *mut pg_sys::List,
+    col_meta: *mut pg_sys::List,
 }
 
 /// The directory rows a scan has read: those of the partitions that end after `since`.
@@ -842,6 +846,10 @@ unsafe extern "C-unwind" fn begin_scan(
             &pg_sys::TTSOpsBufferHeapTuple,
         );
         (*node).ss.ps.qual = pg_sys::ExecInitQual((*cscan).scan.plan.qual, &mut (*node).ss.ps);
+        let (col_exprs, col_meta) =
+            column_conditions((*cscan).scan.plan.qual, (*cscan).scan.scanrelid, rel);
+        (*st).col_exprs = pg_sys::ExecInitExprList(col_exprs, &mut (*node).ss.ps);
+        (*st).col_meta = col_meta;
         pg_sys::ExecAssignScanProjectionInfoWithVarno(
             &mut (*node).ss,
             (*cscan).scan.scanrelid as i32,
@@ -864,6 +872,77 @@ unsafe extern "C-unwind" fn begin_scan(
         if start_now {
             start(st);
         }
+    }
+}
+
+/// The conditions `column <op> operand` of `quals` (the plan's filter on range table
+/// entry `rti`, the bidim table `rel`) on columns whose min/max cold batches keep, with
+/// an operand constant during the scan and of the column's type (or another integer,
+/// or float, type): their operands, and 3 ints each (attnum, strategy, operand type).
+fn column_conditions(
+    quals: *mut pg_sys::List,
+    rti: u32,
+    rel: pg_sys::Relation,
+) -> (*mut pg_sys::List, *mut pg_sys::List) {
+    let ints = [pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID];
+    let floats = [pg_sys::FLOAT4OID, pg_sys::FLOAT8OID];
+    let mut exprs: *mut pg_sys::List = std::ptr::null_mut();
+    let mut meta: *mut pg_sys::List = std::ptr::null_mut();
+    // SAFETY: rel is an open bidim table; quals are planner expressions; lists are
+    // built in the current (executor) memory context.
+    unsafe {
+        let cfg = config::config(rel);
+        let desc = (*rel).rd_att;
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let specs = super::cold::column_specs(desc);
+        let columns: Vec<(i16, pg_sys::Oid, pg_sys::Oid, pg_sys::Oid)> =
+            super::cold::bounded_columns(&specs, cfg.key_attnum, cfg.time_attnum)
+                .into_iter()
+                .filter_map(|i| {
+                    let base = pg_sys::getBaseType(attrs[i].atttypid);
+                    btree_family(base).map(|(family, intype)| (i as i16 + 1, base, family, intype))
+                })
+                .collect();
+        for i in 0..pg_sys::list_length(quals) {
+            let clause = pg_sys::list_nth(quals, i) as *mut pg_sys::Node;
+            for &(attnum, base, family, intype) in &columns {
+                let Some(c) = condition(clause, rti, attnum, intype, family, true) else {
+                    continue;
+                };
+                let same_group = c.righttype == base
+                    || (ints.contains(&base) && ints.contains(&c.righttype))
+                    || (floats.contains(&base) && floats.contains(&c.righttype));
+                if !c.is_set && same_group {
+                    exprs = pg_sys::lappend(exprs, c.operand as *mut std::ffi::c_void);
+                    meta = pg_sys::lappend_int(meta, attnum as i32);
+                    meta = pg_sys::lappend_int(meta, c.strategy);
+                    meta = pg_sys::lappend_int(meta, c.righttype.to_u32() as i32);
+                }
+                break;
+            }
+        }
+    }
+    (exprs, meta)
+}
+
+/// A condition's operand as a batch bound (of the operand's type).
+fn operand_bound(typ: pg_sys::Oid, d: pg_sys::Datum) -> Option<Bound> {
+    let raw = d.value();
+    match typ {
+        t if t == pg_sys::INT2OID => Some(Bound::Int(raw as u16 as i16 as i64)),
+        t if t == pg_sys::INT4OID || t == pg_sys::DATEOID => {
+            Some(Bound::Int(raw as u32 as i32 as i64))
+        }
+        t if t == pg_sys::INT8OID
+            || t == pg_sys::TIMEOID
+            || t == pg_sys::TIMESTAMPOID
+            || t == pg_sys::TIMESTAMPTZOID =>
+        {
+            Some(Bound::Int(raw as i64))
+        }
+        t if t == pg_sys::FLOAT4OID => Some(Bound::Float(f32::from_bits(raw as u32) as f64)),
+        t if t == pg_sys::FLOAT8OID => Some(Bound::Float(f64::from_bits(raw as u64))),
+        _ => None,
     }
 }
 
@@ -965,6 +1044,22 @@ fn start(st: *mut BidimScanState) {
                 key_sets.push((opno, righttype, v, elems));
             } else {
                 key_conds.push((opno, righttype, v));
+            }
+        }
+        let mut col_conds = Vec::new();
+        for i in 0..pg_sys::list_length((*st).col_exprs) {
+            let state = pg_sys::list_nth((*st).col_exprs, i) as *mut pg_sys::ExprState;
+            let old = pg_sys::MemoryContextSwitchTo((*st).bounds_cxt);
+            let mut isnull = false;
+            let v = ((*state).evalfunc.expect("evalfunc"))(state, econtext, &mut isnull);
+            pg_sys::MemoryContextSwitchTo(old);
+            let typ = pg_sys::Oid::from(pg_sys::list_nth_int((*st).col_meta, 3 * i + 2) as u32);
+            if let (false, Some(value)) = (isnull, operand_bound(typ, v)) {
+                col_conds.push(ColumnCond {
+                    attnum: pg_sys::list_nth_int((*st).col_meta, 3 * i) as i16,
+                    strategy: pg_sys::list_nth_int((*st).col_meta, 3 * i + 1),
+                    value,
+                });
             }
         }
         let rel = (*st).css.ss.ss_currentRelation;
@@ -1106,6 +1201,7 @@ fn start(st: *mut BidimScanState) {
                 (*st).scan,
                 range.unwrap_or((i64::MIN, i64::MAX)),
                 needed_columns(st).as_deref(),
+                &col_conds,
             );
             (*st).started = true;
             return;
@@ -1132,6 +1228,7 @@ fn start(st: *mut BidimScanState) {
             (*st).scan,
             range.unwrap_or((i64::MIN, i64::MAX)),
             needed_columns(st).as_deref(),
+            &col_conds,
         );
         (*st).started = true;
     }
@@ -1316,7 +1413,7 @@ unsafe extern "C-unwind" fn explain_scan(
                 skipped += k;
             }
             if read + skipped > 0 {
-                let text = format!("{read} decoded, {skipped} skipped by time");
+                let text = format!("{read} decoded, {skipped} skipped by their bounds");
                 let text = std::ffi::CString::new(text).expect("no NUL in a number");
                 pg_sys::ExplainPropertyText(c"Cold batches".as_ptr(), text.as_ptr(), es);
             }

@@ -418,7 +418,17 @@ fn move_matching(
     let mut slots: Vec<*mut pg_sys::TupleTableSlot> = Vec::new();
     for c in kept {
         let chunk = open_chunk(c.chunk_rel, pg_sys::RowExclusiveLock);
-        let cs = cold_scan::begin(chunk, rel, c.chunk_id, snapshot, &[], false, time, None);
+        let cs = cold_scan::begin(
+            chunk,
+            rel,
+            c.chunk_id,
+            snapshot,
+            &[],
+            false,
+            time,
+            None,
+            &[],
+        );
         // SAFETY: the batch key is a valid datum of its type while the batch row is held.
         while let Some((mut tid, key)) =
             cold_scan::next_batch(cs, |d, t| unsafe { route::datum_key(cfg.key_kind, t, d) })

@@ -67,6 +67,81 @@ pub fn chunks_to_read<'a>(
         .collect()
 }
 
+/// A batch column's bound or a condition's value, compared in the column type's b-tree
+/// order: integers (and dates, times, timestamps) as i64, floats as f64 with NaN above
+/// every other value and -0 equal to 0 (PostgreSQL's float order).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub enum Bound {
+    Int(i64),
+    Float(f64),
+}
+
+impl Bound {
+    /// The order of two bounds of one column; `None` for a mismatch of kinds.
+    pub fn order(self, other: Bound) -> Option<std::cmp::Ordering> {
+        use std::cmp::Ordering::*;
+        match (self, other) {
+            (Bound::Int(a), Bound::Int(b)) => Some(a.cmp(&b)),
+            (Bound::Float(a), Bound::Float(b)) => Some(match (a.is_nan(), b.is_nan()) {
+                (true, true) => Equal,
+                (true, false) => Greater,
+                (false, true) => Less,
+                _ => a.partial_cmp(&b).unwrap_or(Equal),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The smaller and the larger of two bounds of one column.
+    pub fn least(self, other: Bound) -> Bound {
+        if self.order(other) == Some(std::cmp::Ordering::Greater) {
+            other
+        } else {
+            self
+        }
+    }
+
+    pub fn greatest(self, other: Bound) -> Bound {
+        if self.order(other) == Some(std::cmp::Ordering::Less) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// A condition `column <strategy> value` on a column batches keep bounds of.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct ColumnCond {
+    pub attnum: i16,
+    pub strategy: i32,
+    pub value: Bound,
+}
+
+/// Whether a batch whose non-NULL values of a column lie in [min, max] (`None`: all
+/// NULL) may hold a value for which `column <strategy> value` is true.
+pub fn batch_may_match(bounds: Option<(Bound, Bound)>, strategy: i32, value: Bound) -> bool {
+    use std::cmp::Ordering::*;
+    // A comparison with NULL is never true.
+    let Some((min, max)) = bounds else {
+        return false;
+    };
+    let (lo, hi) = (min.order(value), max.order(value));
+    if lo.is_none() || hi.is_none() {
+        return true;
+    }
+    match strategy {
+        LT => lo == Some(Less),
+        LE => lo != Some(Greater),
+        EQ => lo != Some(Greater) && hi != Some(Less),
+        GE => hi != Some(Less),
+        GT => hi == Some(Greater),
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +285,73 @@ mod tests {
             )),
             vec![1, 2]
         );
+    }
+    #[test]
+    fn batch_bounds_skip_only_batches_that_cannot_match() {
+        let b = |lo: i64, hi: i64| Some((Bound::Int(lo), Bound::Int(hi)));
+        let v = Bound::Int(10);
+        assert!(!batch_may_match(b(11, 20), LT, v));
+        assert!(batch_may_match(b(9, 20), LT, v));
+        assert!(!batch_may_match(b(11, 20), LE, v));
+        assert!(batch_may_match(b(10, 20), LE, v));
+        assert!(batch_may_match(b(10, 10), EQ, v));
+        assert!(!batch_may_match(b(0, 9), EQ, v));
+        assert!(!batch_may_match(b(11, 12), EQ, v));
+        assert!(!batch_may_match(b(0, 9), GE, v));
+        assert!(batch_may_match(b(0, 10), GE, v));
+        assert!(!batch_may_match(b(0, 10), GT, v));
+        assert!(batch_may_match(b(0, 11), GT, v));
+        // all NULL: nothing compares true
+        assert!(!batch_may_match(None, GT, v));
+        // kinds that do not match: keep the batch
+        assert!(batch_may_match(
+            Some((Bound::Float(0.0), Bound::Float(1.0))),
+            GT,
+            v
+        ));
+    }
+
+    #[test]
+    fn float_bounds_follow_postgres_order() {
+        let f = Bound::Float;
+        let nan = f(f64::NAN);
+        // NaN sorts above everything: `x > 1e300` holds for NaN
+        assert!(batch_may_match(Some((f(0.0), nan)), GT, f(1e300)));
+        assert!(!batch_may_match(Some((f(0.0), f(f64::INFINITY))), GT, nan));
+        assert!(batch_may_match(Some((nan, nan)), EQ, nan));
+        // -0 equals 0
+        assert!(batch_may_match(Some((f(-0.0), f(-0.0))), EQ, f(0.0)));
+        assert!(!batch_may_match(Some((f(-0.0), f(0.0))), GT, f(0.0)));
+        assert_eq!(f(1.0).least(nan), f(1.0));
+        assert_eq!(f(1.0).greatest(nan).order(nan), Some(std::cmp::Ordering::Equal));
+        assert_eq!(f(f64::NEG_INFINITY).least(f(-1.0)), f(f64::NEG_INFINITY));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn batch_bounds_never_skip_a_matching_batch(
+            vals in proptest::collection::vec(proptest::prop_oneof![
+                proptest::num::f64::ANY, proptest::strategy::Just(f64::NAN),
+                proptest::strategy::Just(-0.0), proptest::strategy::Just(0.0)], 1..20),
+            v in proptest::num::f64::ANY, strategy in 1i32..=5)
+        {
+            let bs: Vec<Bound> = vals.iter().map(|&x| Bound::Float(x)).collect();
+            let min = bs.iter().copied().reduce(Bound::least).unwrap();
+            let max = bs.iter().copied().reduce(Bound::greatest).unwrap();
+            let value = Bound::Float(v);
+            let any = bs.iter().any(|b| {
+                let o = b.order(value).unwrap();
+                match strategy {
+                    LT => o.is_lt(),
+                    LE => o.is_le(),
+                    EQ => o.is_eq(),
+                    GE => o.is_ge(),
+                    _ => o.is_gt(),
+                }
+            });
+            if any {
+                proptest::prop_assert!(batch_may_match(Some((min, max)), strategy, value));
+            }
+        }
     }
 }

@@ -109,6 +109,7 @@ fn oracle_workload_with_conversions_matches_heap() {
             format!("SELECT count(*), sum(n), count(note) FROM {{t}} WHERE series_id = {a}"),
             format!("SELECT count(*), sum(n) FROM {{t}} WHERE series_id IN ({a}, {}, 77) AND ts < '2026-01-01 04:30'", (a + 3) % 50),
             "SELECT count(*), sum(n) FROM {t} WHERE ts >= '2026-01-01 02:10' AND ts < '2026-01-01 03:20'".to_string(),
+            format!("SELECT count(*), sum(n) FROM {{t}} WHERE n > {} AND value <= {}", a * 97, 10 + a),
             format!("SELECT string_agg(ts::text || coalesce(n::text, '-'), ',') FROM (SELECT ts, n FROM {{t}} WHERE series_id = {a} ORDER BY ts DESC, n LIMIT 5) x"),
         ] {
             let ans: Vec<String> = ["b", "h"]
