@@ -80,7 +80,8 @@ COMMENT ON FUNCTION bidim.table_size(pg_catalog.regclass) IS
 CREATE FUNCTION bidim.table_stats(rel pg_catalog.regclass)
 RETURNS TABLE (rows pg_catalog.int8, bytes pg_catalog.int8, chunks pg_catalog.int8, hot_chunks pg_catalog.int8,
                key_ranges pg_catalog.int8, partitions pg_catalog.int8, time_lo pg_catalog.timestamptz,
-               time_hi pg_catalog.timestamptz)
+               time_hi pg_catalog.timestamptz, cold_chunks pg_catalog.int8, cold_rows pg_catalog.int8,
+               cold_bytes pg_catalog.int8, compression_ratio pg_catalog.float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF (SELECT a.amname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
@@ -101,13 +102,19 @@ BEGIN
                        AND r.state OPERATOR(pg_catalog.=) 'active'), 1),
            pg_catalog.count(DISTINCT c.partition),
            pg_catalog.min(c.time_lo),
-           pg_catalog.max(c.time_hi)
+           pg_catalog.max(c.time_hi),
+           pg_catalog.count(*) FILTER (WHERE c.state OPERATOR(pg_catalog.=) 'cold'),
+           coalesce(pg_catalog.sum(c.rows) FILTER (WHERE c.state OPERATOR(pg_catalog.=) 'cold'), 0)::pg_catalog.int8,
+           coalesce(pg_catalog.sum(c.bytes) FILTER (WHERE c.state OPERATOR(pg_catalog.=) 'cold'), 0)::pg_catalog.int8,
+           -- the cold chunks' heap form before conversion over what they take now
+           (pg_catalog.sum(c.bytes_before) FILTER (WHERE c.state OPERATOR(pg_catalog.=) 'cold')
+             OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(c.bytes) FILTER (WHERE c.state OPERATOR(pg_catalog.=) 'cold'), 0))::pg_catalog.float8
     FROM bidim.chunks c
     WHERE c.rel OPERATOR(pg_catalog.=) table_stats.rel;
 END
 $$;
 COMMENT ON FUNCTION bidim.table_stats(pg_catalog.regclass) IS
-    'bidim: totals of a bidim table: rows, bytes, chunks, hot chunks, active key ranges, time partitions, time span';
+    'bidim: totals of a bidim table: rows, bytes, chunks, hot chunks, active key ranges, time partitions, time span, cold chunks, their rows and bytes, and their compression ratio (bytes before conversion / bytes now)';
 
 -- Runs one job now and records the outcome (the maintenance worker calls it for every
 -- due job; superusers may call it to run a job at once). Errors inside the job are

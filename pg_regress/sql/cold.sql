@@ -66,6 +66,8 @@ SELECT bidim.convert('c');
 SELECT state, count(*) AS chunks, sum(rows) AS rows, sum(bytes) < sum(bytes_before) AS smaller
 FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
 SELECT * FROM diff;
+SELECT chunks, hot_chunks, cold_chunks, cold_rows, compression_ratio > 0 AS has_ratio
+FROM bidim.table_stats('c');
 -- ANALYZE samples cold rows (a cold chunk's blocks stand for its batches).
 ANALYZE c;
 SELECT reltuples AS rows_estimated FROM pg_class WHERE oid = 'c'::regclass;
