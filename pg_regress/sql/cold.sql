@@ -133,6 +133,20 @@ SELECT state, count(*) FROM bidim.chunks WHERE rel = 'c'::regclass AND partition
 
 -- Changing cold rows: a statement first moves the batches its conditions can reach
 -- back to a hot chunk of their cell (in its transaction), then changes heap rows.
+-- A role that may read but not change the table: its DELETE, UPDATE and FOR UPDATE
+-- fail on privileges before any batch moves (the chunk states stay as they were).
+CREATE ROLE cold_reader;
+GRANT SELECT ON c TO cold_reader;
+SELECT state, count(*) FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
+SET ROLE cold_reader;
+DELETE FROM c WHERE series_id = 4;
+UPDATE c SET i4 = 0 WHERE series_id = 4;
+SELECT count(*) FROM (SELECT * FROM c WHERE series_id = 4 FOR UPDATE) x;
+SELECT count(*) FROM c WHERE series_id = 4;
+RESET ROLE;
+SELECT state, count(*) FROM bidim.chunks WHERE rel = 'c'::regclass GROUP BY state ORDER BY state;
+REVOKE ALL ON c FROM cold_reader;
+DROP ROLE cold_reader;
 CREATE TABLE deleted_log (series_id bigint, ts timestamptz);
 CREATE FUNCTION log_delete() RETURNS trigger LANGUAGE plpgsql AS
 $$BEGIN INSERT INTO deleted_log VALUES (OLD.series_id, OLD.ts); RETURN OLD; END$$;

@@ -323,7 +323,10 @@ mod tests {
         assert!(batch_may_match(Some((f(-0.0), f(-0.0))), EQ, f(0.0)));
         assert!(!batch_may_match(Some((f(-0.0), f(0.0))), GT, f(0.0)));
         assert_eq!(f(1.0).least(nan), f(1.0));
-        assert_eq!(f(1.0).greatest(nan).order(nan), Some(std::cmp::Ordering::Equal));
+        assert_eq!(
+            f(1.0).greatest(nan).order(nan),
+            Some(std::cmp::Ordering::Equal)
+        );
         assert_eq!(f(f64::NEG_INFINITY).least(f(-1.0)), f(f64::NEG_INFINITY));
     }
 
