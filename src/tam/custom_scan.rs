@@ -528,7 +528,7 @@ unsafe extern "C-unwind" fn pathlist_hook(
         // random page read, too often prefer (cpu-max-all-8: 1022 ms parallel against
         // 38 ms nested loop).
         if key_column.is_none() || !may_join {
-            add_partial_path(rel, cpath, fraction);
+            add_partial_path(rel, cpath, fraction, has_cold);
         }
     }
 }
@@ -541,13 +541,21 @@ unsafe fn add_partial_path(
     rel: *mut pg_sys::RelOptInfo,
     cpath: *mut pg_sys::CustomPath,
     fraction: f64,
+    has_cold: bool,
 ) {
     // SAFETY: planner structures of the relation being planned, in the planner's context.
     unsafe {
         if !(*rel).consider_parallel || pg_sys::max_parallel_workers_per_gather <= 0 {
             return;
         }
-        let pages = (*rel).pages as f64 * fraction;
+        // Cold chunks take few pages for many rows, and decoding them is the work: count
+        // their rows as the heap pages they would fill (about 64 TSBS rows a page), so
+        // the number of workers follows the rows read.
+        let pages = if has_cold {
+            ((*rel).pages as f64).max((*rel).tuples / 64.0)
+        } else {
+            (*rel).pages as f64
+        } * fraction;
         let workers = pg_sys::compute_parallel_worker(
             rel,
             pages,
