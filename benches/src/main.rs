@@ -460,6 +460,7 @@ fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str, tsdb: bool
         ("high-cpu-1", format!("SELECT * FROM {{t}} WHERE usage_user > 90.0 AND time >= {s} AND time < {s} + interval '12 hours' AND tags_id IN (SELECT id FROM tags WHERE hostname IN ('host_7'))")),
         ("lastpoint", "SELECT DISTINCT ON (t.hostname) * FROM tags t INNER JOIN LATERAL (SELECT * FROM {t} c WHERE c.tags_id = t.id ORDER BY time DESC LIMIT 1) AS b ON true ORDER BY t.hostname, b.time DESC".to_string()),
         ("groupby-orderby-limit", format!("SELECT date_trunc('minute', time) m, max(usage_user) FROM {{t}} WHERE time < {s} GROUP BY 1 ORDER BY 1 DESC LIMIT 5")),
+        ("p99 per host, 12 h (ddsketch)", format!("SELECT tags_id, approx_percentile(ddsketch_agg(usage_user), 0.99) FROM {{t}} WHERE time >= {s} AND time < {s} + interval '12 hours' GROUP BY tags_id")),
         ("data model: tag query picks series, p99", format!("SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY usage_user) FROM {{t}} p WHERE p.tags_id IN (SELECT id FROM tags WHERE tagset @@ 'env:prod AND rack:r7') AND p.time >= {s} AND p.time < {s} + interval '2 hours'")),
     ];
     println!("\n### queries\n");
