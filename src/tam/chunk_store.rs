@@ -289,6 +289,18 @@ pub(super) fn take_ordinal(facade: pg_sys::Oid) -> Option<u32> {
     // held the lock before us) before looking the relation up.
     unsafe { pg_sys::AcceptInvalidationMessages() };
     if let Some(old) = chunk_relid(facade, ordinal) {
+        // A free ordinal's old relation is a dropped or superseded chunk's: never one
+        // the directory lists.
+        if directory_io::chunk_listed_latest(facade, ordinal) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!(
+                    "bidim: chunk number {ordinal} of table \"{}\" is free but still listed",
+                    super::api::qualified_name(facade)
+                ),
+                None,
+            );
+        }
         as_extension_owner(|| drop_internal(old, &chunk_name(facade, ordinal)));
     }
     Some(ordinal)

@@ -632,19 +632,24 @@ fn same_key_value(
 /// ordinals are reusable); their ordinals stay free for reuse.
 pub fn drop_superseded(facade: pg_sys::Oid) {
     let h = horizon(facade);
-    let doomed: Vec<(u32, pg_sys::Oid)> = directory_io::free_ordinals(facade, h)
-        .into_iter()
-        .filter_map(|o| chunk_store::chunk_relid(facade, o).map(|r| (o, r)))
-        .collect();
-    // A chunk maker reusing one of these ordinals drops its old relation itself, under
-    // the chunk-creation lock: take it too (without waiting; later runs retry).
-    if doomed.is_empty() || !Lock::ChunkCreation(facade).try_acquire() {
+    if directory_io::free_ordinals(facade, h).is_empty() {
+        return;
+    }
+    // A chunk maker reusing one of these ordinals drops its old relation and makes a
+    // new one of the same name, under the chunk-creation lock: take it too (without
+    // waiting; later runs retry), then read which ordinals are still free (a maker
+    // that took one before we got the lock has committed, so its ordinal is gone from
+    // the list), never what was read before the lock.
+    if !Lock::ChunkCreation(facade).try_acquire() {
         return;
     }
     // SAFETY: catches up with catalog changes committed before we got the lock.
     unsafe { pg_sys::AcceptInvalidationMessages() };
-    for (ordinal, _) in doomed {
-        // looked up again under the lock: a maker may have dropped it meanwhile
+    for ordinal in directory_io::free_ordinals(facade, h) {
+        // A listed chunk is never dropped, whatever the free list says.
+        if directory_io::chunk_listed_latest(facade, ordinal) {
+            continue;
+        }
         if let Some(relid) = chunk_store::chunk_relid(facade, ordinal) {
             as_extension_owner(|| chunk_store::drop_internal(relid, &chunk_name(facade, ordinal)));
         }
