@@ -191,6 +191,11 @@ GRANT SELECT ON bidim.key_ranges TO PUBLIC;
 -- rows; a chunk is sealed by the transaction that makes its successor, splits its key
 -- range, runs bidim.seal() or the maintenance job; bidim.convert makes sealed chunks
 -- cold (rows: counted at conversion; bytes: the batch relation with its TOAST).
+CREATE FUNCTION bidim.cold_rows(rel pg_catalog.regclass, chunk_id pg_catalog.int4) RETURNS pg_catalog.int8
+LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_cold_rows';
+COMMENT ON FUNCTION bidim.cold_rows(pg_catalog.regclass, pg_catalog.int4) IS
+    'bidim: the rows a cold chunk holds now (rows moved back to hot chunks by changes no longer count); NULL for a chunk that is not cold';
+
 CREATE VIEW bidim.chunks WITH (security_barrier) AS
 SELECT c.rel::pg_catalog.regclass AS rel,
        c.chunk_id,
@@ -201,7 +206,8 @@ SELECT c.rel::pg_catalog.regclass AS rel,
        c.state,
        -- live tuples from the statistics system; after a stats reset (a crash) the
        -- count ANALYZE (or the maintenance job) left in pg_class
-       CASE WHEN c.state OPERATOR(pg_catalog.=) 'cold' THEN c.rows
+       -- a cold chunk's rows: those its batches hold now (changes move rows out)
+       CASE WHEN c.state OPERATOR(pg_catalog.=) 'cold' THEN bidim.cold_rows(c.rel::pg_catalog.regclass, c.chunk_id)
             WHEN pg_catalog.pg_stat_get_tuples_inserted(c.chunk_rel) OPERATOR(pg_catalog.>) 0
                  OR pg_catalog.pg_stat_get_tuples_deleted(c.chunk_rel) OPERATOR(pg_catalog.>) 0
                  OR pg_catalog.pg_stat_get_last_analyze_time(c.chunk_rel) IS NOT NULL

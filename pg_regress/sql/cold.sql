@@ -209,6 +209,11 @@ DELETE FROM c WHERE i4 = -1;
 DELETE FROM h WHERE i4 = -1;
 SELECT * FROM diff;
 DROP TRIGGER c_deleted ON c;
+-- A cold chunk's rows are those its batches hold now: moved rows count in hot chunks.
+SELECT sum(rows) FILTER (WHERE state = 'cold') < 4000 AS fewer_cold_rows,
+       sum(rows) FILTER (WHERE state = 'cold') = (SELECT cold_rows FROM bidim.table_stats('c')) AS same_in_stats
+FROM bidim.chunks WHERE rel = 'c'::regclass;
+SELECT bidim.cold_rows('c', 0) AS no_such_chunk;
 
 -- Columns added after the conversion read as their default in cold rows; dropped ones
 -- disappear.
@@ -226,6 +231,7 @@ SELECT bidim.convert('c');
 -- nor changes cold rows it may not change (nothing moves: the privileges are checked first)
 DELETE FROM c WHERE series_id = 12;
 UPDATE c SET i4 = 1 WHERE series_id = 12;
+SELECT bidim.cold_rows('c', 1);
 RESET ROLE;
 DROP ROLE cold_stranger;
 SELECT bidim.convert('h');

@@ -376,6 +376,58 @@ pub unsafe extern "C-unwind" fn bidim_convert(fcinfo: pg_sys::FunctionCallInfo) 
     pg_sys::Datum::from(out.converted)
 }
 
+finfo!(pg_finfo_bidim_cold_rows);
+/// `bidim.cold_rows(rel, chunk_id)`: the rows cold chunk `chunk_id` of `rel` holds now
+/// (its batches' row counts under the caller's snapshot: rows moved back to hot chunks
+/// by changes no longer count); NULL for a chunk that is not cold or not there. The
+/// caller must be allowed to read the table.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn bidim_cold_rows(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: (regclass, int4) per the SQL declaration (STRICT: neither is NULL).
+    let (rel, ordinal) = unsafe {
+        (
+            table_arg(fcinfo, "bidim.cold_rows"),
+            arg(fcinfo, 1).0.value() as i32,
+        )
+    };
+    // SAFETY: an ACL check by oid of the current user.
+    let may_read = unsafe {
+        pg_sys::pg_class_aclcheck(
+            rel,
+            pg_sys::GetUserId(),
+            pg_sys::ACL_SELECT as pg_sys::AclMode,
+        ) == pg_sys::AclResult::ACLCHECK_OK
+    };
+    if !may_read {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for table {}", qualified_name(rel)),
+            None,
+        );
+    }
+    let rows = (ordinal > 0)
+        .then(|| super::chunk_store::chunk_relid(rel, ordinal as u32))
+        .flatten()
+        .and_then(|relid| {
+            let chunk = super::delegate::open_chunk(relid, pg_sys::AccessShareLock);
+            // SAFETY: the caller's active snapshot, valid during the call.
+            let n = super::cold::is_cold(chunk).then(|| {
+                super::cold_scan::live_rows(chunk, unsafe { pg_sys::GetActiveSnapshot() })
+            });
+            super::delegate::close_chunk(chunk);
+            n
+        });
+    match rows {
+        Some(n) => pg_sys::Datum::from(n),
+        None => {
+            // SAFETY: the function's call info: a NULL result.
+            unsafe { (*fcinfo).isnull = true };
+            pg_sys::Datum::from(0)
+        }
+    }
+}
+
 finfo!(pg_finfo_bidim_add_retention_policy);
 /// `bidim.add_retention_policy(rel, drop_after, if_not_exists)`: returns the job id.
 #[pg_guard]

@@ -602,3 +602,23 @@ pub(super) fn batch_row(cs: *mut ColdScan, r: i32, slot: *mut pg_sys::TupleTable
     );
     store_row(c, r, slot);
 }
+
+/// The rows the batches of the open cold chunk `rel` visible to `snapshot` hold.
+pub(super) fn live_rows(rel: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> i64 {
+    let mut rows = 0i64;
+    // SAFETY: a heap scan of the batch relation into a slot of its own descriptor.
+    unsafe {
+        let slot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+        let scan = super::delegate::heap_seqscan(rel, snapshot);
+        while super::delegate::heap_call!(scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot
+        )) {
+            rows += attr(slot, COL_ROWS).0.value() as i32 as i64;
+        }
+        super::delegate::heap_call!(scan_end(scan));
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+    }
+    rows
+}
