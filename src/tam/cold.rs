@@ -53,7 +53,7 @@ pub(super) fn is_cold(rel: pg_sys::Relation) -> bool {
 }
 
 /// Attribute names of an open batch relation, from `FIXED_COLUMNS + 1` on.
-fn column_names(rel: pg_sys::Relation) -> Vec<String> {
+pub(super) fn column_names(rel: pg_sys::Relation) -> Vec<String> {
     // SAFETY: an open relation's descriptor; attribute names are NUL-terminated.
     unsafe {
         let desc = (*rel).rd_att;
@@ -68,20 +68,19 @@ fn column_names(rel: pg_sys::Relation) -> Vec<String> {
     }
 }
 
-/// How many table columns the batches of the open batch relation `rel` store (the
-/// table's columns when it was converted: `c1` ... `cn`).
-pub(super) fn stored_columns(rel: pg_sys::Relation) -> i32 {
-    column_names(rel)
+/// How many table columns the batches of a batch relation whose [`column_names`] are
+/// `names` store (the table's columns when it was converted: `c1` ... `cn`).
+pub(super) fn stored_columns(names: &[String]) -> i32 {
+    names
         .iter()
         .take_while(|n| !n.starts_with("_bidim_"))
         .count() as i32
 }
 
-/// The attribute numbers of the min and max columns of table column `attnum` in the
-/// open batch relation `rel`, if its batches keep them.
-pub(super) fn bound_attnums(rel: pg_sys::Relation, attnum: i16) -> Option<(i32, i32)> {
+/// The attribute numbers of the min and max columns of table column `attnum` in a
+/// batch relation whose [`column_names`] are `names`, if its batches keep them.
+pub(super) fn bound_attnums(names: &[String], attnum: i16) -> Option<(i32, i32)> {
     let (min, max) = bound_names(attnum as usize);
-    let names = column_names(rel);
     let at = |n: &str| names.iter().position(|x| x == n);
     Some((
         (FIXED_COLUMNS + at(&min)? + 1) as i32,

@@ -128,10 +128,15 @@ pub(super) fn begin(
         if let Some(n) = needed {
             c.needed = super::chunk_scan::palloc_array(n);
         }
+        let names = if conds.is_empty() {
+            Vec::new()
+        } else {
+            cold::column_names(rel)
+        };
         let filters: Vec<BatchFilter> = conds
             .iter()
             .filter_map(|k| {
-                let (min_att, max_att) = cold::bound_attnums(rel, k.attnum)?;
+                let (min_att, max_att) = cold::bound_attnums(&names, k.attnum)?;
                 Some(BatchFilter {
                     min_att,
                     max_att,
@@ -544,7 +549,7 @@ fn begin_without_reader(
         let specs = cold::column_specs((*facade).rd_att);
         c.natts = specs.len() as i32;
         c.specs = super::chunk_scan::palloc_array(&specs);
-        c.stored = cold::stored_columns(rel);
+        c.stored = cold::stored_columns(&cold::column_names(rel));
         c.bslot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
         c.cxt = pg_sys::AllocSetContextCreateExtended(
             pg_sys::CurrentMemoryContext,

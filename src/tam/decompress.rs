@@ -23,7 +23,9 @@
 //! moves their batches). A batch another transaction took after the statement's
 //! snapshot is waited for; in READ COMMITTED its rows are then in that transaction's
 //! hot chunks, which the next snapshot sees; in REPEATABLE READ and SERIALIZABLE it is
-//! a serialization failure, as a concurrent update of a row is.
+//! a serialization failure, as a concurrent update of a row is. A later pass reads only
+//! cold chunks the passes before did not (those converted since): a cold chunk's
+//! batches never change, they only go.
 
 use super::cold_scan;
 use super::config::{self, TableConfig};
@@ -74,11 +76,16 @@ unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: i
     }
 }
 
-/// What a statement moved.
+/// What a statement moved, and the cold chunks its passes read.
 #[derive(Default)]
 struct Moved {
     batches: i64,
     rows: i64,
+    /// Cold chunks read by earlier passes: a cold chunk's batches never change (they
+    /// only go), so a later pass reads only chunks converted since.
+    read_before: Vec<pg_sys::Oid>,
+    /// Cold chunks read by this pass.
+    read_now: Vec<pg_sys::Oid>,
 }
 
 /// Moves the batches the statement `qd` may change to hot chunks; returns the snapshot
@@ -137,6 +144,8 @@ fn make_changeable(qd: *mut pg_sys::QueryDesc) -> pg_sys::Snapshot {
                 taken_meanwhile |=
                     move_batches(&plan, rti, relid, snapshot, (*qd).params, cid, &mut moved);
             }
+            let read_now = std::mem::take(&mut moved.read_now);
+            moved.read_before.extend(read_now);
             if moved.batches == before && !taken_meanwhile {
                 break;
             }
@@ -417,6 +426,10 @@ fn move_matching(
     let mut taken = false;
     let mut slots: Vec<*mut pg_sys::TupleTableSlot> = Vec::new();
     for c in kept {
+        if moved.read_before.contains(&c.chunk_rel) {
+            continue;
+        }
+        moved.read_now.push(c.chunk_rel);
         let chunk = open_chunk(c.chunk_rel, pg_sys::RowExclusiveLock);
         let cs = cold_scan::begin(
             chunk,
