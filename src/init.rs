@@ -23,6 +23,8 @@ pub extern "C-unwind" fn _PG_init() {
     crate::tam::config::define_gucs();
     crate::tam::custom_scan::install();
     crate::tam::decompress::install();
+    crate::tam::agg_plan::install();
+    crate::tam::agg_exec::install();
     crate::tam::worker::install(preloading);
 }
 

@@ -174,7 +174,7 @@ fn f64_datum(v: f64) -> pg_sys::Datum {
 }
 
 /// Raises a sketch error as an SQL ERROR.
-fn fail(e: SketchError) -> ! {
+pub(crate) fn fail(e: SketchError) -> ! {
     let code = match e {
         SketchError::Overflow => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
         SketchError::Corrupt(_) => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
@@ -190,7 +190,7 @@ fn check<T>(r: Result<T, SketchError>) -> T {
 // ---------------------------------------------------------------------------------
 // Flat values and the expanded aggregate state
 
-fn sketch_datum(s: &Sketch) -> pg_sys::Datum {
+pub(crate) fn sketch_datum(s: &Sketch) -> pg_sys::Datum {
     varlena_of(&codec::encode(s))
 }
 

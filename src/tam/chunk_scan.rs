@@ -916,6 +916,57 @@ pub(crate) fn scan_next(
     }
 }
 
+/// What [`scan_next_block`] found.
+pub(crate) enum Block {
+    /// A row of a hot or sealed chunk, in the slot.
+    Row,
+    /// A decoded batch of a cold chunk ([`cold_scan::batch_values`]).
+    Batch(*mut ColdScan),
+    End,
+}
+
+/// [`scan_next`] for a reader that takes cold chunks a batch at a time (BidimAgg): the
+/// next row of a hot chunk in `slot`, or the next batch of a cold chunk, decoded.
+pub(crate) fn scan_next_block(
+    scan: pg_sys::TableScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+) -> Block {
+    // SAFETY: scan was created by bidim_scan_begin (an unordered scan).
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    let direction = pg_sys::ScanDirection::ForwardScanDirection;
+    loop {
+        let found = match s.reader {
+            Reader::Heap(hs) => next_from_heap(s, hs, direction, slot),
+            Reader::Index { scan, .. } => next_from_index(s, scan, slot),
+            Reader::Cold(cs) => {
+                if cold_scan::next_batch(cs, |_, _| ()).is_some() {
+                    cold_scan::decode_batch(cs);
+                    return Block::Batch(cs);
+                }
+                false
+            }
+            Reader::Merge { inputs, n } => next_from_merge(s, inputs, n, slot),
+            Reader::None => {
+                let next = if s.cur >= s.nchunks {
+                    s.nchunks
+                } else {
+                    next_chunk(s)
+                };
+                if next >= s.nchunks {
+                    s.cur = s.nchunks;
+                    return Block::End;
+                }
+                start_chunk_scan(s, next);
+                continue;
+            }
+        };
+        if found {
+            return Block::Row;
+        }
+        end_chunk_scan(s);
+    }
+}
+
 /// [`scan_next`] of an ordered scan: unit after unit, each a merge of its chunks.
 fn ordered_next(s: &mut BidimScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
     loop {

@@ -596,6 +596,14 @@ pub(super) fn decode_batch(cs: *mut ColdScan) -> i32 {
     c.nrows
 }
 
+/// The decoded batch's values and NULL flags (rows x columns of the table, row-major)
+/// and its row count; valid until the next batch.
+pub(super) fn batch_values(cs: *mut ColdScan) -> (*const pg_sys::Datum, *const bool, i32, i32) {
+    // SAFETY: cs was made by begin and holds a decoded batch.
+    let c = unsafe { &*cs };
+    (c.values, c.nulls, c.nrows, c.natts)
+}
+
 /// Stores row `r` (0-based) of the decoded batch in `slot`, a slot of the table; its
 /// values live until the next batch.
 pub(super) fn batch_row(cs: *mut ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {

@@ -304,10 +304,86 @@ fn constant_time_conds(
 }
 
 /// Columns a condition may be on, as stored in the plan.
-const ON_TIME: i32 = 0;
-const ON_KEY: i32 = 1;
+pub(super) const ON_TIME: i32 = 0;
+pub(super) const ON_KEY: i32 = 1;
 /// The key column, compared with every element of an array (`= ANY`, `IN`).
-const ON_KEYSET: i32 = 2;
+pub(super) const ON_KEYSET: i32 = 2;
+
+/// A column conditions may bound: (ON_TIME or ON_KEY, attnum, b-tree family, input type).
+pub(super) type BoundColumn = (i32, i16, pg_sys::Oid, pg_sys::Oid);
+
+/// The time and key columns of table `relid` that conditions can bound, if it is a
+/// bidim table (opened with NoLock: the planner holds its lock).
+pub(super) fn bounded_columns_of(relid: pg_sys::Oid) -> Option<Vec<BoundColumn>> {
+    // SAFETY: the planner has locked the relation; opened and closed here.
+    unsafe {
+        let relation = pg_sys::table_open(relid, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let ours = handler::is_bidim(relation);
+        let mut columns = Vec::new();
+        if ours {
+            let cfg = config::config(relation);
+            let desc = (*relation).rd_att;
+            let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+            for (on, attnum) in [(ON_TIME, cfg.time_attnum), (ON_KEY, cfg.key_attnum)] {
+                let coltype = attrs[(attnum - 1) as usize].atttypid;
+                if let Some((family, intype)) = btree_family(coltype) {
+                    columns.push((on, attnum, family, intype));
+                }
+            }
+        }
+        pg_sys::table_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+        ours.then_some(columns)
+    }
+}
+
+/// The conditions of `rel`'s restrictions the scan bounds chunks by: their operands,
+/// 4 ints each (column, strategy, operator, right type), and each restriction used with
+/// the column it bounds (ON_TIME, ON_KEY or ON_KEYSET).
+pub(super) fn scan_conditions(
+    rel: *mut pg_sys::RelOptInfo,
+    rti: pg_sys::Index,
+    columns: &[BoundColumn],
+) -> (
+    *mut pg_sys::List,
+    *mut pg_sys::List,
+    Vec<(*mut pg_sys::RestrictInfo, i32)>,
+) {
+    let mut exprs: *mut pg_sys::List = std::ptr::null_mut();
+    let mut strategies: *mut pg_sys::List = std::ptr::null_mut();
+    let mut used = Vec::new();
+    // SAFETY: the planner's restriction list of a base relation; lists built in the
+    // planner's memory context.
+    unsafe {
+        let n = pg_sys::list_length((*rel).baserestrictinfo);
+        for i in 0..n {
+            let ri = pg_sys::list_nth((*rel).baserestrictinfo, i) as *mut pg_sys::RestrictInfo;
+            let clause = (*ri).clause as *mut pg_sys::Node;
+            for &(on, attnum, family, intype) in columns {
+                // Time bounds must be of the column's type; key equality may be
+                // cross-type (series_id = 42 compares int8 with int4).
+                let cond =
+                    condition(clause, rti, attnum, intype, family, on == ON_KEY).filter(|c| {
+                        if on == ON_TIME {
+                            !c.is_set
+                        } else {
+                            c.strategy == EQ
+                        }
+                    });
+                if let Some(c) = cond {
+                    exprs = pg_sys::lappend(exprs, c.operand as *mut std::ffi::c_void);
+                    let on = if c.is_set { ON_KEYSET } else { on };
+                    strategies = pg_sys::lappend_int(strategies, on);
+                    strategies = pg_sys::lappend_int(strategies, c.strategy);
+                    strategies = pg_sys::lappend_int(strategies, c.opno.to_u32() as i32);
+                    strategies = pg_sys::lappend_int(strategies, c.righttype.to_u32() as i32);
+                    used.push((ri, on));
+                    break;
+                }
+            }
+        }
+    }
+    (exprs, strategies, used)
+}
 
 #[pg_guard]
 unsafe extern "C-unwind" fn pathlist_hook(
@@ -332,55 +408,15 @@ unsafe extern "C-unwind" fn pathlist_hook(
         {
             return;
         }
-        let relation = pg_sys::table_open((*rte).relid, pg_sys::NoLock as pg_sys::LOCKMODE);
-        let ours = handler::is_bidim(relation);
-        let mut columns = Vec::new();
-        if ours {
-            let cfg = config::config(relation);
-            let desc = (*relation).rd_att;
-            let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
-            for (on, attnum) in [(ON_TIME, cfg.time_attnum), (ON_KEY, cfg.key_attnum)] {
-                let coltype = attrs[(attnum - 1) as usize].atttypid;
-                if let Some((family, intype)) = btree_family(coltype) {
-                    columns.push((on, attnum, family, intype));
-                }
-            }
-        }
-        pg_sys::table_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
-        if !ours {
+        let Some(columns) = bounded_columns_of((*rte).relid) else {
             return;
-        }
+        };
 
         // custom_private: 4 ints per condition (column, strategy, operator, right type).
-        let mut exprs: *mut pg_sys::List = std::ptr::null_mut();
-        let mut strategies: *mut pg_sys::List = std::ptr::null_mut();
+        let (exprs, strategies, classified) = scan_conditions(rel, rti, &columns);
         let mut used: *mut pg_sys::List = std::ptr::null_mut();
-        let n = pg_sys::list_length((*rel).baserestrictinfo);
-        for i in 0..n {
-            let ri = pg_sys::list_nth((*rel).baserestrictinfo, i) as *mut pg_sys::RestrictInfo;
-            let clause = (*ri).clause as *mut pg_sys::Node;
-            for &(on, attnum, family, intype) in &columns {
-                // Time bounds must be of the column's type; key equality may be
-                // cross-type (series_id = 42 compares int8 with int4).
-                let cond =
-                    condition(clause, rti, attnum, intype, family, on == ON_KEY).filter(|c| {
-                        if on == ON_TIME {
-                            !c.is_set
-                        } else {
-                            c.strategy == EQ
-                        }
-                    });
-                if let Some(c) = cond {
-                    exprs = pg_sys::lappend(exprs, c.operand as *mut std::ffi::c_void);
-                    let on = if c.is_set { ON_KEYSET } else { on };
-                    strategies = pg_sys::lappend_int(strategies, on);
-                    strategies = pg_sys::lappend_int(strategies, c.strategy);
-                    strategies = pg_sys::lappend_int(strategies, c.opno.to_u32() as i32);
-                    strategies = pg_sys::lappend_int(strategies, c.righttype.to_u32() as i32);
-                    used = pg_sys::lappend(used, ri as *mut std::ffi::c_void);
-                    break;
-                }
-            }
+        for (ri, _) in classified {
+            used = pg_sys::lappend(used, ri as *mut std::ffi::c_void);
         }
         // One directory read: how many chunks the time bounds keep when they are
         // constants now (all of them otherwise), and over how many key ranges (costs;
@@ -772,28 +808,29 @@ unsafe extern "C-unwind" fn plan_custom_path(
     }
 }
 
-/// Executor state of a BidimScan.
+/// Executor state of a BidimScan (also the head of a BidimAgg's state).
 #[repr(C)]
-struct BidimScanState {
-    css: pg_sys::CustomScanState,
+pub(super) struct BidimScanState {
+
+    pub(super) css: pg_sys::CustomScanState,
     /// ExprStates of the bound expressions, in the order of `strategies`.
-    exprs: *mut pg_sys::List,
-    strategies: *mut pg_sys::List,
-    scan: pg_sys::TableScanDesc,
-    started: bool,
+    pub(super) exprs: *mut pg_sys::List,
+    pub(super) strategies: *mut pg_sys::List,
+    pub(super) scan: pg_sys::TableScanDesc,
+    pub(super) started: bool,
     chunks_scanned: i64,
     /// Directory rows the last start considered.
     chunks_total: i64,
     /// Whether the chunks are read through their (key, time) index.
-    by_index: bool,
+    pub(super) by_index: bool,
     /// Distinct keys the conditions name (EXPLAIN), when they name any.
     keys_named: i64,
     /// Time order of the rows (0 none, 1 ascending, -1 descending).
-    order: i32,
+    pub(super) order: i32,
     /// Cold batches decoded and skipped by their time bounds, over every (re)start.
     batches: (i64, i64),
     /// Holds the evaluated bounds (a key may be text) until the next (re)start.
-    bounds_cxt: pg_sys::MemoryContext,
+    pub(super) bounds_cxt: pg_sys::MemoryContext,
     /// The directory rows, read once per execution under the query's snapshot and
     /// kept for rescans (a nested loop rescans once per outer row); dropped with the
     /// query's memory context.
@@ -803,8 +840,13 @@ struct BidimScanState {
     pscan: pg_sys::ParallelTableScanDesc,
     /// Conditions of the filter on other columns cold batches keep min/max of: the
     /// ExprStates of their operands, and 3 ints each (attnum, strategy, operand type).
-    col_exprs: *mut pg_sys::List,
-    col_meta: *mut pg_sys::List,
+    pub(super) col_exprs: *mut pg_sys::List,
+    pub(super) col_meta: *mut pg_sys::List,
+    /// The time bounds [time_lo, time_hi) the last start evaluated; `empty`: no row
+    /// can match.
+    pub(super) time_lo: i64,
+    pub(super) time_hi: i64,
+    pub(super) empty: bool,
 }
 
 /// The directory rows a scan has read: those of the partitions that end after `since`.
@@ -887,7 +929,7 @@ unsafe extern "C-unwind" fn begin_scan(
 /// entry `rti`, the bidim table `rel`) on columns whose min/max cold batches keep, with
 /// an operand constant during the scan and of the column's type (or another integer,
 /// or float, type): their operands, and 3 ints each (attnum, strategy, operand type).
-fn column_conditions(
+pub(super) fn column_conditions(
     quals: *mut pg_sys::List,
     rti: u32,
     rel: pg_sys::Relation,
@@ -1014,7 +1056,7 @@ fn array_elements(array: pg_sys::Datum, elemtype: pg_sys::Oid) -> Vec<pg_sys::Da
 
 /// Evaluates the bounds, picks the chunks that can match and starts scanning them
 /// (through their (key, time) index when the query names a key).
-fn start(st: *mut BidimScanState) {
+pub(super) fn start(st: *mut BidimScanState) {
     // SAFETY: st is our executor node; bounds are evaluated into its own memory
     // context; the relation and snapshot belong to the running executor.
     unsafe {
@@ -1079,6 +1121,10 @@ fn start(st: *mut BidimScanState) {
         };
         // The directory rows of the partitions that end after the lower time bound,
         // read again only when a rescan's bound is earlier than every read so far.
+        let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
+        (*st).time_lo = lo;
+        (*st).time_hi = hi;
+        (*st).empty = range.is_none();
         let since = range.map_or(i64::MAX, |(lo, _)| lo);
         if (*st).directory.is_null() {
             (*st).directory = pgrx::PgMemoryContexts::For((*ps.state).es_query_cxt)
@@ -1251,12 +1297,21 @@ fn needed_columns(st: *mut BidimScanState) -> Option<Vec<bool>> {
         let plan = (*st).css.ss.ps.plan as *mut pg_sys::CustomScan;
         let relid = (*plan).scan.scanrelid;
         let mut bms: *mut pg_sys::Bitmapset = std::ptr::null_mut();
-        pg_sys::pull_varattnos(
-            (*plan).scan.plan.targetlist as *mut pg_sys::Node,
-            relid,
-            &mut bms,
-        );
-        pg_sys::pull_varattnos((*plan).scan.plan.qual as *mut pg_sys::Node, relid, &mut bms);
+        if !(*plan).custom_scan_tlist.is_null() {
+            // BidimAgg: its scan tuple lists every column it reads.
+            pg_sys::pull_varattnos(
+                (*plan).custom_scan_tlist as *mut pg_sys::Node,
+                relid,
+                &mut bms,
+            );
+        } else {
+            pg_sys::pull_varattnos(
+                (*plan).scan.plan.targetlist as *mut pg_sys::Node,
+                relid,
+                &mut bms,
+            );
+            pg_sys::pull_varattnos((*plan).scan.plan.qual as *mut pg_sys::Node, relid, &mut bms);
+        }
         let off = pg_sys::FirstLowInvalidHeapAttributeNumber;
         if pg_sys::bms_is_member(-off, bms) {
             return None;
@@ -1308,7 +1363,7 @@ unsafe extern "C-unwind" fn exec_scan(
     unsafe { pg_sys::ExecScan(&mut (*node).ss, Some(access_next), Some(recheck)) }
 }
 
-fn stop(st: *mut BidimScanState) {
+pub(super) fn stop(st: *mut BidimScanState) {
     // SAFETY: st is our executor node.
     unsafe {
         if !(*st).scan.is_null() {
@@ -1336,7 +1391,7 @@ unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn estimate_dsm(
+pub(super) unsafe extern "C-unwind" fn estimate_dsm(
     node: *mut pg_sys::CustomScanState,
     _pcxt: *mut pg_sys::ParallelContext,
 ) -> pg_sys::Size {
@@ -1345,7 +1400,7 @@ unsafe extern "C-unwind" fn estimate_dsm(
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn initialize_dsm(
+pub(super) unsafe extern "C-unwind" fn initialize_dsm(
     node: *mut pg_sys::CustomScanState,
     _pcxt: *mut pg_sys::ParallelContext,
     coordinate: *mut std::ffi::c_void,
@@ -1359,7 +1414,7 @@ unsafe extern "C-unwind" fn initialize_dsm(
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn reinitialize_dsm(
+pub(super) unsafe extern "C-unwind" fn reinitialize_dsm(
     node: *mut pg_sys::CustomScanState,
     _pcxt: *mut pg_sys::ParallelContext,
     coordinate: *mut std::ffi::c_void,
@@ -1374,7 +1429,7 @@ unsafe extern "C-unwind" fn reinitialize_dsm(
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn initialize_worker(
+pub(super) unsafe extern "C-unwind" fn initialize_worker(
     node: *mut pg_sys::CustomScanState,
     _toc: *mut pg_sys::shm_toc,
     coordinate: *mut std::ffi::c_void,
@@ -1384,7 +1439,7 @@ unsafe extern "C-unwind" fn initialize_worker(
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn explain_scan(
+pub(super) unsafe extern "C-unwind" fn explain_scan(
     node: *mut pg_sys::CustomScanState,
     _ancestors: *mut pg_sys::List,
     es: *mut pg_sys::ExplainState,

@@ -11,9 +11,13 @@
 //! | hot chunk | [`hot_chunk`] (inserts, sealing), [`seal`] *pure* (when a chunk is full), [`split`] (key-range splits), [`chunk_store`] (chunk relations: create, drop, follow ALTER TABLE) |
 //! | convert | [`convert`] (sealed -> cold), [`decompress`] (cold -> hot, for a statement that changes cold rows), [`cold`] (batch relation, values <-> codecs), [`codec`] *pure* (the column format and codecs) |
 //! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`cold_scan`] (cold chunks' batches), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
+//! | aggregate | [`agg_plan`] (the `BidimAgg` path under a Finalize Aggregate), [`agg_exec`] (aggregating batches and hot rows into partial states), [`aggregate`] *pure* (the states, as PostgreSQL's transition functions leave them) |
 //! | retention | [`retention`] (`drop_before`, policies), [`maintenance`] (the maintenance job), [`worker`] (background workers) |
 //! | shell | [`handler`] (the `TableAmRoutine`), [`delegate`] (heap on a chunk, TIDs, slots), [`relation`] (the table as a whole), [`api`] (SQL functions), [`privilege`] (who bidim's SQL runs as), [`locks`] (advisory locks) |
 
+pub mod agg_exec;
+pub mod agg_plan;
+pub mod aggregate;
 pub mod api;
 pub mod cache;
 pub mod cell;

@@ -1,0 +1,156 @@
+-- BidimAgg: aggregates over tables with cold chunks computed inside the scan, as
+-- partial states a Finalize Aggregate combines. Every answer is compared with a heap
+-- table holding the same rows.
+CREATE EXTENSION bidim;
+SET timezone = 'UTC';
+CREATE TABLE m (series_id bigint, ts timestamptz, v float8, w float8, n int, s smallint,
+                d date, note text) USING bidim;
+SELECT bidim.configure('m', hot_chunk_rows => 400, partition_interval => '6 hours');
+-- values that are multiples of 1/4 (float sums are exact in any order), with NaN,
+-- -0, infinities and NULLs
+INSERT INTO m
+SELECT g % 17, timestamptz '2026-01-01' + g * interval '53 seconds',
+       CASE g % 61 WHEN 0 THEN 'NaN'::float8 WHEN 1 THEN '-0'::float8 WHEN 2 THEN NULL
+                   WHEN 3 THEN 'Infinity'::float8 ELSE (g % 997) * 0.25 END,
+       (g % 89) * 0.5,
+       CASE WHEN g % 13 = 0 THEN NULL ELSE (g * 31) % 5000 - 2500 END,
+       (g % 300)::smallint,
+       date '2026-01-01' + g % 9,
+       CASE WHEN g % 3 = 0 THEN 'x' END
+FROM generate_series(1, 6000) g;
+SELECT bidim.seal('m');
+SELECT bidim.convert('m', older_than => '2026-01-03');
+-- hot rows too
+INSERT INTO m
+SELECT g % 17, timestamptz '2026-01-01' + g * interval '53 seconds', (g % 997) * 0.25,
+       (g % 89) * 0.5, g, 1, date '2026-01-04', NULL
+FROM generate_series(6001, 6500) g;
+SELECT state, count(*) AS chunks FROM bidim.chunks WHERE rel = 'm'::regclass GROUP BY state ORDER BY state;
+CREATE TABLE h AS SELECT * FROM m;
+ANALYZE m, h;
+
+-- rows of query q (with {t} for the table) on m but not on h, and the other way
+CREATE FUNCTION differ(q text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE r bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM ((%s EXCEPT ALL %s) UNION ALL (%s EXCEPT ALL %s)) x',
+                   replace(q, '{t}', 'm'), replace(q, '{t}', 'h'),
+                   replace(q, '{t}', 'h'), replace(q, '{t}', 'm')) INTO r;
+    RETURN r;
+END $$;
+-- the lines of EXPLAIN ANALYZE that do not depend on timing or memory
+CREATE FUNCTION plan_of(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+        IF line !~ 'Memory|Batches:|Planned Partitions|Disk' THEN
+            RETURN NEXT line;
+        END IF;
+    END LOOP;
+END $$;
+
+-- The whole table: every aggregate BidimAgg computes.
+EXPLAIN (COSTS OFF, VERBOSE)
+SELECT count(*), count(v), sum(v), avg(v), max(v), min(v), count(n), sum(n), avg(n), max(n),
+       min(n), sum(s), avg(s), max(ts), min(d), approx_percentile(ddsketch_agg(w), 0.5) FROM m;
+SELECT differ($$SELECT count(*), count(v), sum(v), avg(v), max(v), min(v), count(n), sum(n),
+       avg(n), max(n), min(n), sum(s), avg(s), max(ts), min(d),
+       approx_percentile(ddsketch_agg(w), 0.5) FROM {t}$$);
+SELECT count(*), count(v), sum(v), avg(v), max(v), min(v), sum(n), avg(n), max(ts), min(d) FROM m;
+
+-- Grouped by the key, by time buckets, by both, by a date; with time bounds, keys,
+-- other conditions and HAVING.
+SELECT * FROM plan_of($$SELECT series_id, date_trunc('hour', ts), count(*), avg(w), max(v)
+    FROM m WHERE ts >= '2026-01-02 03:00' AND ts < '2026-01-03 05:00' GROUP BY 1, 2$$);
+SELECT differ($$SELECT series_id, date_trunc('hour', ts), count(*), avg(w), max(v), sum(n)
+    FROM {t} WHERE ts >= '2026-01-02 03:00' AND ts < '2026-01-03 05:00' GROUP BY 1, 2$$);
+SELECT differ($$SELECT series_id, count(*), avg(v), min(n) FROM {t} GROUP BY 1$$);
+SELECT differ($$SELECT date_trunc('minute', ts), max(w), count(n) FROM {t} GROUP BY 1$$);
+SELECT differ($$SELECT d, series_id, count(*), sum(v) FROM {t} GROUP BY 1, 2$$);
+SELECT differ($$SELECT s, count(*) FROM {t} WHERE n > 100 GROUP BY s$$);
+EXPLAIN (COSTS OFF)
+SELECT series_id, sum(n) FROM m WHERE series_id IN (3, 5) AND n > 100 GROUP BY 1 ORDER BY 1;
+SELECT series_id, sum(n), count(*) FROM m WHERE series_id IN (3, 5) AND n > 100 GROUP BY 1 ORDER BY 1;
+SELECT series_id, sum(n), count(*) FROM h WHERE series_id IN (3, 5) AND n > 100 GROUP BY 1 ORDER BY 1;
+SELECT differ($$SELECT series_id, sum(n) FROM {t} WHERE series_id = 7 AND ts < '2026-01-02' GROUP BY 1$$);
+SELECT differ($$SELECT series_id, avg(w) FROM {t} GROUP BY 1 HAVING count(*) > 380 AND max(n) > 2000$$);
+SELECT differ($$SELECT date_trunc('hour', ts) AS hr, count(*) FROM {t}
+    WHERE date_trunc('hour', ts) < '2026-01-02' AND note IS NULL GROUP BY 1$$);
+-- a key set given as a parameter (generic plan)
+PREPARE q(bigint[]) AS SELECT series_id, count(*), sum(w) FROM m WHERE series_id = ANY ($1) GROUP BY 1 ORDER BY 1;
+SET plan_cache_mode = force_generic_plan;
+EXECUTE q('{1, 2, 99}');
+SELECT series_id, count(*), sum(w) FROM h WHERE series_id IN (1, 2, 99) GROUP BY 1 ORDER BY 1;
+RESET plan_cache_mode;
+-- no row passes
+SELECT count(*), avg(v), max(n) FROM m WHERE ts < '2025-01-01';
+SELECT series_id, count(*) FROM m WHERE ts < '2025-01-01' GROUP BY 1;
+
+-- date_trunc in other time zones: a fixed offset (truncated by arithmetic) and one
+-- with daylight saving time (date_trunc called row by row).
+SET timezone = 'Asia/Kolkata';
+SELECT differ($$SELECT date_trunc('hour', ts), count(*), max(v) FROM {t} GROUP BY 1$$);
+SELECT differ($$SELECT date_trunc('day', ts), count(*) FROM {t} GROUP BY 1$$);
+SET timezone = 'America/New_York';
+SELECT differ($$SELECT date_trunc('hour', ts), count(*), max(v) FROM {t} GROUP BY 1$$);
+SELECT differ($$SELECT date_trunc('week', ts), count(*) FROM {t} GROUP BY 1$$);
+SET timezone = 'UTC';
+
+-- Errors come as the row-by-row aggregates raise them.
+INSERT INTO h VALUES (1, '2026-01-01 00:00:01', 1e308, 'NaN'), (1, '2026-01-01 00:00:02', 1e308, 1);
+INSERT INTO m VALUES (1, '2026-01-01 00:00:01', 1e308, 'NaN'), (1, '2026-01-01 00:00:02', 1e308, 1);
+SELECT bidim.seal('m');
+SELECT bidim.convert('m', older_than => '2026-01-03');
+SELECT sum(v) FROM m WHERE v = 1e308;
+SELECT sum(v) FROM h WHERE v = 1e308;
+SELECT ddsketch_agg(w) FROM m WHERE series_id = 1;
+SELECT ddsketch_agg(w) FROM h WHERE series_id = 1;
+DELETE FROM m WHERE v > 1e300;
+DELETE FROM h WHERE v > 1e300;
+
+-- More groups than work_mem holds: partial groups are emitted early and combined.
+SET work_mem = '64kB';
+SET enable_hashagg = off;
+SELECT * FROM plan_of($$SELECT series_id, ts, count(*), sum(v) FROM m GROUP BY 1, 2$$);
+SELECT differ($$SELECT series_id, ts, count(*), sum(v) FROM {t} GROUP BY 1, 2$$);
+RESET enable_hashagg;
+RESET work_mem;
+
+-- In parallel: participants take whole chunks.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT series_id, count(*), avg(w) FROM m GROUP BY 1;
+SELECT differ($$SELECT series_id, count(*), avg(w), max(n) FROM {t} GROUP BY 1$$);
+SELECT differ($$SELECT count(*), sum(v), min(d) FROM {t}$$);
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+
+-- Not taken: other aggregates, DISTINCT, FILTER, expressions as arguments, grouping
+-- by text, grouping sets; and off by the setting.
+EXPLAIN (COSTS OFF) SELECT count(DISTINCT n) FROM m;
+EXPLAIN (COSTS OFF) SELECT sum(v) FILTER (WHERE n > 0) FROM m;
+EXPLAIN (COSTS OFF) SELECT sum(v * 2) FROM m;
+EXPLAIN (COSTS OFF) SELECT note, count(*) FROM m GROUP BY 1;
+EXPLAIN (COSTS OFF) SELECT series_id, count(*) FROM m GROUP BY ROLLUP (series_id);
+SET bidim.enable_batch_aggregation = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM m;
+RESET bidim.enable_batch_aggregation;
+SELECT differ($$SELECT count(DISTINCT n), sum(v * 2), sum(v) FILTER (WHERE n > 0) FROM {t}$$);
+SELECT differ($$SELECT note, count(*) FROM {t} GROUP BY ROLLUP (note)$$);
+
+-- A role with SELECT on the table only reads through BidimAgg as through BidimScan.
+CREATE ROLE agg_reader;
+GRANT SELECT ON m TO agg_reader;
+SET ROLE agg_reader;
+SELECT count(*) > 0 AS reads FROM m;
+SELECT count(*) FROM h;
+RESET ROLE;
+DROP OWNED BY agg_reader;
+DROP ROLE agg_reader;
+DROP TABLE m, h;
+DROP FUNCTION differ(text), plan_of(text);
+DROP EXTENSION bidim;

@@ -1,0 +1,677 @@
+//! BidimAgg execution: reads the chunks BidimScan's bounds keep (cold chunks a
+//! decoded batch at a time, hot chunks row by row), checks the restrictions (time
+//! against the evaluated bounds, the key once per batch, the rest row by row), adds
+//! each row to its group's states ([`super::aggregate`]) and emits one row of partial
+//! states per group. When the groups outgrow `work_mem` it emits them early and starts
+//! over: the Finalize Aggregate above combines every partial row of a group.
+
+use super::aggregate::{AggError, AggKind, GroupKey, Groups, State, MAX_GROUP_COLUMNS};
+use super::agg_plan::{
+    GROUP_TRUNC, GROUP_TRUNC_TZ, GROUP_VAR, NAME, QUAL_KEY, QUAL_OTHER, QUAL_TIME, SLOT_AGG,
+    SLOT_GROUP,
+};
+use super::chunk_scan::{self, Block};
+use super::cold_scan;
+use super::config;
+use super::custom_scan::{self, BidimScanState};
+use crate::error::raise;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+pub(super) static mut SCAN_METHODS: pg_sys::CustomScanMethods = pg_sys::CustomScanMethods {
+    CustomName: NAME.as_ptr(),
+    CreateCustomScanState: Some(create_state),
+};
+
+static mut EXEC_METHODS: pg_sys::CustomExecMethods = pg_sys::CustomExecMethods {
+    CustomName: NAME.as_ptr(),
+    BeginCustomScan: Some(begin),
+    ExecCustomScan: Some(exec),
+    EndCustomScan: Some(end),
+    ReScanCustomScan: Some(rescan),
+    MarkPosCustomScan: None,
+    RestrPosCustomScan: None,
+    EstimateDSMCustomScan: Some(custom_scan::estimate_dsm),
+    InitializeDSMCustomScan: Some(custom_scan::initialize_dsm),
+    ReInitializeDSMCustomScan: Some(custom_scan::reinitialize_dsm),
+    InitializeWorkerCustomScan: Some(custom_scan::initialize_worker),
+    ShutdownCustomScan: None,
+    ExplainCustomScan: Some(explain),
+};
+
+/// Registers the plan node's methods (for plan copies sent to parallel workers).
+pub fn install() {
+    // SAFETY: registering a static method table once per process.
+    unsafe { pg_sys::RegisterCustomScanMethods(std::ptr::addr_of!(SCAN_METHODS)) };
+}
+
+/// Executor state: BidimScan's (bounds, chunk choice, the chunk scan), then ours.
+#[repr(C)]
+struct BidimAggState {
+    scan: BidimScanState,
+    exec: *mut AggExec,
+}
+
+/// How a grouping expression is computed.
+enum Trunc {
+    /// The column itself.
+    None,
+    /// `date_trunc` to a fixed unit in a zone of fixed offset ([`super::aggregate::trunc_fixed`]).
+    Native { width: i64, offset: i64 },
+    /// `date_trunc` called for each row (other units, zones with daylight saving time).
+    Call {
+        flinfo: *mut pg_sys::FmgrInfo,
+        unit: pg_sys::Datum,
+    },
+}
+
+struct GroupCol {
+    attnum: i16,
+    pos: usize,
+    trunc: Trunc,
+}
+
+struct AggCol {
+    kind: AggKind,
+    attnum: i16,
+    pos: usize,
+}
+
+struct AggExec {
+    groups: Groups,
+    gcols: Vec<GroupCol>,
+    aggs: Vec<AggCol>,
+    /// Scan tuple positions filled with a column's value to run the restrictions.
+    junk: Vec<(usize, i16)>,
+    time_att: i16,
+    check_time: bool,
+    time_quals: *mut pg_sys::ExprState,
+    key_quals: *mut pg_sys::ExprState,
+    other_quals: *mut pg_sys::ExprState,
+    /// Hot rows are read into this slot (the table's row type).
+    row_slot: *mut pg_sys::TupleTableSlot,
+    budget: usize,
+    input_done: bool,
+    emitting: bool,
+    emit_pos: usize,
+    rows_hot: i64,
+    rows_cold: i64,
+    partial_rows: i64,
+    flushes: i64,
+    /// Per-batch scratch: rows that pass, and their groups.
+    sel: Vec<u32>,
+    gids: Vec<u32>,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn create_state(_cscan: *mut pg_sys::CustomScan) -> *mut pg_sys::Node {
+    // SAFETY: a zeroed, palloc'd node whose head is a CustomScanState.
+    unsafe {
+        let st = pg_sys::palloc0(std::mem::size_of::<BidimAggState>()) as *mut BidimAggState;
+        (*st).scan.css.ss.ps.type_ = pg_sys::NodeTag::T_CustomScanState;
+        (*st).scan.css.methods = std::ptr::addr_of!(EXEC_METHODS);
+        st as *mut pg_sys::Node
+    }
+}
+
+/// The quals of `quals` whose class is `class`, compiled for `ps`.
+unsafe fn quals_of(
+    quals: *mut pg_sys::List,
+    classes: *mut pg_sys::List,
+    class: i32,
+    ps: *mut pg_sys::PlanState,
+) -> *mut pg_sys::ExprState {
+    // SAFETY: parallel lists of the plan; compiled in the executor's context.
+    unsafe {
+        let mut l: *mut pg_sys::List = std::ptr::null_mut();
+        for i in 0..pg_sys::list_length(quals) {
+            if pg_sys::list_nth_int(classes, i) == class {
+                l = pg_sys::lappend(l, pg_sys::list_nth(quals, i));
+            }
+        }
+        if l.is_null() {
+            std::ptr::null_mut()
+        } else {
+            pg_sys::ExecInitQual(l, ps)
+        }
+    }
+}
+
+/// Microseconds in a `date_trunc` unit BidimAgg truncates to by arithmetic.
+fn unit_width(unit: pg_sys::Datum) -> Option<i64> {
+    // SAFETY: a non-NULL text constant; lowercased and looked up as date_trunc does.
+    unsafe {
+        let t = pg_sys::pg_detoast_datum_packed(unit.cast_mut_ptr());
+        let low = pg_sys::downcase_truncate_identifier(
+            pgrx::varlena::vardata_any(t) as *const std::ffi::c_char,
+            pgrx::varlena::varsize_any_exhdr(t) as i32,
+            false,
+        );
+        let mut val = 0;
+        let kind = pg_sys::DecodeUnits(0, low, &mut val);
+        if kind != pg_sys::UNITS as i32 {
+            return None;
+        }
+        match val as u32 {
+            pg_sys::DTK_MICROSEC => Some(1),
+            pg_sys::DTK_MILLISEC => Some(1_000),
+            pg_sys::DTK_SECOND => Some(1_000_000),
+            pg_sys::DTK_MINUTE => Some(60_000_000),
+            pg_sys::DTK_HOUR => Some(3_600_000_000),
+            pg_sys::DTK_DAY => Some(86_400_000_000),
+            _ => None,
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn begin(
+    node: *mut pg_sys::CustomScanState,
+    estate: *mut pg_sys::EState,
+    eflags: i32,
+) {
+    // SAFETY: node is our BidimAggState; its plan is the CustomScan plan_agg_path made.
+    unsafe {
+        let st = node as *mut BidimAggState;
+        let cscan = (*node).ss.ps.plan as *mut pg_sys::CustomScan;
+        let ps = &mut (*node).ss.ps as *mut pg_sys::PlanState;
+        let scan = &mut (*st).scan;
+        // custom_exprs: the bounds' operands, then the column conditions'.
+        scan.strategies = pg_sys::list_nth((*cscan).custom_private, 0) as *mut pg_sys::List;
+        let nbounds = pg_sys::list_length(scan.strategies) / 4;
+        let all = (*cscan).custom_exprs;
+        let bounds = pg_sys::list_copy_head(all, nbounds);
+        let cols = pg_sys::list_copy_tail(all, nbounds);
+        scan.exprs = pg_sys::ExecInitExprList(bounds, ps);
+        scan.col_exprs = pg_sys::ExecInitExprList(cols, ps);
+        scan.col_meta = pg_sys::list_nth((*cscan).custom_private, 3) as *mut pg_sys::List;
+        scan.order = 0;
+        scan.bounds_cxt = pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"BidimAgg bounds".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        );
+        // The filter runs here, row by row or batch by batch, never on emitted rows.
+        (*node).ss.ps.qual = std::ptr::null_mut();
+        let slots = pg_sys::list_nth((*cscan).custom_private, 1) as *mut pg_sys::List;
+        let classes = pg_sys::list_nth((*cscan).custom_private, 2) as *mut pg_sys::List;
+        let quals = (*cscan).scan.plan.qual;
+        let rel = (*node).ss.ss_currentRelation;
+        let cfg = config::config(rel);
+        let mut kinds = Vec::new();
+        let mut gcols = Vec::new();
+        let mut aggs = Vec::new();
+        let mut junk = Vec::new();
+        for pos in 0..(pg_sys::list_length(slots) / 3) as usize {
+            let what = pg_sys::list_nth_int(slots, 3 * pos as i32);
+            let kind = pg_sys::list_nth_int(slots, 3 * pos as i32 + 1);
+            let attnum = pg_sys::list_nth_int(slots, 3 * pos as i32 + 2) as i16;
+            if what == SLOT_AGG {
+                let kind = AggKind::from_i32(kind).expect("bidim: unknown BidimAgg aggregate");
+                kinds.push(kind);
+                aggs.push(AggCol { kind, attnum, pos });
+            } else if what == SLOT_GROUP {
+                let trunc = if kind == GROUP_VAR {
+                    Trunc::None
+                } else {
+                    let te = pg_sys::list_nth((*cscan).custom_scan_tlist, pos as i32)
+                        as *mut pg_sys::TargetEntry;
+                    let f = (*te).expr as *mut pg_sys::FuncExpr;
+                    let unit = (*(pg_sys::list_nth((*f).args, 0) as *mut pg_sys::Const)).constvalue;
+                    let mut gmtoff: std::ffi::c_long = 0;
+                    let fixed = kind == GROUP_TRUNC
+                        || (kind == GROUP_TRUNC_TZ
+                            && pg_sys::pg_get_timezone_offset(pg_sys::session_timezone, &mut gmtoff));
+                    match unit_width(unit) {
+                        Some(width) if fixed => Trunc::Native {
+                            width,
+                            offset: gmtoff as i64 * 1_000_000,
+                        },
+                        _ => {
+                            let flinfo = pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>())
+                                as *mut pg_sys::FmgrInfo;
+                            pg_sys::fmgr_info((*f).funcid, flinfo);
+                            Trunc::Call { flinfo, unit }
+                        }
+                    }
+                };
+                gcols.push(GroupCol { attnum, pos, trunc });
+            } else {
+                junk.push((pos, attnum));
+            }
+        }
+        assert!(gcols.len() <= MAX_GROUP_COLUMNS, "bidim: too many BidimAgg groups");
+        let check_time = (0..pg_sys::list_length(classes))
+            .any(|i| pg_sys::list_nth_int(classes, i) == QUAL_TIME);
+        let exec = AggExec {
+            groups: Groups::new(kinds),
+            gcols,
+            aggs,
+            junk,
+            time_att: cfg.time_attnum,
+            check_time,
+            time_quals: quals_of(quals, classes, QUAL_TIME, ps),
+            key_quals: quals_of(quals, classes, QUAL_KEY, ps),
+            other_quals: quals_of(quals, classes, QUAL_OTHER, ps),
+            row_slot: pg_sys::ExecAllocTableSlot(
+                &mut (*estate).es_tupleTable,
+                (*rel).rd_att,
+                &pg_sys::TTSOpsBufferHeapTuple,
+            ),
+            budget: (pg_sys::work_mem as usize * 1024).max(64 * 1024),
+            input_done: false,
+            emitting: false,
+            emit_pos: 0,
+            rows_hot: 0,
+            rows_cold: 0,
+            partial_rows: 0,
+            flushes: 0,
+            sel: Vec::new(),
+            gids: Vec::new(),
+        };
+        (*st).exec = pgrx::PgMemoryContexts::For((*estate).es_query_cxt).leak_and_drop_on_delete(exec);
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
+            && pg_sys::pull_paramids((*cscan).custom_exprs as *mut pg_sys::Expr).is_null()
+        {
+            custom_scan::start(&mut (*st).scan);
+        }
+    }
+}
+
+/// A row's values: the table's columns at `values[attnum - 1]`.
+#[derive(Clone, Copy)]
+struct Row {
+    values: *const pg_sys::Datum,
+    nulls: *const bool,
+}
+
+impl Row {
+    #[inline]
+    fn get(self, attnum: i16) -> (u64, bool) {
+        // SAFETY: attnum is a column of the table; the arrays hold every column.
+        unsafe {
+            let i = attnum as usize - 1;
+            ((*self.values.add(i)).value() as u64, *self.nulls.add(i))
+        }
+    }
+}
+
+fn agg_error(e: AggError) -> ! {
+    match e {
+        AggError::FloatOverflow => raise(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            "value out of range: overflow",
+            None,
+        ),
+        AggError::IntOverflow => raise(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            "bigint out of range",
+            None,
+        ),
+        AggError::Sketch(e) => crate::sketch::sql::fail(e),
+    }
+}
+
+impl AggExec {
+    /// The group key of `row`.
+    #[inline]
+    fn key_of(&self, row: Row) -> GroupKey {
+        let mut key = GroupKey::default();
+        for (i, g) in self.gcols.iter().enumerate() {
+            let (raw, null) = row.get(g.attnum);
+            if null {
+                key.nulls |= 1 << i;
+                continue;
+            }
+            key.vals[i] = match g.trunc {
+                Trunc::None => raw,
+                Trunc::Native { width, offset } => {
+                    super::aggregate::trunc_fixed(raw as i64, width, offset) as u64
+                }
+                // SAFETY: date_trunc(text, timestamp[tz]) called through its own fmgr
+                // info with non-NULL arguments.
+                Trunc::Call { flinfo, unit } => unsafe {
+                    pg_sys::FunctionCall2Coll(
+                        flinfo,
+                        pg_sys::InvalidOid,
+                        unit,
+                        pg_sys::Datum::from(raw as usize),
+                    )
+                    .value() as u64
+                },
+            };
+        }
+        key
+    }
+
+    /// Puts `row` (and its group key) into the scan tuple, to run restrictions on it.
+    fn fill(&self, slot: *mut pg_sys::TupleTableSlot, row: Row, key: &GroupKey) {
+        // SAFETY: the scan slot has one entry per scan tuple position.
+        unsafe {
+            pg_sys::ExecClearTuple(slot);
+            let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+            let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
+            nulls.fill(true);
+            for &(pos, attnum) in &self.junk {
+                let (raw, null) = row.get(attnum);
+                values[pos] = pg_sys::Datum::from(raw as usize);
+                nulls[pos] = null;
+            }
+            for (i, g) in self.gcols.iter().enumerate() {
+                values[g.pos] = pg_sys::Datum::from(key.vals[i] as usize);
+                nulls[g.pos] = key.nulls & (1 << i) != 0;
+            }
+            pg_sys::ExecStoreVirtualTuple(slot);
+        }
+    }
+
+    /// Whether `quals` (may be null) pass for `row`.
+    fn passes(
+        &self,
+        quals: *mut pg_sys::ExprState,
+        econtext: *mut pg_sys::ExprContext,
+        slot: *mut pg_sys::TupleTableSlot,
+        row: Row,
+        key: &GroupKey,
+    ) -> bool {
+        if quals.is_null() {
+            return true;
+        }
+        self.fill(slot, row, key);
+        // SAFETY: the quals were compiled for the scan tuple; evaluated in the
+        // per-tuple context, which is reset here.
+        unsafe {
+            (*econtext).ecxt_scantuple = slot;
+            pg_sys::ExecQualAndReset(quals, econtext)
+        }
+    }
+
+    /// Adds rows `rows` of arrays `values`/`nulls` (`natts` columns a row) to their
+    /// groups; `one_key`: the rows are a cold batch (one key: its restrictions run on
+    /// the first row only).
+    #[allow(clippy::too_many_arguments)]
+    fn add_rows(
+        &mut self,
+        econtext: *mut pg_sys::ExprContext,
+        slot: *mut pg_sys::TupleTableSlot,
+        values: *const pg_sys::Datum,
+        nulls: *const bool,
+        natts: usize,
+        nrows: usize,
+        one_key: bool,
+        bounds: (i64, i64),
+    ) {
+        let row = |r: usize| Row {
+            // SAFETY: r < nrows; the arrays hold nrows x natts entries.
+            values: unsafe { values.add(r * natts) },
+            nulls: unsafe { nulls.add(r * natts) },
+        };
+        if nrows == 0 {
+            return;
+        }
+        let key_per_row = !self.key_quals.is_null() && !one_key;
+        if one_key && !self.key_quals.is_null() {
+            let first = row(0);
+            let k = self.key_of(first);
+            if !self.passes(self.key_quals, econtext, slot, first, &k) {
+                return;
+            }
+        }
+        let (lo, hi) = bounds;
+        let mut sel = std::mem::take(&mut self.sel);
+        let mut gids = std::mem::take(&mut self.gids);
+        sel.clear();
+        gids.clear();
+        let plain = !self.check_time && !key_per_row && self.other_quals.is_null();
+        if plain && self.gcols.is_empty() {
+            // every row, one group
+            sel.extend(0..nrows as u32);
+            gids.push(self.groups.group(&GroupKey::default()) as u32);
+        } else {
+            for r in 0..nrows {
+                let rw = row(r);
+                if self.check_time {
+                    let (t, null) = rw.get(self.time_att);
+                    let t = t as i64;
+                    if null {
+                        continue;
+                    }
+                    if t == i64::MIN || t == i64::MAX {
+                        // infinities: the time restrictions themselves decide
+                        let k = self.key_of(rw);
+                        if !self.passes(self.time_quals, econtext, slot, rw, &k) {
+                            continue;
+                        }
+                    } else if t < lo || t >= hi {
+                        continue;
+                    }
+                }
+                let key = self.key_of(rw);
+                if key_per_row && !self.passes(self.key_quals, econtext, slot, rw, &key) {
+                    continue;
+                }
+                if !self.passes(self.other_quals, econtext, slot, rw, &key) {
+                    continue;
+                }
+                sel.push(r as u32);
+                gids.push(self.groups.group(&key) as u32);
+            }
+        }
+        if !sel.is_empty() {
+            for (i, a) in self.aggs.iter().enumerate() {
+                let att = a.attnum;
+                let res = if a.kind.has_argument() {
+                    self.groups.add_column(i, &sel, &gids, |r| row(r).get(att))
+                } else {
+                    self.groups.add_column(i, &sel, &gids, |_| (0, false))
+                };
+                if let Err(e) = res {
+                    agg_error(e);
+                }
+            }
+        }
+        self.sel = sel;
+        self.gids = gids;
+    }
+}
+
+/// Reads input until the groups outgrow the budget or the input ends.
+fn consume(st: *mut BidimAggState) {
+    // SAFETY: st is our executor node, begun and started.
+    unsafe {
+        let a = &mut *(*st).exec;
+        let scan = (*st).scan.scan;
+        let econtext = (*st).scan.css.ss.ps.ps_ExprContext;
+        let slot = (*st).scan.css.ss.ss_ScanTupleSlot;
+        if (*st).scan.empty || scan.is_null() {
+            a.input_done = true;
+            return;
+        }
+        let bounds = ((*st).scan.time_lo, (*st).scan.time_hi);
+        let natts = (*(*a.row_slot).tts_tupleDescriptor).natts as usize;
+        loop {
+            match chunk_scan::scan_next_block(scan, a.row_slot) {
+                Block::End => {
+                    a.input_done = true;
+                    return;
+                }
+                Block::Row => {
+                    pg_sys::slot_getallattrs(a.row_slot);
+                    a.rows_hot += 1;
+                    let (v, n) = ((*a.row_slot).tts_values, (*a.row_slot).tts_isnull);
+                    a.add_rows(econtext, slot, v, n, natts, 1, false, bounds);
+                }
+                Block::Batch(cs) => {
+                    let (v, n, rows, cols) = cold_scan::batch_values(cs);
+                    a.rows_cold += rows as i64;
+                    a.add_rows(econtext, slot, v, n, cols as usize, rows as usize, true, bounds);
+                }
+            }
+            pgrx::check_for_interrupts!();
+            if a.groups.bytes() > a.budget {
+                a.flushes += 1;
+                return;
+            }
+        }
+    }
+}
+
+/// The partial state datum of `s` (in the current memory context).
+fn state_datum(kind: AggKind, s: &State) -> Option<pg_sys::Datum> {
+    let f8 = |v: f64| pg_sys::Datum::from(v.to_bits() as usize);
+    let i8d = |v: i64| pg_sys::Datum::from(v as usize);
+    match s {
+        State::Count(c) => Some(i8d(*c)),
+        State::Float(v) => v.map(f8),
+        State::Int(v) => v.map(i8d),
+        State::Avg { n, sx, sxx } => Some(array(&[f8(*n), f8(*sx), f8(*sxx)], pg_sys::FLOAT8OID)),
+        State::AvgInt { count, sum } => Some(array(&[i8d(*count), i8d(*sum)], pg_sys::INT8OID)),
+        State::Sketch(sk) => {
+            debug_assert_eq!(kind, AggKind::Sketch);
+            sk.as_ref().map(|s| crate::sketch::sql::sketch_datum(s))
+        }
+    }
+}
+
+/// A one-dimensional array of 8-byte by-value elements of type `elem`.
+fn array(elems: &[pg_sys::Datum], elem: pg_sys::Oid) -> pg_sys::Datum {
+    // SAFETY: construct_array copies the datums into a new palloc'd array.
+    unsafe {
+        let mut v = elems.to_vec();
+        let a = pg_sys::construct_array(
+            v.as_mut_ptr(),
+            v.len() as i32,
+            elem,
+            8,
+            true,
+            b'd' as std::ffi::c_char,
+        );
+        pg_sys::Datum::from(a)
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn exec(node: *mut pg_sys::CustomScanState) -> *mut pg_sys::TupleTableSlot {
+    let st = node as *mut BidimAggState;
+    // SAFETY: our node; its scan slot has the plan's scan tuple descriptor.
+    unsafe {
+        let ps = &mut (*node).ss.ps;
+        let econtext = ps.ps_ExprContext;
+        pg_sys::MemoryContextReset((*econtext).ecxt_per_tuple_memory);
+        if !(*st).scan.started {
+            custom_scan::start(&mut (*st).scan);
+        }
+        let a = &mut *(*st).exec;
+        let slot = (*node).ss.ss_ScanTupleSlot;
+        loop {
+            if a.emitting {
+                if a.emit_pos < a.groups.len() {
+                    let g = a.emit_pos;
+                    a.emit_pos += 1;
+                    a.partial_rows += 1;
+                    pg_sys::ExecClearTuple(slot);
+                    let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+                    let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
+                    let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
+                    nulls.fill(true);
+                    let key = a.groups.keys[g];
+                    for (i, c) in a.gcols.iter().enumerate() {
+                        values[c.pos] = pg_sys::Datum::from(key.vals[i] as usize);
+                        nulls[c.pos] = key.nulls & (1 << i) != 0;
+                    }
+                    let old = pg_sys::MemoryContextSwitchTo((*econtext).ecxt_per_tuple_memory);
+                    for (i, c) in a.aggs.iter().enumerate() {
+                        if let Some(d) = state_datum(c.kind, &a.groups.states_of(g)[i]) {
+                            values[c.pos] = d;
+                            nulls[c.pos] = false;
+                        }
+                    }
+                    pg_sys::MemoryContextSwitchTo(old);
+                    pg_sys::ExecStoreVirtualTuple(slot);
+                    if ps.ps_ProjInfo.is_null() {
+                        return slot;
+                    }
+                    (*econtext).ecxt_scantuple = slot;
+                    return pg_sys::ExecProject(ps.ps_ProjInfo);
+                }
+                a.emitting = false;
+                a.groups.clear();
+            }
+            if a.input_done {
+                return std::ptr::null_mut();
+            }
+            consume(st);
+            a.emitting = true;
+            a.emit_pos = 0;
+        }
+    }
+}
+
+fn reset(st: *mut BidimAggState) {
+    // SAFETY: our node; exec was set by begin.
+    unsafe {
+        let a = &mut *(*st).exec;
+        a.groups.clear();
+        a.input_done = false;
+        a.emitting = false;
+        a.emit_pos = 0;
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn end(node: *mut pg_sys::CustomScanState) {
+    custom_scan::stop(node as *mut BidimScanState);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
+    // Parameters may have changed: bounds and groups start over.
+    custom_scan::stop(node as *mut BidimScanState);
+    reset(node as *mut BidimAggState);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn explain(
+    node: *mut pg_sys::CustomScanState,
+    ancestors: *mut pg_sys::List,
+    es: *mut pg_sys::ExplainState,
+) {
+    // SAFETY: our node; ExplainProperty* copy the strings.
+    unsafe {
+        custom_scan::explain_scan(node, ancestors, es);
+        let st = node as *mut BidimAggState;
+        let a = &*(*st).exec;
+        let what = a
+            .aggs
+            .iter()
+            .map(|c| format!("{:?}", c.kind))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = std::ffi::CString::new(format!(
+            "{} by {} grouping column{}",
+            what,
+            a.gcols.len(),
+            if a.gcols.len() == 1 { "" } else { "s" }
+        ))
+        .expect("no NUL");
+        pg_sys::ExplainPropertyText(c"Batch aggregates".as_ptr(), text.as_ptr(), es);
+        if (*es).analyze {
+            let text = std::ffi::CString::new(format!(
+                "{} from cold batches, {} hot; {} partial groups emitted{}",
+                a.rows_cold,
+                a.rows_hot,
+                a.partial_rows,
+                if a.flushes > 0 {
+                    format!(" ({} early, over work_mem)", a.flushes)
+                } else {
+                    String::new()
+                }
+            ))
+            .expect("no NUL");
+            pg_sys::ExplainPropertyText(c"Rows aggregated".as_ptr(), text.as_ptr(), es);
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! BidimAgg planning: `GROUP BY` queries on one bidim table with cold chunks get a
+//! path that aggregates inside the scan. BidimAgg reads cold batches as decoded
+//! column arrays and hot rows from their chunks, and emits partial aggregate states
+//! per group; PostgreSQL's own Finalize Aggregate combines them (hashing, spilling to
+//! disk under `work_mem`, HAVING, the final functions), as it does above a Partial
+//! Aggregate.
+//!
+//! Taken: `count(*)`, `count(x)`, `sum`/`avg`/`min`/`max` of float8, `min`/`max` of
+//! integers, dates and timestamps, `sum`/`avg` of int2 and int4, and
+//! `ddsketch_agg(float8)`, with no FILTER, DISTINCT or ORDER BY; grouped by up to four
+//! columns of integer, date, timestamp or boolean type, or `date_trunc(unit, column)`
+//! of a timestamp(tz) column. Any other query plans as before.
+
+use super::aggregate::{AggKind, MAX_GROUP_COLUMNS};
+use super::custom_scan::{self, ON_TIME};
+use super::directory::ChunkState;
+use super::directory_io::planning_chunks;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+/// `bidim.enable_batch_aggregation`: lets the planner use BidimAgg (default on).
+pub static ENABLE_BATCH_AGG: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+static mut PREV_UPPER_HOOK: pg_sys::create_upper_paths_hook_type = None;
+
+pub(super) const NAME: &CStr = c"BidimAgg";
+
+static mut PATH_METHODS: pg_sys::CustomPathMethods = pg_sys::CustomPathMethods {
+    CustomName: NAME.as_ptr(),
+    PlanCustomPath: Some(plan_agg_path),
+    ReparameterizeCustomPathByChild: None,
+};
+
+/// What a position of BidimAgg's scan tuple holds (3 ints each in the plan: what,
+/// kind, attnum).
+pub(super) const SLOT_JUNK: i32 = 0;
+pub(super) const SLOT_GROUP: i32 = 1;
+pub(super) const SLOT_AGG: i32 = 2;
+/// Grouping expressions: a column, or `date_trunc(unit, column)` of timestamptz or
+/// timestamp.
+pub(super) const GROUP_VAR: i32 = 1;
+pub(super) const GROUP_TRUNC_TZ: i32 = 2;
+pub(super) const GROUP_TRUNC: i32 = 3;
+/// Restrictions: on time (checked against the evaluated bounds), on the key (once per
+/// cold batch: a batch holds one key), others (every row).
+pub(super) const QUAL_TIME: i32 = 0;
+pub(super) const QUAL_KEY: i32 = 1;
+pub(super) const QUAL_OTHER: i32 = 2;
+
+pub fn install() {
+    GucRegistry::define_bool_guc(
+        c"bidim.enable_batch_aggregation",
+        c"Lets the planner aggregate bidim tables with cold chunks inside the scan (BidimAgg).",
+        c"When off, aggregates over bidim tables run row by row above the scan.",
+        &ENABLE_BATCH_AGG,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // SAFETY: chaining a planner hook, once per process, on PostgreSQL's main thread.
+    unsafe {
+        PREV_UPPER_HOOK = pg_sys::create_upper_paths_hook;
+        pg_sys::create_upper_paths_hook = Some(upper_paths_hook);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn upper_paths_hook(
+    root: *mut pg_sys::PlannerInfo,
+    stage: pg_sys::UpperRelationKind::Type,
+    input_rel: *mut pg_sys::RelOptInfo,
+    output_rel: *mut pg_sys::RelOptInfo,
+    extra: *mut std::ffi::c_void,
+) {
+    // SAFETY: chaining to the previous hook with the arguments we were given.
+    unsafe {
+        if let Some(prev) = PREV_UPPER_HOOK {
+            prev(root, stage, input_rel, output_rel, extra);
+        }
+    }
+    if stage != pg_sys::UpperRelationKind::UPPERREL_GROUP_AGG
+        || !ENABLE_BATCH_AGG.get()
+        || !custom_scan::ENABLE_PRUNING.get()
+        || extra.is_null()
+    {
+        return;
+    }
+    // SAFETY: the planner's structures for this grouping step; extra is its
+    // GroupPathExtraData (UPPERREL_GROUP_AGG).
+    unsafe { add_paths(root, input_rel, output_rel, extra as *mut pg_sys::GroupPathExtraData) };
+}
+
+fn is_var_of(n: *mut pg_sys::Node, rti: u32) -> Option<*mut pg_sys::Var> {
+    // SAFETY: reading a node by its tag.
+    unsafe {
+        if n.is_null() || (*n).type_ != pg_sys::NodeTag::T_Var {
+            return None;
+        }
+        let v = n as *mut pg_sys::Var;
+        ((*v).varno as u32 == rti && (*v).varlevelsup == 0 && (*v).varattno > 0).then_some(v)
+    }
+}
+
+fn in_catalog(funcid: pg_sys::Oid, name: &str) -> bool {
+    // SAFETY: syscache lookups of a function oid.
+    unsafe {
+        if pg_sys::get_func_namespace(funcid) != pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE) {
+            return false;
+        }
+        let n = pg_sys::get_func_name(funcid);
+        !n.is_null() && CStr::from_ptr(n).to_bytes() == name.as_bytes()
+    }
+}
+
+/// A grouping expression BidimAgg computes: (GROUP_*, attnum).
+pub(super) fn group_column(expr: *mut pg_sys::Node, rti: u32) -> Option<(i32, i16)> {
+    let groupable = [
+        pg_sys::INT2OID,
+        pg_sys::INT4OID,
+        pg_sys::INT8OID,
+        pg_sys::DATEOID,
+        pg_sys::TIMESTAMPOID,
+        pg_sys::TIMESTAMPTZOID,
+        pg_sys::BOOLOID,
+        pg_sys::OIDOID,
+    ];
+    // SAFETY: reading planner nodes by tag.
+    unsafe {
+        if let Some(v) = is_var_of(expr, rti) {
+            return groupable
+                .contains(&(*v).vartype)
+                .then_some((GROUP_VAR, (*v).varattno));
+        }
+        if expr.is_null() || (*expr).type_ != pg_sys::NodeTag::T_FuncExpr {
+            return None;
+        }
+        let f = expr as *mut pg_sys::FuncExpr;
+        if pg_sys::list_length((*f).args) != 2 || !in_catalog((*f).funcid, "date_trunc") {
+            return None;
+        }
+        let unit = pg_sys::list_nth((*f).args, 0) as *mut pg_sys::Node;
+        let col = is_var_of(pg_sys::list_nth((*f).args, 1) as *mut pg_sys::Node, rti)?;
+        if (*unit).type_ != pg_sys::NodeTag::T_Const
+            || (*(unit as *mut pg_sys::Const)).consttype != pg_sys::TEXTOID
+            || (*(unit as *mut pg_sys::Const)).constisnull
+        {
+            return None;
+        }
+        match (*col).vartype {
+            t if t == pg_sys::TIMESTAMPTZOID => Some((GROUP_TRUNC_TZ, (*col).varattno)),
+            t if t == pg_sys::TIMESTAMPOID => Some((GROUP_TRUNC, (*col).varattno)),
+            _ => None,
+        }
+    }
+}
+
+/// The aggregate BidimAgg computes for `aggref` and its argument's attnum (0 for
+/// `count(*)`).
+pub(super) fn agg_kind(aggref: *mut pg_sys::Aggref, rti: u32) -> Option<(AggKind, i16)> {
+    // SAFETY: reading an Aggref and catalog entries by oid.
+    unsafe {
+        let a = &*aggref;
+        if !a.aggfilter.is_null()
+            || !a.aggdistinct.is_null()
+            || !a.aggorder.is_null()
+            || !a.aggdirectargs.is_null()
+            || a.aggkind != b'n' as std::ffi::c_char
+            || a.agglevelsup != 0
+            || a.aggvariadic
+        {
+            return None;
+        }
+        let nargs = pg_sys::list_length(a.args);
+        if a.aggstar {
+            return (nargs == 0 && in_catalog(a.aggfnoid, "count"))
+                .then_some((AggKind::CountStar, 0));
+        }
+        if nargs != 1 {
+            return None;
+        }
+        let te = pg_sys::list_nth(a.args, 0) as *mut pg_sys::TargetEntry;
+        let var = is_var_of((*te).expr as *mut pg_sys::Node, rti)?;
+        let argtype = pg_sys::list_nth_oid(a.aggargtypes, 0);
+        let ints = [pg_sys::INT2OID, pg_sys::INT4OID];
+        let ordered = [
+            pg_sys::INT2OID,
+            pg_sys::INT4OID,
+            pg_sys::INT8OID,
+            pg_sys::DATEOID,
+            pg_sys::TIMESTAMPOID,
+            pg_sys::TIMESTAMPTZOID,
+        ];
+        let f8 = argtype == pg_sys::FLOAT8OID;
+        let name = |n: &str| in_catalog(a.aggfnoid, n);
+        let kind = if name("count") {
+            AggKind::Count
+        } else if f8 && name("sum") {
+            AggKind::SumF8
+        } else if f8 && name("avg") {
+            AggKind::AvgF8
+        } else if f8 && name("max") {
+            AggKind::MaxF8
+        } else if f8 && name("min") {
+            AggKind::MinF8
+        } else if ordered.contains(&argtype) && name("max") {
+            AggKind::MaxInt
+        } else if ordered.contains(&argtype) && name("min") {
+            AggKind::MinInt
+        } else if ints.contains(&argtype) && name("sum") {
+            AggKind::SumInt
+        } else if ints.contains(&argtype) && name("avg") {
+            AggKind::AvgInt
+        } else if f8 && is_our_sketch_agg(a.aggfnoid) {
+            AggKind::Sketch
+        } else {
+            return None;
+        };
+        // The argument's own type (no implicit cast in between).
+        ((*var).vartype == argtype || kind == AggKind::Count).then_some((kind, (*var).varattno))
+    }
+}
+
+/// Whether `funcid` is this extension's `ddsketch_agg(float8)`.
+fn is_our_sketch_agg(funcid: pg_sys::Oid) -> bool {
+    // SAFETY: syscache and pg_depend lookups by oid.
+    unsafe {
+        let n = pg_sys::get_func_name(funcid);
+        if n.is_null() || CStr::from_ptr(n).to_bytes() != b"ddsketch_agg" {
+            return false;
+        }
+        let ext = pg_sys::get_extension_oid(c"bidim".as_ptr(), true);
+        ext != pg_sys::InvalidOid
+            && pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, funcid) == ext
+    }
+}
+
+/// Adds Finalize Aggregate over BidimAgg to `grouped` when the query allows.
+unsafe fn add_paths(
+    root: *mut pg_sys::PlannerInfo,
+    input: *mut pg_sys::RelOptInfo,
+    grouped: *mut pg_sys::RelOptInfo,
+    extra: *mut pg_sys::GroupPathExtraData,
+) {
+    // SAFETY: planner structures of the query being planned, in the planner's memory
+    // context; the relation is locked by the planner.
+    unsafe {
+        let parse = (*root).parse;
+        if (*input).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
+            || !(*input).lateral_relids.is_null()
+            || !(*parse).groupingSets.is_null()
+            || (*extra).flags & pg_sys::GROUPING_CAN_PARTIAL_AGG as i32 == 0
+            || (*grouped).pathlist.is_null()
+            || !pg_sys::ActiveSnapshotSet()
+        {
+            return;
+        }
+        let rti = (*input).relid;
+        let rte = *(*root).simple_rte_array.add(rti as usize);
+        if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
+            || (*rte).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
+            || (*rte).inh
+        {
+            return;
+        }
+        let Some(columns) = custom_scan::bounded_columns_of((*rte).relid) else {
+            return;
+        };
+        let chunks = planning_chunks((*rte).relid);
+        if !chunks.iter().any(|c| c.state == ChunkState::Cold) {
+            return;
+        }
+        let nchunks = chunks.len() as i32;
+        let Some(partial) = partial_target(root, grouped, extra, rti) else {
+            return;
+        };
+        // Every restriction (pseudo-constant ones too: no gating Result runs above an
+        // aggregate's input here), none on whole rows or system columns.
+        let mut quals: *mut pg_sys::List = std::ptr::null_mut();
+        let mut classes: *mut pg_sys::List = std::ptr::null_mut();
+        let (exprs, strategies, used) = custom_scan::scan_conditions(input, rti, &columns);
+        let rinfos = (*input).baserestrictinfo;
+        for i in 0..pg_sys::list_length(rinfos) {
+            let ri = pg_sys::list_nth(rinfos, i) as *mut pg_sys::RestrictInfo;
+            let class = match used.iter().find(|(u, _)| *u == ri) {
+                Some((_, on)) if *on == ON_TIME => QUAL_TIME,
+                Some(_) => QUAL_KEY,
+                None => QUAL_OTHER,
+            };
+            quals = pg_sys::lappend(quals, (*ri).clause as *mut std::ffi::c_void);
+            classes = pg_sys::lappend_int(classes, class);
+        }
+        let mut atts: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+        pg_sys::pull_varattnos(quals as *mut pg_sys::Node, rti, &mut atts);
+        let first = pg_sys::bms_next_member(atts, -1);
+        if first >= 0 && first + pg_sys::FirstLowInvalidHeapAttributeNumber <= 0 {
+            return;
+        }
+        let groups = (*(pg_sys::list_nth((*grouped).pathlist, 0) as *mut pg_sys::Path))
+            .rows
+            .max(1.0);
+        let cheapest = (*input).cheapest_total_path;
+        if cheapest.is_null() {
+            return;
+        }
+        let partial_rel = pg_sys::fetch_upper_rel(
+            root,
+            pg_sys::UpperRelationKind::UPPERREL_PARTIAL_GROUP_AGG,
+            (*input).relids,
+        );
+        let cpath =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>()) as *mut pg_sys::CustomPath;
+        (*cpath).path.type_ = pg_sys::NodeTag::T_CustomPath;
+        (*cpath).path.pathtype = pg_sys::NodeTag::T_CustomScan;
+        (*cpath).path.parent = partial_rel;
+        (*cpath).path.pathtarget = partial;
+        (*cpath).path.rows = groups.min((*input).rows.max(1.0));
+        // Decoding a batch's columns and adding them up costs a fraction of handing
+        // every row up to an Aggregate; it emits its groups at the end.
+        let total = (*cheapest).total_cost * 0.3 + 1.0;
+        (*cpath).path.startup_cost = total;
+        (*cpath).path.total_cost = total;
+        (*cpath).methods = std::ptr::addr_of!(PATH_METHODS);
+        let mut private = pg_sys::lappend(std::ptr::null_mut(), exprs as *mut std::ffi::c_void);
+        private = pg_sys::lappend(private, strategies as *mut std::ffi::c_void);
+        private = pg_sys::lappend(private, quals as *mut std::ffi::c_void);
+        private = pg_sys::lappend(private, classes as *mut std::ffi::c_void);
+        private = pg_sys::lappend(
+            private,
+            pg_sys::lappend_int(std::ptr::null_mut(), rti as i32) as *mut std::ffi::c_void,
+        );
+        (*cpath).custom_private = private;
+
+        let zero: pg_sys::AggClauseCosts = std::mem::zeroed();
+        finalize(root, grouped, extra, cpath as *mut pg_sys::Path, groups, &zero);
+        // The parallel variant: participants take whole chunks from a shared counter
+        // (as BidimScan's), each emits its own partial groups, Gather collects them.
+        if (*input).consider_parallel
+            && (*extra).target_parallel_safe
+            && pg_sys::max_parallel_workers_per_gather > 0
+        {
+            let pages = ((*input).pages as f64).max((*input).tuples / 64.0);
+            let workers = pg_sys::compute_parallel_worker(
+                input,
+                pages,
+                -1.0,
+                pg_sys::max_parallel_workers_per_gather,
+            );
+            // Participants take whole chunks: with few chunks per participant, one
+            // of them reads most of the table and the workers' start is not repaid.
+            if workers > 0 && nchunks >= 4 * (workers + 1) {
+                let mut divisor = f64::from(workers);
+                let leader = 1.0 - 0.3 * f64::from(workers);
+                if pg_sys::parallel_leader_participation && leader > 0.0 {
+                    divisor += leader;
+                }
+                let ppath = pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>())
+                    as *mut pg_sys::CustomPath;
+                *ppath = *cpath;
+                (*ppath).path.parallel_aware = true;
+                (*ppath).path.parallel_safe = true;
+                (*ppath).path.parallel_workers = workers;
+                (*ppath).path.startup_cost = total / divisor;
+                (*ppath).path.total_cost = total / divisor;
+                let mut rows = (*ppath).path.rows * divisor;
+                let gather = pg_sys::create_gather_path(
+                    root,
+                    partial_rel,
+                    ppath as *mut pg_sys::Path,
+                    partial,
+                    std::ptr::null_mut(),
+                    &mut rows,
+                );
+                finalize(root, grouped, extra, gather as *mut pg_sys::Path, groups, &zero);
+            }
+        }
+    }
+}
+
+/// Adds Finalize Aggregates of the partial groups `input` emits to `grouped`: plain,
+/// or hashed and sorted (the planner picks; `enable_hashagg` and `enable_sort` apply).
+unsafe fn finalize(
+    root: *mut pg_sys::PlannerInfo,
+    grouped: *mut pg_sys::RelOptInfo,
+    extra: *mut pg_sys::GroupPathExtraData,
+    input: *mut pg_sys::Path,
+    groups: f64,
+    zero: &pg_sys::AggClauseCosts,
+) {
+    // SAFETY: planner structures of the grouping step being planned.
+    unsafe {
+        let group_clause = (*(*root).parse).groupClause;
+        let having = (*extra).havingQual as *mut pg_sys::List;
+        // (the planner fills the final costs only when it plans partial aggregation)
+        let costs = if (*extra).partial_costs_set {
+            &(*extra).agg_final_costs
+        } else {
+            zero
+        };
+        let mut variants = Vec::new();
+        if group_clause.is_null() {
+            variants.push((pg_sys::AggStrategy::AGG_PLAIN, input));
+        } else {
+            if pg_sys::grouping_is_hashable(group_clause) {
+                variants.push((pg_sys::AggStrategy::AGG_HASHED, input));
+            }
+            if pg_sys::grouping_is_sortable(group_clause) {
+                let sorted =
+                    pg_sys::create_sort_path(root, grouped, input, (*root).group_pathkeys, -1.0);
+                variants.push((pg_sys::AggStrategy::AGG_SORTED, sorted as *mut pg_sys::Path));
+            }
+        }
+        for (strategy, input) in variants {
+            let path = pg_sys::create_agg_path(
+                root,
+                grouped,
+                input,
+                (*grouped).reltarget,
+                strategy,
+                pg_sys::AggSplit::AGGSPLIT_FINAL_DESERIAL,
+                group_clause,
+                having,
+                costs,
+                groups,
+            );
+            pg_sys::add_path(grouped, path as *mut pg_sys::Path);
+        }
+    }
+}
+
+/// The target BidimAgg emits (as `make_partial_grouping_target` builds it for a
+/// Partial Aggregate): the grouping expressions, then the partial aggregates; `None`
+/// when one of them is not one BidimAgg computes.
+unsafe fn partial_target(
+    root: *mut pg_sys::PlannerInfo,
+    grouped: *mut pg_sys::RelOptInfo,
+    extra: *mut pg_sys::GroupPathExtraData,
+    rti: u32,
+) -> Option<*mut pg_sys::PathTarget> {
+    // SAFETY: the grouping target and clauses of the query being planned.
+    unsafe {
+        let parse = (*root).parse;
+        let target = (*grouped).reltarget;
+        let partial = pg_sys::create_empty_pathtarget();
+        let mut non_group: *mut pg_sys::List = std::ptr::null_mut();
+        let mut ngroup = 0;
+        for i in 0..pg_sys::list_length((*target).exprs) {
+            let expr = pg_sys::list_nth((*target).exprs, i) as *mut pg_sys::Expr;
+            let sgref = if (*target).sortgrouprefs.is_null() {
+                0
+            } else {
+                *(*target).sortgrouprefs.add(i as usize)
+            };
+            if sgref != 0
+                && !(*parse).groupClause.is_null()
+                && !pg_sys::get_sortgroupref_clause_noerr(sgref, (*parse).groupClause).is_null()
+            {
+                group_column(expr as *mut pg_sys::Node, rti)?;
+                ngroup += 1;
+                pg_sys::add_column_to_pathtarget(partial, expr, sgref);
+            } else {
+                non_group = pg_sys::lappend(non_group, expr as *mut std::ffi::c_void);
+            }
+        }
+        if ngroup > MAX_GROUP_COLUMNS
+            || ngroup != pg_sys::list_length((*parse).groupClause) as usize
+        {
+            return None;
+        }
+        if !(*extra).havingQual.is_null() {
+            non_group = pg_sys::lappend(non_group, (*extra).havingQual as *mut std::ffi::c_void);
+        }
+        let pulled = pg_sys::pull_var_clause(
+            non_group as *mut pg_sys::Node,
+            (pg_sys::PVC_INCLUDE_AGGREGATES
+                | pg_sys::PVC_RECURSE_WINDOWFUNCS
+                | pg_sys::PVC_INCLUDE_PLACEHOLDERS) as i32,
+        );
+        pg_sys::add_new_columns_to_pathtarget(partial, pulled);
+        let exprs = (*partial).exprs;
+        for i in ngroup..pg_sys::list_length(exprs) as usize {
+            let cell = (*exprs).elements.add(i);
+            let node = (*cell).ptr_value as *mut pg_sys::Node;
+            // Columns outside aggregates and grouping expressions: not taken.
+            if (*node).type_ != pg_sys::NodeTag::T_Aggref {
+                return None;
+            }
+            agg_kind(node as *mut pg_sys::Aggref, rti)?;
+            let copy = pg_sys::palloc(std::mem::size_of::<pg_sys::Aggref>()) as *mut pg_sys::Aggref;
+            std::ptr::copy_nonoverlapping(node as *mut pg_sys::Aggref, copy, 1);
+            pg_sys::mark_partial_aggref(copy, pg_sys::AggSplit::AGGSPLIT_INITIAL_SERIAL);
+            (*cell).ptr_value = copy as *mut std::ffi::c_void;
+        }
+        Some(pg_sys::set_pathtarget_cost_width(root, partial))
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn plan_agg_path(
+    root: *mut pg_sys::PlannerInfo,
+    _rel: *mut pg_sys::RelOptInfo,
+    best_path: *mut pg_sys::CustomPath,
+    tlist: *mut pg_sys::List,
+    _clauses: *mut pg_sys::List,
+    _custom_plans: *mut pg_sys::List,
+) -> *mut pg_sys::Plan {
+    // SAFETY: building a plan node from the path made in add_paths.
+    unsafe {
+        let private = (*best_path).custom_private;
+        let exprs = pg_sys::list_nth(private, 0) as *mut pg_sys::List;
+        let strategies = pg_sys::list_nth(private, 1) as *mut pg_sys::List;
+        let quals = pg_sys::list_nth(private, 2) as *mut pg_sys::List;
+        let classes = pg_sys::list_nth(private, 3) as *mut pg_sys::List;
+        let rti = pg_sys::list_nth_int(pg_sys::list_nth(private, 4) as *mut pg_sys::List, 0) as u32;
+        // The scan tuple: the target, then the columns the restrictions read that the
+        // target does not hold as plain columns (filled row by row to run them).
+        let mut scan_tlist = pg_sys::list_copy(tlist);
+        let mut slots: *mut pg_sys::List = std::ptr::null_mut();
+        let mut plain: Vec<i16> = Vec::new();
+        for i in 0..pg_sys::list_length(tlist) {
+            let te = pg_sys::list_nth(tlist, i) as *mut pg_sys::TargetEntry;
+            let expr = (*te).expr as *mut pg_sys::Node;
+            let (what, kind, attnum) = if (*expr).type_ == pg_sys::NodeTag::T_Aggref {
+                let (k, a) = agg_kind(expr as *mut pg_sys::Aggref, rti)
+                    .expect("bidim: BidimAgg planned an aggregate it does not compute");
+                (SLOT_AGG, k as i32, a)
+            } else {
+                let (k, a) = group_column(expr, rti)
+                    .expect("bidim: BidimAgg planned a grouping it does not compute");
+                if k == GROUP_VAR {
+                    plain.push(a);
+                }
+                (SLOT_GROUP, k, a)
+            };
+            for v in [what, kind, attnum as i32] {
+                slots = pg_sys::lappend_int(slots, v);
+            }
+        }
+        let vars = pg_sys::pull_var_clause(
+            quals as *mut pg_sys::Node,
+            pg_sys::PVC_RECURSE_PLACEHOLDERS as i32,
+        );
+        for i in 0..pg_sys::list_length(vars) {
+            let v = pg_sys::list_nth(vars, i) as *mut pg_sys::Var;
+            if plain.contains(&(*v).varattno) {
+                continue;
+            }
+            plain.push((*v).varattno);
+            let te = pg_sys::makeTargetEntry(
+                pg_sys::copyObjectImpl(v as *const std::ffi::c_void) as *mut pg_sys::Expr,
+                (pg_sys::list_length(scan_tlist) + 1) as i16,
+                std::ptr::null_mut(),
+                true,
+            );
+            scan_tlist = pg_sys::lappend(scan_tlist, te as *mut std::ffi::c_void);
+            for v in [SLOT_JUNK, 0, (*v).varattno as i32] {
+                slots = pg_sys::lappend_int(slots, v);
+            }
+        }
+        let cscan =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomScan>()) as *mut pg_sys::CustomScan;
+        (*cscan).scan.plan.type_ = pg_sys::NodeTag::T_CustomScan;
+        (*cscan).scan.plan.targetlist = tlist;
+        (*cscan).scan.plan.qual = quals;
+        (*cscan).scan.scanrelid = rti;
+        (*cscan).custom_scan_tlist = scan_tlist;
+        // Conditions on columns cold batches keep min/max of skip batches: their
+        // operands follow the bounds' in custom_exprs.
+        let rte = *(*root).simple_rte_array.add(rti as usize);
+        let relation = pg_sys::table_open((*rte).relid, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let (col_exprs, col_meta) = custom_scan::column_conditions(quals, rti, relation);
+        pg_sys::table_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+        (*cscan).custom_exprs = pg_sys::list_concat(pg_sys::list_copy(exprs), col_exprs);
+        let mut cp = pg_sys::lappend(std::ptr::null_mut(), strategies as *mut std::ffi::c_void);
+        cp = pg_sys::lappend(cp, slots as *mut std::ffi::c_void);
+        cp = pg_sys::lappend(cp, classes as *mut std::ffi::c_void);
+        cp = pg_sys::lappend(cp, col_meta as *mut std::ffi::c_void);
+        (*cscan).custom_private = cp;
+        (*cscan).methods = std::ptr::addr_of!(super::agg_exec::SCAN_METHODS);
+        cscan as *mut pg_sys::Plan
+    }
+}
