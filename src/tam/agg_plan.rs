@@ -266,6 +266,8 @@ unsafe fn add_paths(
             return;
         };
         let chunks = planning_chunks((*rte).relid);
+        // Hot rows come a row at a time, which the Aggregate node handles as fast (and
+        // a parallel sequential scan splits finer): only tables with cold chunks.
         if !chunks.iter().any(|c| c.state == ChunkState::Cold) {
             return;
         }
