@@ -5,11 +5,11 @@
 //! states per group. When the groups outgrow `work_mem` it emits them early and starts
 //! over: the Finalize Aggregate above combines every partial row of a group.
 
-use super::aggregate::{AggError, AggKind, GroupKey, Groups, State, MAX_GROUP_COLUMNS};
 use super::agg_plan::{
     GROUP_TRUNC, GROUP_TRUNC_TZ, GROUP_VAR, NAME, QUAL_KEY, QUAL_OTHER, QUAL_TIME, SLOT_AGG,
     SLOT_GROUP,
 };
+use super::aggregate::{AggError, AggKind, GroupKey, Groups, State, MAX_GROUP_COLUMNS};
 use super::chunk_scan::{self, Block};
 use super::cold_scan;
 use super::config;
@@ -223,7 +223,10 @@ unsafe extern "C-unwind" fn begin(
                     let mut gmtoff: std::ffi::c_long = 0;
                     let fixed = kind == GROUP_TRUNC
                         || (kind == GROUP_TRUNC_TZ
-                            && pg_sys::pg_get_timezone_offset(pg_sys::session_timezone, &mut gmtoff));
+                            && pg_sys::pg_get_timezone_offset(
+                                pg_sys::session_timezone,
+                                &mut gmtoff,
+                            ));
                     match unit_width(unit) {
                         Some(width) if fixed => Trunc::Native {
                             width,
@@ -242,7 +245,10 @@ unsafe extern "C-unwind" fn begin(
                 junk.push((pos, attnum));
             }
         }
-        assert!(gcols.len() <= MAX_GROUP_COLUMNS, "bidim: too many BidimAgg groups");
+        assert!(
+            gcols.len() <= MAX_GROUP_COLUMNS,
+            "bidim: too many BidimAgg groups"
+        );
         let check_time = (0..pg_sys::list_length(classes))
             .any(|i| pg_sys::list_nth_int(classes, i) == QUAL_TIME);
         let exec = AggExec {
@@ -271,7 +277,8 @@ unsafe extern "C-unwind" fn begin(
             sel: Vec::new(),
             gids: Vec::new(),
         };
-        (*st).exec = pgrx::PgMemoryContexts::For((*estate).es_query_cxt).leak_and_drop_on_delete(exec);
+        (*st).exec =
+            pgrx::PgMemoryContexts::For((*estate).es_query_cxt).leak_and_drop_on_delete(exec);
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
             && pg_sys::pull_paramids((*cscan).custom_exprs as *mut pg_sys::Expr).is_null()
         {
@@ -507,7 +514,16 @@ fn consume(st: *mut BidimAggState) {
                 Block::Batch(cs) => {
                     let (v, n, rows, cols) = cold_scan::batch_values(cs);
                     a.rows_cold += rows as i64;
-                    a.add_rows(econtext, slot, v, n, cols as usize, rows as usize, true, bounds);
+                    a.add_rows(
+                        econtext,
+                        slot,
+                        v,
+                        n,
+                        cols as usize,
+                        rows as usize,
+                        true,
+                        bounds,
+                    );
                 }
             }
             pgrx::check_for_interrupts!();
@@ -554,7 +570,9 @@ fn array(elems: &[pg_sys::Datum], elem: pg_sys::Oid) -> pg_sys::Datum {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn exec(node: *mut pg_sys::CustomScanState) -> *mut pg_sys::TupleTableSlot {
+unsafe extern "C-unwind" fn exec(
+    node: *mut pg_sys::CustomScanState,
+) -> *mut pg_sys::TupleTableSlot {
     let st = node as *mut BidimAggState;
     // SAFETY: our node; its scan slot has the plan's scan tuple descriptor.
     unsafe {

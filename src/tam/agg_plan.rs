@@ -87,7 +87,14 @@ unsafe extern "C-unwind" fn upper_paths_hook(
     }
     // SAFETY: the planner's structures for this grouping step; extra is its
     // GroupPathExtraData (UPPERREL_GROUP_AGG).
-    unsafe { add_paths(root, input_rel, output_rel, extra as *mut pg_sys::GroupPathExtraData) };
+    unsafe {
+        add_paths(
+            root,
+            input_rel,
+            output_rel,
+            extra as *mut pg_sys::GroupPathExtraData,
+        )
+    };
 }
 
 fn is_var_of(n: *mut pg_sys::Node, rti: u32) -> Option<*mut pg_sys::Var> {
@@ -333,7 +340,14 @@ unsafe fn add_paths(
         (*cpath).custom_private = private;
 
         let zero: pg_sys::AggClauseCosts = std::mem::zeroed();
-        finalize(root, grouped, extra, cpath as *mut pg_sys::Path, groups, &zero);
+        finalize(
+            root,
+            grouped,
+            extra,
+            cpath as *mut pg_sys::Path,
+            groups,
+            &zero,
+        );
         // The parallel variant: participants take whole chunks from a shared counter
         // (as BidimScan's), each emits its own partial groups, Gather collects them.
         if (*input).consider_parallel
@@ -372,7 +386,14 @@ unsafe fn add_paths(
                     std::ptr::null_mut(),
                     &mut rows,
                 );
-                finalize(root, grouped, extra, gather as *mut pg_sys::Path, groups, &zero);
+                finalize(
+                    root,
+                    grouped,
+                    extra,
+                    gather as *mut pg_sys::Path,
+                    groups,
+                    &zero,
+                );
             }
         }
     }

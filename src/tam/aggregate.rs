@@ -72,8 +72,15 @@ pub enum State {
     /// functions with a NULL initial state).
     Float(Option<f64>),
     Int(Option<i64>),
-    Avg { n: f64, sx: f64, sxx: f64 },
-    AvgInt { count: i64, sum: i64 },
+    Avg {
+        n: f64,
+        sx: f64,
+        sxx: f64,
+    },
+    AvgInt {
+        count: i64,
+        sum: i64,
+    },
     Sketch(Option<Box<Sketch>>),
 }
 
@@ -313,7 +320,8 @@ impl Groups {
         let g = *self.index.entry(*key).or_insert(n);
         if g == n {
             self.keys.push(*key);
-            self.states.extend(self.kinds.iter().map(|&k| State::new(k)));
+            self.states
+                .extend(self.kinds.iter().map(|&k| State::new(k)));
         }
         self.last = Some((*key, g));
         g
@@ -321,11 +329,7 @@ impl Groups {
 
     /// Adds a row to group `g`: `arg(i)` is aggregate i's argument (raw, null).
     #[inline]
-    pub fn add(
-        &mut self,
-        g: usize,
-        arg: impl Fn(usize) -> (u64, bool),
-    ) -> Result<(), AggError> {
+    pub fn add(&mut self, g: usize, arg: impl Fn(usize) -> (u64, bool)) -> Result<(), AggError> {
         let n = self.kinds.len();
         for i in 0..n {
             let (raw, null) = arg(i);
@@ -445,7 +449,8 @@ mod tests {
     fn run(kind: AggKind, vals: &[Option<f64>]) -> State {
         let mut s = State::new(kind);
         for v in vals {
-            s.add(kind, v.unwrap_or(0.0).to_bits(), v.is_none()).unwrap();
+            s.add(kind, v.unwrap_or(0.0).to_bits(), v.is_none())
+                .unwrap();
         }
         s
     }
@@ -454,7 +459,10 @@ mod tests {
     fn float_extremes_follow_postgres_order() {
         let s = run(AggKind::MaxF8, &[Some(1.0), Some(f64::NAN), Some(2.0)]);
         assert!(matches!(s, State::Float(Some(v)) if v.is_nan()));
-        let s = run(AggKind::MinF8, &[Some(f64::NAN), Some(3.0), None, Some(-1.0)]);
+        let s = run(
+            AggKind::MinF8,
+            &[Some(f64::NAN), Some(3.0), None, Some(-1.0)],
+        );
         assert!(matches!(s, State::Float(Some(v)) if v == -1.0));
         // ties keep the later value, as float8larger does (-0 after 0)
         let s = run(AggKind::MaxF8, &[Some(0.0), Some(-0.0)]);
@@ -539,21 +547,35 @@ mod tests {
     #[test]
     fn column_passes_equal_row_passes() {
         let float_kinds = vec![
-            AggKind::CountStar, AggKind::Count, AggKind::SumF8, AggKind::AvgF8, AggKind::MaxF8,
-            AggKind::MinF8, AggKind::Sketch,
+            AggKind::CountStar,
+            AggKind::Count,
+            AggKind::SumF8,
+            AggKind::AvgF8,
+            AggKind::MaxF8,
+            AggKind::MinF8,
+            AggKind::Sketch,
         ];
         let int_kinds = vec![
-            AggKind::CountStar, AggKind::Count, AggKind::MaxInt, AggKind::MinInt,
-            AggKind::SumInt, AggKind::AvgInt,
+            AggKind::CountStar,
+            AggKind::Count,
+            AggKind::MaxInt,
+            AggKind::MinInt,
+            AggKind::SumInt,
+            AggKind::AvgInt,
         ];
-        let floats: Vec<(u64, bool)> =
-            (0..300u64).map(|r| (((r as f64) * 0.37).sin().to_bits(), r % 7 == 0)).collect();
-        let ints: Vec<(u64, bool)> =
-            (0..300u64).map(|r| ((r as i64 * 37 % 101 - 50) as u64, r % 7 == 0)).collect();
+        let floats: Vec<(u64, bool)> = (0..300u64)
+            .map(|r| (((r as f64) * 0.37).sin().to_bits(), r % 7 == 0))
+            .collect();
+        let ints: Vec<(u64, bool)> = (0..300u64)
+            .map(|r| ((r as i64 * 37 % 101 - 50) as u64, r % 7 == 0))
+            .collect();
         for (kinds, vals) in [(float_kinds, floats), (int_kinds, ints)] {
             let mut by_row = Groups::new(kinds.clone());
             let mut by_col = Groups::new(kinds.clone());
-            let key = |r: usize| GroupKey { vals: [(r % 4) as u64, 0, 0, 0], nulls: 0 };
+            let key = |r: usize| GroupKey {
+                vals: [(r % 4) as u64, 0, 0, 0],
+                nulls: 0,
+            };
             let rows: Vec<u32> = (0..300).filter(|r| r % 5 != 0).collect();
             let mut gids = Vec::new();
             for &r in &rows {
@@ -564,7 +586,10 @@ mod tests {
             for i in 0..kinds.len() {
                 by_col.add_column(i, &rows, &gids, |r| vals[r]).unwrap();
             }
-            assert_eq!(format!("{:?}", by_row.states), format!("{:?}", by_col.states));
+            assert_eq!(
+                format!("{:?}", by_row.states),
+                format!("{:?}", by_col.states)
+            );
             // one group for every row
             let mut one = Groups::new(kinds.clone());
             let g = one.group(&GroupKey::default()) as u32;

@@ -811,7 +811,6 @@ unsafe extern "C-unwind" fn plan_custom_path(
 /// Executor state of a BidimScan (also the head of a BidimAgg's state).
 #[repr(C)]
 pub(super) struct BidimScanState {
-
     pub(super) css: pg_sys::CustomScanState,
     /// ExprStates of the bound expressions, in the order of `strategies`.
     pub(super) exprs: *mut pg_sys::List,

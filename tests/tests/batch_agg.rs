@@ -15,7 +15,9 @@ fn answers(c: &mut postgres::Client, q: &str) -> (String, String) {
             Ok(row) => row.get(0),
             Err(e) => format!(
                 "ERROR {}",
-                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default()
+                e.as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_default()
             ),
         }
     };
@@ -56,8 +58,10 @@ fn random_aggregates_match_heap() {
         }
     };
     load(&mut c, 1, 20_000);
-    c.batch_execute("SELECT bidim.seal('b'); SELECT bidim.convert('b', older_than => '2026-03-03 06:00');")
-        .unwrap();
+    c.batch_execute(
+        "SELECT bidim.seal('b'); SELECT bidim.convert('b', older_than => '2026-03-03 06:00');",
+    )
+    .unwrap();
     load(&mut c, 20_001, 24_000);
     c.batch_execute("ANALYZE b; ANALYZE h;").unwrap();
     let cold = one_i64(
@@ -67,15 +71,41 @@ fn random_aggregates_match_heap() {
     assert!(cold >= 10, "expected cold chunks, saw {cold}");
 
     let aggs = [
-        "count(*)", "count(v)", "sum(v)", "avg(v)", "max(v)", "min(v)", "count(n)", "max(n)",
-        "min(n)", "sum(s)", "avg(s)", "max(s)", "min(ts)", "max(ts)", "max(d)", "min(d)",
-        "avg(w)", "sum(w)", "approx_percentile(ddsketch_agg(w), 0.9)", "count(flag)",
-        "max(v) - min(w)", "sum(s) * 2",
+        "count(*)",
+        "count(v)",
+        "sum(v)",
+        "avg(v)",
+        "max(v)",
+        "min(v)",
+        "count(n)",
+        "max(n)",
+        "min(n)",
+        "sum(s)",
+        "avg(s)",
+        "max(s)",
+        "min(ts)",
+        "max(ts)",
+        "max(d)",
+        "min(d)",
+        "avg(w)",
+        "sum(w)",
+        "approx_percentile(ddsketch_agg(w), 0.9)",
+        "count(flag)",
+        "max(v) - min(w)",
+        "sum(s) * 2",
     ];
     let groupings = [
-        "", "series_id", "date_trunc('hour', ts)", "date_trunc('minute', ts)",
-        "series_id, date_trunc('hour', ts)", "d", "flag", "s, series_id", "ts",
-        "date_trunc('day', ts), d, series_id", "date_trunc('month', ts)",
+        "",
+        "series_id",
+        "date_trunc('hour', ts)",
+        "date_trunc('minute', ts)",
+        "series_id, date_trunc('hour', ts)",
+        "d",
+        "flag",
+        "s, series_id",
+        "ts",
+        "date_trunc('day', ts), d, series_id",
+        "date_trunc('month', ts)",
     ];
     let conds = [
         "",
@@ -116,8 +146,16 @@ fn random_aggregates_match_heap() {
         };
         let q = format!(
             "SELECT {select} FROM {{t}}{}{}{}",
-            if cond.is_empty() { String::new() } else { format!(" WHERE {cond}") },
-            if g.is_empty() { String::new() } else { format!(" GROUP BY {g}") },
+            if cond.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {cond}")
+            },
+            if g.is_empty() {
+                String::new()
+            } else {
+                format!(" GROUP BY {g}")
+            },
             having
         );
         c.batch_execute(&format!(
@@ -129,7 +167,10 @@ fn random_aggregates_match_heap() {
         ))
         .unwrap();
         let plan: String = c
-            .query(&format!("EXPLAIN (COSTS OFF) {}", q.replace("{t}", "b")), &[])
+            .query(
+                &format!("EXPLAIN (COSTS OFF) {}", q.replace("{t}", "b")),
+                &[],
+            )
             .unwrap()
             .iter()
             .map(|r| r.get::<_, String>(0))
@@ -144,9 +185,11 @@ fn random_aggregates_match_heap() {
             "query {i} ({q}; timezone {zone}, work_mem {work_mem}, parallel {parallel}) differs; plan:\n{plan}"
         );
         // The same query with BidimAgg off (the row-by-row aggregate over BidimScan).
-        c.batch_execute("SET bidim.enable_batch_aggregation = off").unwrap();
+        c.batch_execute("SET bidim.enable_batch_aggregation = off")
+            .unwrap();
         let (off, _) = answers(&mut c, &q);
-        c.batch_execute("RESET bidim.enable_batch_aggregation").unwrap();
+        c.batch_execute("RESET bidim.enable_batch_aggregation")
+            .unwrap();
         assert_eq!(off, want, "query {i} ({q}) differs with BidimAgg off");
     }
     eprintln!("batch aggregation oracle: {used} of 70 queries ran through BidimAgg");
