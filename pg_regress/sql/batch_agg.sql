@@ -3,7 +3,7 @@
 -- table holding the same rows.
 CREATE EXTENSION bidim;
 SET timezone = 'UTC';
-CREATE TABLE m (series_id bigint, ts timestamptz, v float8, w float8, n int, s smallint,
+CREATE TABLE m (series_id bigint, ts timestamptz NOT NULL, v float8, w float8, n int, s smallint,
                 d date, note text) USING bidim;
 SELECT bidim.configure('m', hot_chunk_rows => 400, partition_interval => '6 hours');
 -- values that are multiples of 1/4 (float sums are exact in any order), with NaN,
@@ -33,7 +33,7 @@ ANALYZE m, h;
 CREATE FUNCTION differ(q text) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE r bigint;
 BEGIN
-    EXECUTE format('SELECT count(*) FROM ((%s EXCEPT ALL %s) UNION ALL (%s EXCEPT ALL %s)) x',
+    EXECUTE format('SELECT count(*) FROM (((%s) EXCEPT ALL (%s)) UNION ALL ((%s) EXCEPT ALL (%s))) x',
                    replace(q, '{t}', 'm'), replace(q, '{t}', 'h'),
                    replace(q, '{t}', 'h'), replace(q, '{t}', 'm')) INTO r;
     RETURN r;
@@ -128,6 +128,26 @@ RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
+
+-- Grouped by a time bucket alone, in the order the query wants: cold batches are read
+-- by their time bounds and each group is emitted once no unread row can fall in it,
+-- so no sort is needed and a LIMIT stops the reading.
+SELECT * FROM plan_of($$SELECT date_trunc('minute', ts) AS mi, max(v), count(*) FROM m
+    WHERE ts < '2026-01-03 02:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 5$$);
+SELECT date_trunc('minute', ts) AS mi, max(v), count(*) FROM m
+    WHERE ts < '2026-01-03 02:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 5;
+SELECT differ($$SELECT date_trunc('minute', ts) AS mi, max(v), count(*) FROM {t}
+    WHERE ts < '2026-01-03 02:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 5$$);
+SELECT differ($$SELECT date_trunc('hour', ts), avg(w), min(n) FROM {t}
+    WHERE ts > '2026-01-01 07:00' GROUP BY 1 ORDER BY 1 LIMIT 7$$);
+-- every group, in order (hot rows' groups among them)
+SELECT (SELECT string_agg(format('%s %s %s', hr, c, s), ',' ORDER BY hr DESC) FROM (
+          SELECT date_trunc('hour', ts) hr, count(*) c, sum(w) s FROM h GROUP BY 1) x)
+     = (SELECT string_agg(format('%s %s %s', hr, c, s), ',') FROM (
+          SELECT date_trunc('hour', ts) hr, count(*) c, sum(w) s FROM m GROUP BY 1 ORDER BY 1 DESC) y)
+       AS same_order;
+EXPLAIN (COSTS OFF) SELECT ts, count(*) FROM m GROUP BY ts ORDER BY ts LIMIT 3;
+SELECT differ($$SELECT ts, count(*) FROM {t} GROUP BY ts ORDER BY ts LIMIT 3$$);
 
 -- Not taken: other aggregates, DISTINCT, FILTER, expressions as arguments, grouping
 -- by text, grouping sets; and off by the setting.

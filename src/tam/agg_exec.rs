@@ -101,6 +101,23 @@ struct AggExec {
     /// Per-batch scratch: rows that pass, and their groups.
     sel: Vec<u32>,
     gids: Vec<u32>,
+    /// Groups emitted in time order: 1 ascending, -1 descending, 0 in any order.
+    order: i32,
+    /// The columns a batch decodes (one flag per table column).
+    needed: Vec<bool>,
+    /// Time order: the cold batches to read, and the complete groups to emit.
+    ordered: Option<OrderedInput>,
+    ready: std::collections::VecDeque<(GroupKey, Vec<State>)>,
+}
+
+/// The cold batches of a time-ordered BidimAgg, in reading order: newest last time
+/// first (descending), or oldest first time first (ascending).
+struct OrderedInput {
+    /// (the batch's time bound in reading order, cold chunk, batch row's TID)
+    batches: Vec<(i64, usize, pg_sys::ItemPointerData)>,
+    pos: usize,
+    /// Per cold chunk: its relation and a scan decoding its batches by TID.
+    chunks: Vec<(pg_sys::Relation, *mut cold_scan::ColdScan)>,
 }
 
 #[pg_guard]
@@ -276,6 +293,13 @@ unsafe extern "C-unwind" fn begin(
             flushes: 0,
             sel: Vec::new(),
             gids: Vec::new(),
+            order: pg_sys::list_nth_int(
+                pg_sys::list_nth((*cscan).custom_private, 4) as *mut pg_sys::List,
+                0,
+            ),
+            needed: needed_columns(cscan, rel),
+            ordered: None,
+            ready: Default::default(),
         };
         (*st).exec =
             pgrx::PgMemoryContexts::For((*estate).es_query_cxt).leak_and_drop_on_delete(exec);
@@ -325,8 +349,14 @@ impl AggExec {
     /// The group key of `row`.
     #[inline]
     fn key_of(&self, row: Row) -> GroupKey {
+        AggExec::key_with(&self.gcols, row)
+    }
+
+    /// The key of `row` under grouping columns `gcols`.
+    #[inline]
+    fn key_with(gcols: &[GroupCol], row: Row) -> GroupKey {
         let mut key = GroupKey::default();
-        for (i, g) in self.gcols.iter().enumerate() {
+        for (i, g) in gcols.iter().enumerate() {
             let (raw, null) = row.get(g.attnum);
             if null {
                 key.nulls |= 1 << i;
@@ -485,6 +515,200 @@ impl AggExec {
     }
 }
 
+/// The table columns BidimAgg reads: those its scan tuple names.
+fn needed_columns(cscan: *mut pg_sys::CustomScan, rel: pg_sys::Relation) -> Vec<bool> {
+    // SAFETY: the plan's scan tuple list; its Vars are of the scanned relation.
+    unsafe {
+        let mut bms: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+        pg_sys::pull_varattnos(
+            (*cscan).custom_scan_tlist as *mut pg_sys::Node,
+            (*cscan).scan.scanrelid,
+            &mut bms,
+        );
+        let off = pg_sys::FirstLowInvalidHeapAttributeNumber;
+        (1..=(*(*rel).rd_att).natts)
+            .map(|a| pg_sys::bms_is_member(a - off, bms))
+            .collect()
+    }
+}
+
+impl AggExec {
+    /// The group key a time `t` falls in (time-ordered mode: one grouping column).
+    fn bucket_of(&self, t: i64) -> i64 {
+        let mut values = [pg_sys::Datum::from(0usize); 1];
+        let nulls = [false; 1];
+        let g = &self.gcols[0];
+        values[0] = pg_sys::Datum::from(t as usize);
+        let probe = GroupCol {
+            attnum: 1,
+            pos: g.pos,
+            trunc: match g.trunc {
+                Trunc::None => Trunc::None,
+                Trunc::Native { width, offset } => Trunc::Native { width, offset },
+                Trunc::Call { flinfo, unit } => Trunc::Call { flinfo, unit },
+            },
+        };
+        let one = AggExec::key_with(
+            &[probe],
+            Row {
+                values: values.as_ptr(),
+                nulls: nulls.as_ptr(),
+            },
+        );
+        one.vals[0] as i64
+    }
+
+    /// Moves the groups no unread row can fall in, sorted in the scan's order, to
+    /// `ready`: all of them when `next` (the next batch's time bound) is `None`.
+    fn release_complete(&mut self, next: Option<i64>) {
+        let desc = self.order < 0;
+        let mut done = match next {
+            None => self.groups.drain_where(|_| true),
+            Some(t) => {
+                let edge = self.bucket_of(t);
+                self.groups.drain_where(|k| {
+                    let b = k.vals[0] as i64;
+                    if desc {
+                        b > edge
+                    } else {
+                        b < edge
+                    }
+                })
+            }
+        };
+        done.sort_by_key(|(k, _)| k.vals[0] as i64);
+        if desc {
+            done.reverse();
+        }
+        self.ready.extend(done);
+    }
+}
+
+/// Time-ordered BidimAgg, first step: every hot row into the groups, then the list of
+/// cold batches in reading order.
+fn begin_ordered(st: *mut BidimAggState) {
+    // SAFETY: st is our executor node, started; relations are opened and kept until
+    // end_ordered.
+    unsafe {
+        let a = &mut *(*st).exec;
+        let scan = (*st).scan.scan;
+        let econtext = (*st).scan.css.ss.ps.ps_ExprContext;
+        let slot = (*st).scan.css.ss.ss_ScanTupleSlot;
+        let mut input = OrderedInput {
+            batches: Vec::new(),
+            pos: 0,
+            chunks: Vec::new(),
+        };
+        if (*st).scan.empty || scan.is_null() {
+            a.ordered = Some(input);
+            return;
+        }
+        let bounds = ((*st).scan.time_lo, (*st).scan.time_hi);
+        let natts = (*(*a.row_slot).tts_tupleDescriptor).natts as usize;
+        chunk_scan::skip_cold(scan);
+        loop {
+            match chunk_scan::scan_next_block(scan, a.row_slot) {
+                Block::End => break,
+                Block::Row => {
+                    pg_sys::slot_getallattrs(a.row_slot);
+                    a.rows_hot += 1;
+                    let (v, n) = ((*a.row_slot).tts_values, (*a.row_slot).tts_isnull);
+                    a.add_rows(econtext, slot, v, n, natts, 1, false, bounds);
+                }
+                Block::Batch(_) => unreachable!("bidim: a cold batch in a scan that skips them"),
+            }
+            pgrx::check_for_interrupts!();
+        }
+        let facade = (*st).scan.css.ss.ss_currentRelation;
+        let snapshot = (*(*st).scan.css.ss.ps.state).es_snapshot;
+        for (ordinal, relid) in chunk_scan::chunk_list(scan) {
+            let rel = pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            if rel.is_null() {
+                raise(
+                    PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+                    "bidim: a chunk of the table was dropped while it was being read",
+                    None,
+                );
+            }
+            if !super::cold::is_cold(rel) {
+                super::delegate::release_chunk(rel, std::ptr::null_mut());
+                continue;
+            }
+            let cs = cold_scan::begin_for_fetch(rel, facade, ordinal);
+            cold_scan::set_needed(cs, &a.needed);
+            let i = input.chunks.len();
+            input.chunks.push((rel, cs));
+            for (tid, tmin, tmax) in cold_scan::batch_spans(rel, snapshot, bounds.0, bounds.1) {
+                let bound = if a.order < 0 { tmax } else { tmin };
+                input.batches.push((bound, i, tid));
+            }
+        }
+        if a.order < 0 {
+            input.batches.sort_by_key(|b| std::cmp::Reverse(b.0));
+        } else {
+            input.batches.sort_by_key(|b| b.0);
+        }
+        a.ordered = Some(input);
+    }
+}
+
+/// Time-ordered BidimAgg: reads batches until some groups are complete (or the input
+/// ends); false at the end.
+fn advance_ordered(st: *mut BidimAggState) -> bool {
+    // SAFETY: st is our executor node; its ordered input was made by begin_ordered.
+    unsafe {
+        let a = &mut *(*st).exec;
+        let econtext = (*st).scan.css.ss.ps.ps_ExprContext;
+        let slot = (*st).scan.css.ss.ss_ScanTupleSlot;
+        let snapshot = (*(*st).scan.css.ss.ps.state).es_snapshot;
+        let bounds = ((*st).scan.time_lo, (*st).scan.time_hi);
+        loop {
+            let input = a.ordered.as_mut().expect("ordered input");
+            if input.pos >= input.batches.len() {
+                if a.groups.is_empty() {
+                    return false;
+                }
+                a.release_complete(None);
+                return true;
+            }
+            let (_, chunk, tid) = input.batches[input.pos];
+            input.pos += 1;
+            let next = input.batches.get(input.pos).map(|b| b.0);
+            let cs = input.chunks[chunk].1;
+            if cold_scan::load_at(cs, snapshot, tid) {
+                let (v, n, rows, cols) = cold_scan::batch_values(cs);
+                a.rows_cold += rows as i64;
+                a.add_rows(
+                    econtext,
+                    slot,
+                    v,
+                    n,
+                    cols as usize,
+                    rows as usize,
+                    true,
+                    bounds,
+                );
+            }
+            pgrx::check_for_interrupts!();
+            a.release_complete(next);
+            if !a.ready.is_empty() {
+                return true;
+            }
+        }
+    }
+}
+
+/// Closes what the time-ordered input holds open.
+fn end_ordered(a: &mut AggExec) {
+    if let Some(input) = a.ordered.take() {
+        for (rel, cs) in input.chunks {
+            cold_scan::end(cs);
+            super::delegate::release_chunk(rel, std::ptr::null_mut());
+        }
+    }
+    a.ready.clear();
+}
+
 /// Reads input until the groups outgrow the budget or the input ends.
 fn consume(st: *mut BidimAggState) {
     // SAFETY: st is our executor node, begun and started.
@@ -569,6 +793,46 @@ fn array(elems: &[pg_sys::Datum], elem: pg_sys::Oid) -> pg_sys::Datum {
     }
 }
 
+/// Stores a group's key and partial states in the scan slot and returns the node's
+/// output row.
+unsafe fn emit(
+    node: *mut pg_sys::CustomScanState,
+    a: &AggExec,
+    key: &GroupKey,
+    states: &[State],
+) -> *mut pg_sys::TupleTableSlot {
+    // SAFETY: our node; its scan slot has the plan's scan tuple descriptor; by-reference
+    // states are built in the per-tuple context, reset before the next row.
+    unsafe {
+        let ps = &mut (*node).ss.ps;
+        let econtext = ps.ps_ExprContext;
+        let slot = (*node).ss.ss_ScanTupleSlot;
+        pg_sys::ExecClearTuple(slot);
+        let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+        let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
+        let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
+        nulls.fill(true);
+        for (i, c) in a.gcols.iter().enumerate() {
+            values[c.pos] = pg_sys::Datum::from(key.vals[i] as usize);
+            nulls[c.pos] = key.nulls & (1 << i) != 0;
+        }
+        let old = pg_sys::MemoryContextSwitchTo((*econtext).ecxt_per_tuple_memory);
+        for (i, c) in a.aggs.iter().enumerate() {
+            if let Some(d) = state_datum(c.kind, &states[i]) {
+                values[c.pos] = d;
+                nulls[c.pos] = false;
+            }
+        }
+        pg_sys::MemoryContextSwitchTo(old);
+        pg_sys::ExecStoreVirtualTuple(slot);
+        if ps.ps_ProjInfo.is_null() {
+            return slot;
+        }
+        (*econtext).ecxt_scantuple = slot;
+        pg_sys::ExecProject(ps.ps_ProjInfo)
+    }
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn exec(
     node: *mut pg_sys::CustomScanState,
@@ -576,44 +840,34 @@ unsafe extern "C-unwind" fn exec(
     let st = node as *mut BidimAggState;
     // SAFETY: our node; its scan slot has the plan's scan tuple descriptor.
     unsafe {
-        let ps = &mut (*node).ss.ps;
-        let econtext = ps.ps_ExprContext;
+        let econtext = (*node).ss.ps.ps_ExprContext;
         pg_sys::MemoryContextReset((*econtext).ecxt_per_tuple_memory);
         if !(*st).scan.started {
             custom_scan::start(&mut (*st).scan);
         }
         let a = &mut *(*st).exec;
-        let slot = (*node).ss.ss_ScanTupleSlot;
+        if a.order != 0 {
+            if a.ordered.is_none() {
+                begin_ordered(st);
+            }
+            loop {
+                if let Some((key, states)) = a.ready.pop_front() {
+                    a.partial_rows += 1;
+                    return emit(node, a, &key, &states);
+                }
+                if !advance_ordered(st) {
+                    return std::ptr::null_mut();
+                }
+            }
+        }
         loop {
             if a.emitting {
                 if a.emit_pos < a.groups.len() {
                     let g = a.emit_pos;
                     a.emit_pos += 1;
                     a.partial_rows += 1;
-                    pg_sys::ExecClearTuple(slot);
-                    let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
-                    let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
-                    let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
-                    nulls.fill(true);
                     let key = a.groups.keys[g];
-                    for (i, c) in a.gcols.iter().enumerate() {
-                        values[c.pos] = pg_sys::Datum::from(key.vals[i] as usize);
-                        nulls[c.pos] = key.nulls & (1 << i) != 0;
-                    }
-                    let old = pg_sys::MemoryContextSwitchTo((*econtext).ecxt_per_tuple_memory);
-                    for (i, c) in a.aggs.iter().enumerate() {
-                        if let Some(d) = state_datum(c.kind, &a.groups.states_of(g)[i]) {
-                            values[c.pos] = d;
-                            nulls[c.pos] = false;
-                        }
-                    }
-                    pg_sys::MemoryContextSwitchTo(old);
-                    pg_sys::ExecStoreVirtualTuple(slot);
-                    if ps.ps_ProjInfo.is_null() {
-                        return slot;
-                    }
-                    (*econtext).ecxt_scantuple = slot;
-                    return pg_sys::ExecProject(ps.ps_ProjInfo);
+                    return emit(node, a, &key, a.groups.states_of(g));
                 }
                 a.emitting = false;
                 a.groups.clear();
@@ -632,6 +886,7 @@ fn reset(st: *mut BidimAggState) {
     // SAFETY: our node; exec was set by begin.
     unsafe {
         let a = &mut *(*st).exec;
+        end_ordered(a);
         a.groups.clear();
         a.input_done = false;
         a.emitting = false;
@@ -641,6 +896,8 @@ fn reset(st: *mut BidimAggState) {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn end(node: *mut pg_sys::CustomScanState) {
+    // SAFETY: our node; exec was set by begin.
+    unsafe { end_ordered(&mut *(*(node as *mut BidimAggState)).exec) };
     custom_scan::stop(node as *mut BidimScanState);
 }
 
@@ -676,6 +933,23 @@ unsafe extern "C-unwind" fn explain(
         ))
         .expect("no NUL");
         pg_sys::ExplainPropertyText(c"Batch aggregates".as_ptr(), text.as_ptr(), es);
+        if a.order != 0 {
+            let text = if a.order < 0 {
+                c"newest batches first"
+            } else {
+                c"oldest batches first"
+            };
+            pg_sys::ExplainPropertyText(c"Group order".as_ptr(), text.as_ptr(), es);
+            if let (true, Some(input)) = ((*es).analyze, a.ordered.as_ref()) {
+                let text = std::ffi::CString::new(format!(
+                    "{} decoded of {} in the time range",
+                    input.pos,
+                    input.batches.len()
+                ))
+                .expect("no NUL");
+                pg_sys::ExplainPropertyText(c"Cold batches".as_ptr(), text.as_ptr(), es);
+            }
+        }
         if (*es).analyze {
             let text = std::ffi::CString::new(format!(
                 "{} from cold batches, {} hot; {} partial groups emitted{}",

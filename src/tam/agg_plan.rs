@@ -337,7 +337,37 @@ unsafe fn add_paths(
             private,
             pg_sys::lappend_int(std::ptr::null_mut(), rti as i32) as *mut std::ffi::c_void,
         );
-        (*cpath).custom_private = private;
+        (*cpath).custom_private = pg_sys::lappend(
+            pg_sys::list_copy(private),
+            pg_sys::lappend_int(std::ptr::null_mut(), 0) as *mut std::ffi::c_void,
+        );
+        // Grouped by time (or a date_trunc of it) alone, in the order the query wants
+        // the groups (`ORDER BY 1 DESC LIMIT 5`): a variant that reads cold batches by
+        // their time bounds and emits each group once no unread row can fall in it,
+        // in order, so a Finalize GroupAggregate needs no sort and a LIMIT stops the
+        // reading.
+        if let Some(order) = time_order(root, partial, rti, &columns) {
+            let opath = pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>())
+                as *mut pg_sys::CustomPath;
+            *opath = *cpath;
+            (*opath).path.pathkeys = (*root).group_pathkeys;
+            (*opath).path.startup_cost = total * 0.02;
+            (*opath).path.total_cost = total * 1.2;
+            (*opath).custom_private = pg_sys::lappend(
+                pg_sys::list_copy(private),
+                pg_sys::lappend_int(std::ptr::null_mut(), order) as *mut std::ffi::c_void,
+            );
+            let zero: pg_sys::AggClauseCosts = std::mem::zeroed();
+            finalize(
+                root,
+                grouped,
+                extra,
+                opath as *mut pg_sys::Path,
+                groups,
+                &zero,
+                true,
+            );
+        }
 
         let zero: pg_sys::AggClauseCosts = std::mem::zeroed();
         finalize(
@@ -347,6 +377,7 @@ unsafe fn add_paths(
             cpath as *mut pg_sys::Path,
             groups,
             &zero,
+            false,
         );
         // The parallel variant: participants take whole chunks from a shared counter
         // (as BidimScan's), each emits its own partial groups, Gather collects them.
@@ -393,8 +424,48 @@ unsafe fn add_paths(
                     gather as *mut pg_sys::Path,
                     groups,
                     &zero,
+                    false,
                 );
             }
+        }
+    }
+}
+
+/// The time order (1 ascending, -1 descending) the query wants its groups in, when it
+/// groups by the (NOT NULL) time column or a `date_trunc` of it alone.
+unsafe fn time_order(
+    root: *mut pg_sys::PlannerInfo,
+    partial: *mut pg_sys::PathTarget,
+    rti: u32,
+    columns: &[custom_scan::BoundColumn],
+) -> Option<i32> {
+    // SAFETY: planner structures of the query being planned; catalog lookups.
+    unsafe {
+        let keys = (*root).group_pathkeys;
+        if pg_sys::list_length(keys) != 1 || pg_sys::list_length((*(*root).parse).groupClause) != 1
+        {
+            return None;
+        }
+        let time = columns.iter().find(|c| c.0 == ON_TIME)?.1;
+        let expr = pg_sys::list_nth((*partial).exprs, 0) as *mut pg_sys::Node;
+        let (_, attnum) = group_column(expr, rti)?;
+        let rte = *(*root).simple_rte_array.add(rti as usize);
+        if attnum != time {
+            return None;
+        }
+        let rel = pg_sys::table_open((*rte).relid, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let desc = (*rel).rd_att;
+        let notnull =
+            (*desc).attrs.as_slice((*desc).natts as usize)[attnum as usize - 1].attnotnull;
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        if !notnull {
+            return None;
+        }
+        let pk = pg_sys::list_nth(keys, 0) as *mut pg_sys::PathKey;
+        match (*pk).pk_strategy as u32 {
+            pg_sys::BTLessStrategyNumber => Some(1),
+            pg_sys::BTGreaterStrategyNumber => Some(-1),
+            _ => None,
         }
     }
 }
@@ -408,6 +479,7 @@ unsafe fn finalize(
     input: *mut pg_sys::Path,
     groups: f64,
     zero: &pg_sys::AggClauseCosts,
+    sorted_input: bool,
 ) {
     // SAFETY: planner structures of the grouping step being planned.
     unsafe {
@@ -420,7 +492,9 @@ unsafe fn finalize(
             zero
         };
         let mut variants = Vec::new();
-        if group_clause.is_null() {
+        if sorted_input {
+            variants.push((pg_sys::AggStrategy::AGG_SORTED, input));
+        } else if group_clause.is_null() {
             variants.push((pg_sys::AggStrategy::AGG_PLAIN, input));
         } else {
             if pg_sys::grouping_is_hashable(group_clause) {
@@ -597,6 +671,7 @@ unsafe extern "C-unwind" fn plan_agg_path(
         cp = pg_sys::lappend(cp, slots as *mut std::ffi::c_void);
         cp = pg_sys::lappend(cp, classes as *mut std::ffi::c_void);
         cp = pg_sys::lappend(cp, col_meta as *mut std::ffi::c_void);
+        cp = pg_sys::lappend(cp, pg_sys::list_nth(private, 5));
         (*cscan).custom_private = cp;
         (*cscan).methods = std::ptr::addr_of!(super::agg_exec::SCAN_METHODS);
         cscan as *mut pg_sys::Plan

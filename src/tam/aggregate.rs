@@ -432,6 +432,30 @@ impl Groups {
         &self.states[g * n..(g + 1) * n]
     }
 
+    /// Takes out the groups whose key passes `done`, with their states, leaving the
+    /// others (in their order).
+    pub fn drain_where(&mut self, done: impl Fn(&GroupKey) -> bool) -> Vec<(GroupKey, Vec<State>)> {
+        let n = self.kinds.len();
+        let keys = std::mem::take(&mut self.keys);
+        let mut states = std::mem::take(&mut self.states).into_iter();
+        self.index.clear();
+        self.last = None;
+        self.heap_bytes = 0;
+        let mut out = Vec::new();
+        for key in keys {
+            let st: Vec<State> = states.by_ref().take(n).collect();
+            if done(&key) {
+                out.push((key, st));
+            } else {
+                self.index.insert(key, self.keys.len());
+                self.keys.push(key);
+                self.heap_bytes += st.iter().map(State::heap_bytes).sum::<usize>();
+                self.states.extend(st);
+            }
+        }
+        out
+    }
+
     pub fn clear(&mut self) {
         self.index.clear();
         self.keys.clear();
@@ -540,6 +564,15 @@ mod tests {
         assert_eq!(g.keys[0], k(3));
         assert!(matches!(g.states_of(0)[0], State::Count(3)));
         assert!(matches!(g.states_of(0)[1], State::Float(Some(v)) if v == 6.0));
+        let done = g.drain_where(|k| k.vals[0] >= 2);
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[0].0, k(3));
+        assert!(matches!(done[0].1[0], State::Count(3)));
+        assert_eq!(g.len(), 1);
+        let i = g.group(&k(1));
+        assert_eq!(i, 0);
+        assert!(matches!(g.states_of(0)[0], State::Count(2)));
+        assert_eq!(g.group(&k(3)), 1);
         g.clear();
         assert!(g.is_empty());
     }

@@ -115,6 +115,8 @@ pub(super) struct BidimScan {
     /// palloc'd conditions on other columns, checked against cold batches' min/max.
     conds: *mut ColumnCond,
     nconds: i32,
+    /// Cold chunks are passed over (BidimAgg reads their batches in its own order).
+    skip_cold: bool,
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -405,6 +407,11 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
             s.base.rs_rd,
             ordinal,
         ));
+        return;
+    }
+    if cold::is_cold(s.chunk_rel) && s.skip_cold {
+        release_chunk(s.chunk_rel, std::ptr::null_mut());
+        s.chunk_rel = std::ptr::null_mut();
         return;
     }
     if cold::is_cold(s.chunk_rel) {
@@ -914,6 +921,21 @@ pub(crate) fn scan_next(
         }
         end_chunk_scan(s);
     }
+}
+
+/// The chunks a scan reads: (ordinal, relation oid) each.
+pub(crate) fn chunk_list(scan: pg_sys::TableScanDesc) -> Vec<(u32, pg_sys::Oid)> {
+    // SAFETY: scan is a BidimScan; its chunk array holds nchunks entries.
+    unsafe {
+        let s = &*(scan as *mut BidimScan);
+        std::slice::from_raw_parts(s.chunks, s.nchunks.max(0) as usize).to_vec()
+    }
+}
+
+/// Makes a scan pass over its cold chunks (their rows come another way).
+pub(crate) fn skip_cold(scan: pg_sys::TableScanDesc) {
+    // SAFETY: scan is a BidimScan.
+    unsafe { (*(scan as *mut BidimScan)).skip_cold = true };
 }
 
 /// What [`scan_next_block`] found.

@@ -616,6 +616,67 @@ pub(super) fn batch_row(cs: *mut ColdScan, r: i32, slot: *mut pg_sys::TupleTable
     store_row(c, r, slot);
 }
 
+/// The batches of the open cold chunk `rel` visible to `snapshot` that may hold rows
+/// in [lo, hi): their batch rows' TIDs and time min and max (no column decoded).
+pub(super) fn batch_spans(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    lo: i64,
+    hi: i64,
+) -> Vec<(pg_sys::ItemPointerData, i64, i64)> {
+    let mut out = Vec::new();
+    // SAFETY: a heap scan of the batch relation into a slot of its own descriptor.
+    unsafe {
+        let slot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+        let scan = super::delegate::heap_seqscan(rel, snapshot);
+        while super::delegate::heap_call!(scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot
+        )) {
+            let tmin = attr(slot, COL_TIME_MIN).0.value() as i64;
+            let tmax = attr(slot, COL_TIME_MAX).0.value() as i64;
+            if tmax >= lo && tmin < hi {
+                out.push(((*slot).tts_tid, tmin, tmax));
+            }
+        }
+        super::delegate::heap_call!(scan_end(scan));
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+    }
+    out
+}
+
+/// Decodes the batch whose batch row is at `tid` (visible to `snapshot`) into a scan
+/// made by [`begin_for_fetch`] (its rows: [`batch_values`]); false if it is gone.
+pub(super) fn load_at(
+    cs: *mut ColdScan,
+    snapshot: pg_sys::Snapshot,
+    tid: pg_sys::ItemPointerData,
+) -> bool {
+    // SAFETY: cs was made by begin_for_fetch; heap fetches the row version at tid.
+    unsafe {
+        let c = &mut *cs;
+        c.nrows = 0;
+        c.row = 0;
+        let mut t = tid;
+        let old = pg_sys::MemoryContextSwitchTo(c.home);
+        let found =
+            super::delegate::heap_call!(tuple_fetch_row_version(c.rel, &mut t, snapshot, c.bslot));
+        pg_sys::MemoryContextSwitchTo(old);
+        if found {
+            load_batch(c);
+            c.row = c.nrows;
+        }
+        found
+    }
+}
+
+/// Makes a scan decode only the table columns flagged in `needed`.
+pub(super) fn set_needed(cs: *mut ColdScan, needed: &[bool]) {
+    // SAFETY: cs was made in the current memory context's lifetime.
+    unsafe { (*cs).needed = super::chunk_scan::palloc_array(needed) };
+}
+
 /// The rows the batches of the open cold chunk `rel` visible to `snapshot` hold.
 pub(super) fn live_rows(rel: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> i64 {
     let mut rows = 0i64;

@@ -31,7 +31,7 @@ fn random_aggregates_match_heap() {
     c.batch_execute(
         "CREATE EXTENSION bidim;
          SET timezone = 'UTC';
-         CREATE TABLE b (series_id int, ts timestamptz, v float8, w float8, n bigint, s smallint,
+         CREATE TABLE b (series_id int, ts timestamptz NOT NULL, v float8, w float8, n bigint, s smallint,
                          d date, flag bool) USING bidim;
          SELECT bidim.configure('b', hot_chunk_rows => 500, partition_interval => '2 hours');
          CREATE TABLE h (LIKE b);",
@@ -124,6 +124,7 @@ fn random_aggregates_match_heap() {
     let zones = ["UTC", "UTC", "Asia/Kathmandu", "Europe/Paris"];
     let mut rng = Rng(0x0bad_cafe_d00d_f00d);
     let mut used = 0;
+    let mut ordered = 0;
     for i in 0..70 {
         let g = groupings[rng.below(groupings.len() as u64) as usize];
         let mut list: Vec<&str> = (0..1 + rng.below(4))
@@ -179,6 +180,9 @@ fn random_aggregates_match_heap() {
         if plan.contains("BidimAgg") {
             used += 1;
         }
+        if plan.contains("Group order") {
+            ordered += 1;
+        }
         let (got, want) = answers(&mut c, &q);
         assert_eq!(
             got, want,
@@ -192,6 +196,12 @@ fn random_aggregates_match_heap() {
             .unwrap();
         assert_eq!(off, want, "query {i} ({q}) differs with BidimAgg off");
     }
-    eprintln!("batch aggregation oracle: {used} of 70 queries ran through BidimAgg");
+    eprintln!(
+        "batch aggregation oracle: {used} of 70 queries ran through BidimAgg, {ordered} in time order"
+    );
+    assert!(
+        ordered >= 3,
+        "BidimAgg ran in time order only {ordered} times"
+    );
     assert!(used >= 35, "BidimAgg ran only {used} of 70 queries");
 }
