@@ -68,13 +68,22 @@ pub(super) fn column_names(rel: pg_sys::Relation) -> Vec<String> {
     }
 }
 
-/// How many table columns the batches of a batch relation whose [`column_names`] are
-/// `names` store (the table's columns when it was converted: `c1` ... `cn`).
-pub(super) fn stored_columns(names: &[String]) -> i32 {
-    names
-        .iter()
-        .take_while(|n| !n.starts_with("_bidim_"))
-        .count() as i32
+/// How many table columns the batches of the open batch relation `rel` store (the
+/// table's columns when it was converted: `c1` ... `cn`), read from its descriptor
+/// without copying names (every cold scan begins with it).
+pub(super) fn stored_columns(rel: pg_sys::Relation) -> i32 {
+    // SAFETY: an open relation's descriptor; attribute names are NUL-terminated.
+    unsafe {
+        let desc = (*rel).rd_att;
+        (*desc).attrs.as_slice((*desc).natts as usize)[FIXED_COLUMNS..]
+            .iter()
+            .take_while(|a| {
+                !std::ffi::CStr::from_ptr(a.attname.data.as_ptr())
+                    .to_bytes()
+                    .starts_with(b"_bidim_")
+            })
+            .count() as i32
+    }
 }
 
 /// The attribute numbers of the min and max columns of table column `attnum` in a

@@ -549,7 +549,7 @@ fn begin_without_reader(
         let specs = cold::column_specs((*facade).rd_att);
         c.natts = specs.len() as i32;
         c.specs = super::chunk_scan::palloc_array(&specs);
-        c.stored = cold::stored_columns(&cold::column_names(rel));
+        c.stored = cold::stored_columns(rel);
         c.bslot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
         c.cxt = pg_sys::AllocSetContextCreateExtended(
             pg_sys::CurrentMemoryContext,
