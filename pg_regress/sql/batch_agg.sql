@@ -149,6 +149,32 @@ SELECT (SELECT string_agg(format('%s %s %s', hr, c, s), ',' ORDER BY hr DESC) FR
 EXPLAIN (COSTS OFF) SELECT ts, count(*) FROM m GROUP BY ts ORDER BY ts LIMIT 3;
 SELECT differ($$SELECT ts, count(*) FROM {t} GROUP BY ts ORDER BY ts LIMIT 3$$);
 
+-- A join that only picks keys (TSBS's `IN (SELECT id FROM tags WHERE ...)`): the
+-- inner plan runs first and its keys become a key set of the scan.
+CREATE TABLE hosts (id bigint PRIMARY KEY, name text);
+INSERT INTO hosts SELECT g, 'h' || g FROM generate_series(0, 20) g;
+INSERT INTO hosts VALUES (100, NULL);
+ANALYZE hosts;
+EXPLAIN (COSTS OFF) SELECT date_trunc('hour', ts), max(v) FROM m
+    WHERE series_id IN (SELECT id FROM hosts WHERE name IN ('h3', 'h5'))
+      AND ts >= '2026-01-02' AND ts < '2026-01-03' GROUP BY 1;
+SELECT * FROM plan_of($$SELECT date_trunc('hour', ts), max(v) FROM m
+    WHERE series_id IN (SELECT id FROM hosts WHERE name IN ('h3', 'h5'))
+      AND ts >= '2026-01-02' AND ts < '2026-01-03' GROUP BY 1$$);
+SELECT differ($$SELECT date_trunc('hour', ts), max(v), count(*) FROM {t}
+    WHERE series_id IN (SELECT id FROM hosts WHERE name IN ('h3', 'h5'))
+      AND ts >= '2026-01-02' AND ts < '2026-01-03' GROUP BY 1$$);
+-- an inner join on a unique column, a semi-join on a repeating expression, no key
+SELECT differ($$SELECT x.series_id, sum(w) FROM {t} x JOIN hosts y ON x.series_id = y.id
+    WHERE y.name LIKE 'h1%' GROUP BY 1$$);
+SELECT differ($$SELECT count(*), avg(w) FROM {t} WHERE series_id IN (SELECT id % 3 FROM hosts)$$);
+SELECT differ($$SELECT count(*), avg(w) FROM {t} WHERE series_id IN (SELECT id FROM hosts WHERE name = 'none')$$);
+SELECT differ($$SELECT date_trunc('minute', ts), count(*) FROM {t}
+    WHERE series_id IN (SELECT id FROM hosts WHERE name > 'h18') GROUP BY 1 ORDER BY 1 DESC LIMIT 4$$);
+-- a join whose other side adds columns is not a key join
+EXPLAIN (COSTS OFF) SELECT y.name, count(*) FROM m x JOIN hosts y ON x.series_id = y.id GROUP BY 1;
+DROP TABLE hosts;
+
 -- Not taken: other aggregates, DISTINCT, FILTER, expressions as arguments, grouping
 -- by text, grouping sets; and off by the setting.
 EXPLAIN (COSTS OFF) SELECT count(DISTINCT n) FROM m;

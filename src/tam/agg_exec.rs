@@ -108,6 +108,21 @@ struct AggExec {
     /// Time order: the cold batches to read, and the complete groups to emit.
     ordered: Option<OrderedInput>,
     ready: std::collections::VecDeque<(GroupKey, Vec<State>)>,
+    /// Under a key join: the inner plan and the keys it returned.
+    keys: Option<KeySet>,
+}
+
+/// The keys a key join's inner plan returns (integers), checked once per cold batch
+/// and per hot row, and handed to the scan as `key = ANY (array)` for pruning.
+struct KeySet {
+    child: *mut pg_sys::PlanState,
+    opno: pg_sys::Oid,
+    elemtype: pg_sys::Oid,
+    /// The inner plan's output column holding the keys.
+    column: i32,
+    key_att: i16,
+    loaded: bool,
+    set: std::collections::HashSet<i64>,
 }
 
 /// The cold batches of a time-ordered BidimAgg, in reading order: newest last time
@@ -300,10 +315,32 @@ unsafe extern "C-unwind" fn begin(
             needed: needed_columns(cscan, rel),
             ordered: None,
             ready: Default::default(),
+            keys: None,
         };
+        let mut exec = exec;
+        if pg_sys::list_length((*cscan).custom_private) > 5 {
+            let k = pg_sys::list_nth((*cscan).custom_private, 5) as *mut pg_sys::List;
+            let child = pg_sys::ExecInitNode(
+                pg_sys::list_nth((*cscan).custom_plans, 0) as *mut pg_sys::Plan,
+                estate,
+                eflags,
+            );
+            (*node).custom_ps =
+                pg_sys::lappend(std::ptr::null_mut(), child as *mut std::ffi::c_void);
+            exec.keys = Some(KeySet {
+                child,
+                opno: pg_sys::list_nth_oid(k, 0),
+                elemtype: pg_sys::list_nth_oid(k, 1),
+                column: pg_sys::list_nth_oid(k, 2).to_u32() as i32,
+                key_att: cfg.key_attnum,
+                loaded: false,
+                set: Default::default(),
+            });
+        }
         (*st).exec =
             pgrx::PgMemoryContexts::For((*estate).es_query_cxt).leak_and_drop_on_delete(exec);
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
+            && (*(*st).exec).keys.is_none()
             && pg_sys::pull_paramids((*cscan).custom_exprs as *mut pg_sys::Expr).is_null()
         {
             custom_scan::start(&mut (*st).scan);
@@ -450,6 +487,15 @@ impl AggExec {
             return;
         }
         let key_per_row = !self.key_quals.is_null() && !one_key;
+        if let Some(k) = &self.keys {
+            if one_key {
+                let (v, null) = row(0).get(k.key_att);
+                if null || !k.set.contains(&(v as i64)) {
+                    return;
+                }
+            }
+        }
+        let keyset_per_row = self.keys.is_some() && !one_key;
         if one_key && !self.key_quals.is_null() {
             let first = row(0);
             let k = self.key_of(first);
@@ -462,7 +508,8 @@ impl AggExec {
         let mut gids = std::mem::take(&mut self.gids);
         sel.clear();
         gids.clear();
-        let plain = !self.check_time && !key_per_row && self.other_quals.is_null();
+        let plain =
+            !self.check_time && !key_per_row && !keyset_per_row && self.other_quals.is_null();
         if plain && self.gcols.is_empty() {
             // every row, one group
             sel.extend(0..nrows as u32);
@@ -483,6 +530,13 @@ impl AggExec {
                             continue;
                         }
                     } else if t < lo || t >= hi {
+                        continue;
+                    }
+                }
+                if keyset_per_row {
+                    let k = self.keys.as_ref().expect("key set");
+                    let (v, null) = rw.get(k.key_att);
+                    if null || !k.set.contains(&(v as i64)) {
                         continue;
                     }
                 }
@@ -709,6 +763,60 @@ fn end_ordered(a: &mut AggExec) {
     a.ready.clear();
 }
 
+/// Under a key join, runs the inner plan (once per scan start) and hands its keys to
+/// the scan as a key set.
+fn load_keys(st: *mut BidimAggState) {
+    // SAFETY: our node; the inner plan state was made by begin; the array is built in
+    // the query's memory context (it lives as long as the scan's index keys).
+    unsafe {
+        let a = &mut *(*st).exec;
+        let Some(k) = a.keys.as_mut() else {
+            return;
+        };
+        if k.loaded {
+            return;
+        }
+        k.set.clear();
+        loop {
+            let slot = pg_sys::ExecProcNode(k.child);
+            if slot.is_null() || (*slot).tts_flags & pg_sys::TTS_FLAG_EMPTY as u16 != 0 {
+                break;
+            }
+            let mut isnull = false;
+            let d = pg_sys::slot_getattr(slot, k.column, &mut isnull);
+            if !isnull {
+                k.set.insert(d.value() as i64);
+            }
+            pgrx::check_for_interrupts!();
+        }
+        k.loaded = true;
+        let (len, align) = match k.elemtype {
+            t if t == pg_sys::INT2OID => (2, b's'),
+            t if t == pg_sys::INT4OID => (4, b'i'),
+            _ => (8, b'd'),
+        };
+        let mut elems: Vec<pg_sys::Datum> = k
+            .set
+            .iter()
+            .map(|&v| pg_sys::Datum::from(v as usize))
+            .collect();
+        let estate = (*st).scan.css.ss.ps.state;
+        let old = pg_sys::MemoryContextSwitchTo((*estate).es_query_cxt);
+        let array = pg_sys::construct_array(
+            elems.as_mut_ptr(),
+            elems.len() as i32,
+            k.elemtype,
+            len,
+            true,
+            align as std::ffi::c_char,
+        );
+        pg_sys::MemoryContextSwitchTo(old);
+        (*st).scan.extra_opno = k.opno;
+        (*st).scan.extra_type = k.elemtype;
+        (*st).scan.extra_array = pg_sys::Datum::from(array);
+    }
+}
+
 /// Reads input until the groups outgrow the budget or the input ends.
 fn consume(st: *mut BidimAggState) {
     // SAFETY: st is our executor node, begun and started.
@@ -843,6 +951,7 @@ unsafe extern "C-unwind" fn exec(
         let econtext = (*node).ss.ps.ps_ExprContext;
         pg_sys::MemoryContextReset((*econtext).ecxt_per_tuple_memory);
         if !(*st).scan.started {
+            load_keys(st);
             custom_scan::start(&mut (*st).scan);
         }
         let a = &mut *(*st).exec;
@@ -897,15 +1006,28 @@ fn reset(st: *mut BidimAggState) {
 #[pg_guard]
 unsafe extern "C-unwind" fn end(node: *mut pg_sys::CustomScanState) {
     // SAFETY: our node; exec was set by begin.
-    unsafe { end_ordered(&mut *(*(node as *mut BidimAggState)).exec) };
+    unsafe {
+        let a = &mut *(*(node as *mut BidimAggState)).exec;
+        end_ordered(a);
+        if let Some(k) = a.keys.as_ref() {
+            pg_sys::ExecEndNode(k.child);
+        }
+    }
     custom_scan::stop(node as *mut BidimScanState);
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
-    // Parameters may have changed: bounds and groups start over.
+    // Parameters may have changed: bounds, keys and groups start over.
     custom_scan::stop(node as *mut BidimScanState);
     reset(node as *mut BidimAggState);
+    // SAFETY: our node; the inner plan state was made by begin.
+    unsafe {
+        if let Some(k) = (*(*(node as *mut BidimAggState)).exec).keys.as_mut() {
+            k.loaded = false;
+            pg_sys::ExecReScan(k.child);
+        }
+    }
 }
 
 #[pg_guard]
@@ -933,6 +1055,14 @@ unsafe extern "C-unwind" fn explain(
         ))
         .expect("no NUL");
         pg_sys::ExplainPropertyText(c"Batch aggregates".as_ptr(), text.as_ptr(), es);
+        if let (true, Some(k)) = ((*es).analyze, a.keys.as_ref()) {
+            pg_sys::ExplainPropertyInteger(
+                c"Keys from the join".as_ptr(),
+                std::ptr::null(),
+                k.set.len() as i64,
+                es,
+            );
+        }
         if a.order != 0 {
             let text = if a.order < 0 {
                 c"newest batches first"

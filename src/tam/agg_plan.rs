@@ -241,6 +241,150 @@ fn is_our_sketch_agg(funcid: pg_sys::Oid) -> bool {
     }
 }
 
+/// A join that only picks the bidim table's keys: the inner relation's plan runs
+/// first and its values of `expr` become a key set (`key = ANY (...)`).
+pub(super) struct KeyJoin {
+    pub child: *mut pg_sys::Path,
+    pub expr: *mut pg_sys::Node,
+    /// The join's equality operator, the bidim key on its left, and its right type.
+    pub opno: pg_sys::Oid,
+    pub elemtype: pg_sys::Oid,
+}
+
+/// `joinrel` as a bidim table joined to one other relation by `key = <column of the
+/// other>` alone, where the other side cannot repeat a row of the bidim table (a
+/// semi-join, `key IN (SELECT id FROM tags WHERE ...)`, or an inner join on a unique
+/// column): the bidim table's relation and the key join.
+unsafe fn key_join(
+    root: *mut pg_sys::PlannerInfo,
+    joinrel: *mut pg_sys::RelOptInfo,
+) -> Option<(*mut pg_sys::RelOptInfo, KeyJoin)> {
+    // SAFETY: planner structures of the query being planned.
+    unsafe {
+        let relids = (*joinrel).relids;
+        if pg_sys::bms_num_members(relids) != 2 {
+            return None;
+        }
+        let a = pg_sys::bms_next_member(relids, -1);
+        let b = pg_sys::bms_next_member(relids, a);
+        let rel_of = |i: i32| *(*root).simple_rel_array.add(i as usize);
+        let rte_of = |i: i32| *(*root).simple_rte_array.add(i as usize);
+        let bidim = |i: i32| {
+            let rte = rte_of(i);
+            (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && (*rte).relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char
+                && custom_scan::bounded_columns_of((*rte).relid).is_some()
+        };
+        let (fact, other) = if bidim(a) {
+            (a, b)
+        } else if bidim(b) {
+            (b, a)
+        } else {
+            return None;
+        };
+        let base = rel_of(fact);
+        let inner = rel_of(other);
+        if base.is_null()
+            || inner.is_null()
+            || (*base).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
+            || (*inner).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
+            || !(*base).lateral_relids.is_null()
+            || !(*inner).lateral_relids.is_null()
+            || (*inner).cheapest_total_path.is_null()
+            || !(*(*inner).cheapest_total_path).param_info.is_null()
+        {
+            return None;
+        }
+        // The join clauses: implied equalities plus the bidim side's other join clauses.
+        let mut clauses =
+            pg_sys::generate_join_implied_equalities(root, relids, (*base).relids, inner);
+        for i in 0..pg_sys::list_length((*base).joininfo) {
+            clauses = pg_sys::lappend(clauses, pg_sys::list_nth((*base).joininfo, i));
+        }
+        if pg_sys::list_length(clauses) != 1 {
+            return None;
+        }
+        let ri = pg_sys::list_nth(clauses, 0) as *mut pg_sys::RestrictInfo;
+        let clause = (*ri).clause as *mut pg_sys::Node;
+        if (*clause).type_ != pg_sys::NodeTag::T_OpExpr {
+            return None;
+        }
+        let op = clause as *mut pg_sys::OpExpr;
+        if pg_sys::list_length((*op).args) != 2 {
+            return None;
+        }
+        let l = pg_sys::list_nth((*op).args, 0) as *mut pg_sys::Node;
+        let r = pg_sys::list_nth((*op).args, 1) as *mut pg_sys::Node;
+        let rte = rte_of(fact);
+        let relation = pg_sys::table_open((*rte).relid, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let cfg = super::config::config(relation);
+        let desc = (*relation).rd_att;
+        let keytype =
+            (*desc).attrs.as_slice((*desc).natts as usize)[(cfg.key_attnum - 1) as usize].atttypid;
+        pg_sys::table_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let is_key = |n: *mut pg_sys::Node| {
+            is_var_of(n, fact as u32).is_some_and(|v| (*v).varattno == cfg.key_attnum)
+        };
+        let (expr, opno) = if is_key(l) {
+            (r, (*op).opno)
+        } else if is_key(r) {
+            (l, pg_sys::get_commutator((*op).opno))
+        } else {
+            return None;
+        };
+        let ints = [pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID];
+        let elemtype = pg_sys::exprType(expr);
+        if is_var_of(expr, other as u32).is_none()
+            || !ints.contains(&keytype)
+            || !ints.contains(&elemtype)
+            || opno == pg_sys::InvalidOid
+            || !pg_sys::op_mergejoinable(opno, keytype)
+        {
+            return None;
+        }
+        // No other special join over these relations but a semi-join with the other
+        // relation on the inside; without one, the other side must be unique.
+        let mut semi = false;
+        for i in 0..pg_sys::list_length((*root).join_info_list) {
+            let sj = pg_sys::list_nth((*root).join_info_list, i) as *mut pg_sys::SpecialJoinInfo;
+            if !pg_sys::bms_overlap((*sj).syn_righthand, relids)
+                && !pg_sys::bms_overlap((*sj).syn_lefthand, relids)
+            {
+                continue;
+            }
+            if (*sj).jointype == pg_sys::JoinType::JOIN_SEMI
+                && pg_sys::bms_equal((*sj).syn_righthand, (*inner).relids)
+            {
+                semi = true;
+            } else {
+                return None;
+            }
+        }
+        if !semi
+            && !pg_sys::innerrel_is_unique(
+                root,
+                relids,
+                (*base).relids,
+                inner,
+                pg_sys::JoinType::JOIN_INNER,
+                clauses,
+                false,
+            )
+        {
+            return None;
+        }
+        Some((
+            base,
+            KeyJoin {
+                child: (*inner).cheapest_total_path,
+                expr,
+                opno,
+                elemtype,
+            },
+        ))
+    }
+}
+
 /// Adds Finalize Aggregate over BidimAgg to `grouped` when the query allows.
 unsafe fn add_paths(
     root: *mut pg_sys::PlannerInfo,
@@ -252,8 +396,7 @@ unsafe fn add_paths(
     // context; the relation is locked by the planner.
     unsafe {
         let parse = (*root).parse;
-        if (*input).reloptkind != pg_sys::RelOptKind::RELOPT_BASEREL
-            || !(*input).lateral_relids.is_null()
+        if !(*input).lateral_relids.is_null()
             || !(*parse).groupingSets.is_null()
             || (*extra).flags & pg_sys::GROUPING_CAN_PARTIAL_AGG as i32 == 0
             || (*grouped).pathlist.is_null()
@@ -261,7 +404,16 @@ unsafe fn add_paths(
         {
             return;
         }
-        let rti = (*input).relid;
+        // One bidim table, or one joined to another relation only to pick its keys.
+        let (base, semi) = match (*input).reloptkind {
+            pg_sys::RelOptKind::RELOPT_BASEREL => (input, None),
+            pg_sys::RelOptKind::RELOPT_JOINREL => match key_join(root, input) {
+                Some((base, semi)) => (base, Some(semi)),
+                None => return,
+            },
+            _ => return,
+        };
+        let rti = (*base).relid;
         let rte = *(*root).simple_rte_array.add(rti as usize);
         if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
             || (*rte).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
@@ -286,8 +438,8 @@ unsafe fn add_paths(
         // aggregate's input here), none on whole rows or system columns.
         let mut quals: *mut pg_sys::List = std::ptr::null_mut();
         let mut classes: *mut pg_sys::List = std::ptr::null_mut();
-        let (exprs, strategies, used) = custom_scan::scan_conditions(input, rti, &columns);
-        let rinfos = (*input).baserestrictinfo;
+        let (exprs, strategies, used) = custom_scan::scan_conditions(base, rti, &columns);
+        let rinfos = (*base).baserestrictinfo;
         for i in 0..pg_sys::list_length(rinfos) {
             let ri = pg_sys::list_nth(rinfos, i) as *mut pg_sys::RestrictInfo;
             let class = match used.iter().find(|(u, _)| *u == ri) {
@@ -307,7 +459,7 @@ unsafe fn add_paths(
         let groups = (*(pg_sys::list_nth((*grouped).pathlist, 0) as *mut pg_sys::Path))
             .rows
             .max(1.0);
-        let cheapest = (*input).cheapest_total_path;
+        let cheapest = (*base).cheapest_total_path;
         if cheapest.is_null() {
             return;
         }
@@ -324,8 +476,15 @@ unsafe fn add_paths(
         (*cpath).path.pathtarget = partial;
         (*cpath).path.rows = groups.min((*input).rows.max(1.0));
         // Decoding a batch's columns and adding them up costs a fraction of handing
-        // every row up to an Aggregate; it emits its groups at the end.
-        let total = (*cheapest).total_cost * 0.3 + 1.0;
+        // every row up to an Aggregate; it emits its groups at the end. Under a key
+        // join it reads the keys' share of the rows, after running the inner plan.
+        let total = match &semi {
+            None => (*cheapest).total_cost * 0.3 + 1.0,
+            Some(k) => {
+                let share = ((*input).rows / (*base).rows.max(1.0)).clamp(0.0001, 1.0);
+                (*cheapest).total_cost * 0.3 * share + (*k.child).total_cost + 1.0
+            }
+        };
         (*cpath).path.startup_cost = total;
         (*cpath).path.total_cost = total;
         (*cpath).methods = std::ptr::addr_of!(PATH_METHODS);
@@ -337,26 +496,49 @@ unsafe fn add_paths(
             private,
             pg_sys::lappend_int(std::ptr::null_mut(), rti as i32) as *mut std::ffi::c_void,
         );
-        (*cpath).custom_private = pg_sys::lappend(
-            pg_sys::list_copy(private),
-            pg_sys::lappend_int(std::ptr::null_mut(), 0) as *mut std::ffi::c_void,
-        );
+        // [.., order, and under a key join: (operator, element type), inner expression]
+        let with_order = |order: i32| {
+            let mut l = pg_sys::lappend(
+                pg_sys::list_copy(private),
+                pg_sys::lappend_int(std::ptr::null_mut(), order) as *mut std::ffi::c_void,
+            );
+            if let Some(k) = &semi {
+                let mut ops = pg_sys::lappend_oid(std::ptr::null_mut(), k.opno);
+                ops = pg_sys::lappend_oid(ops, k.elemtype);
+                l = pg_sys::lappend(l, ops as *mut std::ffi::c_void);
+                l = pg_sys::lappend(l, k.expr as *mut std::ffi::c_void);
+            }
+            l
+        };
+        (*cpath).custom_private = with_order(0);
+        if let Some(k) = &semi {
+            (*cpath).custom_paths =
+                pg_sys::lappend(std::ptr::null_mut(), k.child as *mut std::ffi::c_void);
+        }
         // Grouped by time (or a date_trunc of it) alone, in the order the query wants
         // the groups (`ORDER BY 1 DESC LIMIT 5`): a variant that reads cold batches by
         // their time bounds and emits each group once no unread row can fall in it,
         // in order, so a Finalize GroupAggregate needs no sort and a LIMIT stops the
         // reading.
-        if let Some(order) = time_order(root, partial, rti, &columns) {
+        // Only for a LIMIT without key conditions: it lists every batch in the time
+        // range, so with keys the unordered scan through the key index is the way.
+        let keyed = semi.is_some()
+            || (0..pg_sys::list_length(strategies) / 4)
+                .any(|i| pg_sys::list_nth_int(strategies, 4 * i) != ON_TIME);
+        let limited = !(*parse).limitCount.is_null();
+        let order = if keyed || !limited {
+            None
+        } else {
+            time_order(root, partial, rti, &columns)
+        };
+        if let Some(order) = order {
             let opath = pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>())
                 as *mut pg_sys::CustomPath;
             *opath = *cpath;
             (*opath).path.pathkeys = (*root).group_pathkeys;
             (*opath).path.startup_cost = total * 0.02;
             (*opath).path.total_cost = total * 1.2;
-            (*opath).custom_private = pg_sys::lappend(
-                pg_sys::list_copy(private),
-                pg_sys::lappend_int(std::ptr::null_mut(), order) as *mut std::ffi::c_void,
-            );
+            (*opath).custom_private = with_order(order);
             let zero: pg_sys::AggClauseCosts = std::mem::zeroed();
             finalize(
                 root,
@@ -381,7 +563,8 @@ unsafe fn add_paths(
         );
         // The parallel variant: participants take whole chunks from a shared counter
         // (as BidimScan's), each emits its own partial groups, Gather collects them.
-        if (*input).consider_parallel
+        if semi.is_none()
+            && (*input).consider_parallel
             && (*extra).target_parallel_safe
             && pg_sys::max_parallel_workers_per_gather > 0
         {
@@ -598,7 +781,7 @@ unsafe extern "C-unwind" fn plan_agg_path(
     best_path: *mut pg_sys::CustomPath,
     tlist: *mut pg_sys::List,
     _clauses: *mut pg_sys::List,
-    _custom_plans: *mut pg_sys::List,
+    custom_plans: *mut pg_sys::List,
 ) -> *mut pg_sys::Plan {
     // SAFETY: building a plan node from the path made in add_paths.
     unsafe {
@@ -632,8 +815,29 @@ unsafe extern "C-unwind" fn plan_agg_path(
                 slots = pg_sys::lappend_int(slots, v);
             }
         }
+        // Under a key join, the key column is read to check it against the key set.
+        let keyed = pg_sys::list_length(private) > 6;
+        let mut filter_vars = quals;
+        if keyed {
+            let rte = *(*root).simple_rte_array.add(rti as usize);
+            let relation = pg_sys::table_open((*rte).relid, pg_sys::NoLock as pg_sys::LOCKMODE);
+            let cfg = super::config::config(relation);
+            let desc = (*relation).rd_att;
+            let att =
+                &(*desc).attrs.as_slice((*desc).natts as usize)[(cfg.key_attnum - 1) as usize];
+            let var = pg_sys::makeVar(
+                rti as i32,
+                cfg.key_attnum,
+                att.atttypid,
+                att.atttypmod,
+                att.attcollation,
+                0,
+            );
+            pg_sys::table_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+            filter_vars = pg_sys::lappend(pg_sys::list_copy(quals), var as *mut std::ffi::c_void);
+        }
         let vars = pg_sys::pull_var_clause(
-            quals as *mut pg_sys::Node,
+            filter_vars as *mut pg_sys::Node,
             pg_sys::PVC_RECURSE_PLACEHOLDERS as i32,
         );
         for i in 0..pg_sys::list_length(vars) {
@@ -672,6 +876,32 @@ unsafe extern "C-unwind" fn plan_agg_path(
         cp = pg_sys::lappend(cp, classes as *mut std::ffi::c_void);
         cp = pg_sys::lappend(cp, col_meta as *mut std::ffi::c_void);
         cp = pg_sys::lappend(cp, pg_sys::list_nth(private, 5));
+        if keyed {
+            // (operator, element type, the inner plan's output column holding the keys)
+            let child = pg_sys::list_nth(custom_plans, 0) as *mut pg_sys::Plan;
+            let expr = pg_sys::list_nth(private, 7) as *mut pg_sys::Node;
+            let mut column = 0;
+            for i in 0..pg_sys::list_length((*child).targetlist) {
+                let te = pg_sys::list_nth((*child).targetlist, i) as *mut pg_sys::TargetEntry;
+                if pg_sys::equal(
+                    (*te).expr as *const std::ffi::c_void,
+                    expr as *const std::ffi::c_void,
+                ) {
+                    column = (*te).resno as i32;
+                    break;
+                }
+            }
+            assert!(
+                column > 0,
+                "bidim: the key join's inner plan does not return its keys"
+            );
+            let ops = pg_sys::list_nth(private, 6) as *mut pg_sys::List;
+            let mut k = pg_sys::lappend_oid(std::ptr::null_mut(), pg_sys::list_nth_oid(ops, 0));
+            k = pg_sys::lappend_oid(k, pg_sys::list_nth_oid(ops, 1));
+            k = pg_sys::lappend_oid(k, pg_sys::Oid::from(column as u32));
+            cp = pg_sys::lappend(cp, k as *mut std::ffi::c_void);
+            (*cscan).custom_plans = custom_plans;
+        }
         (*cscan).custom_private = cp;
         (*cscan).methods = std::ptr::addr_of!(super::agg_exec::SCAN_METHODS);
         cscan as *mut pg_sys::Plan

@@ -846,6 +846,12 @@ pub(super) struct BidimScanState {
     pub(super) time_lo: i64,
     pub(super) time_hi: i64,
     pub(super) empty: bool,
+    /// A key set the node computed itself (BidimAgg under a semi-join: the keys its
+    /// inner plan returned), as `key = ANY (array)` with this operator and element
+    /// type; a zero datum when there is none.
+    pub(super) extra_opno: pg_sys::Oid,
+    pub(super) extra_type: pg_sys::Oid,
+    pub(super) extra_array: pg_sys::Datum,
 }
 
 /// The directory rows a scan has read: those of the partitions that end after `since`.
@@ -1094,6 +1100,14 @@ pub(super) fn start(st: *mut BidimScanState) {
             } else {
                 key_conds.push((opno, righttype, v));
             }
+        }
+        if (*st).extra_array.value() != 0 {
+            let (opno, elemtype, array) = ((*st).extra_opno, (*st).extra_type, (*st).extra_array);
+            let old = pg_sys::MemoryContextSwitchTo((*st).bounds_cxt);
+            let elems = array_elements(array, elemtype);
+            pg_sys::MemoryContextSwitchTo(old);
+            impossible |= elems.is_empty();
+            key_sets.push((opno, elemtype, array, elems));
         }
         let mut col_conds = Vec::new();
         for i in 0..pg_sys::list_length((*st).col_exprs) {

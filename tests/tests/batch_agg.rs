@@ -34,7 +34,10 @@ fn random_aggregates_match_heap() {
          CREATE TABLE b (series_id int, ts timestamptz NOT NULL, v float8, w float8, n bigint, s smallint,
                          d date, flag bool) USING bidim;
          SELECT bidim.configure('b', hot_chunk_rows => 500, partition_interval => '2 hours');
-         CREATE TABLE h (LIKE b);",
+         CREATE TABLE h (LIKE b);
+         CREATE TABLE ks (id int PRIMARY KEY, grp int);
+         INSERT INTO ks SELECT g, g % 5 FROM generate_series(0, 45) g;
+         ANALYZE ks;",
     )
     .unwrap();
     // Values are multiples of 1/8 (float sums are exact in any order), with NaN,
@@ -120,6 +123,8 @@ fn random_aggregates_match_heap() {
         "ts BETWEEN '2026-03-01 10:00' AND '2026-03-01 18:00' AND s < 0",
         "date_trunc('hour', ts) = '2026-03-02 05:00'",
         "ts < '2026-01-01'",
+        "series_id IN (SELECT id FROM ks WHERE grp = 2)",
+        "series_id IN (SELECT id FROM ks WHERE grp IN (1, 4)) AND ts > '2026-03-02 20:00'",
     ];
     let zones = ["UTC", "UTC", "Asia/Kathmandu", "Europe/Paris"];
     let mut rng = Rng(0x0bad_cafe_d00d_f00d);
@@ -145,8 +150,25 @@ fn random_aggregates_match_heap() {
         } else {
             format!("{g}, {}", list.join(", "))
         };
+        // Groups by time alone, newest or oldest first with a LIMIT (BidimAgg's
+        // time-ordered variant).
+        let by_time = [
+            "ts",
+            "date_trunc('hour', ts)",
+            "date_trunc('minute', ts)",
+            "date_trunc('month', ts)",
+        ];
+        let order = if by_time.contains(&g) && rng.below(2) == 0 {
+            format!(
+                " ORDER BY 1 {} LIMIT {}",
+                if rng.below(2) == 0 { "DESC" } else { "ASC" },
+                1 + rng.below(20)
+            )
+        } else {
+            String::new()
+        };
         let q = format!(
-            "SELECT {select} FROM {{t}}{}{}{}",
+            "SELECT {select} FROM {{t}}{}{}{}{order}",
             if cond.is_empty() {
                 String::new()
             } else {
