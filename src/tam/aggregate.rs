@@ -435,6 +435,9 @@ impl Groups {
     /// Takes out the groups whose key passes `done`, with their states, leaving the
     /// others (in their order).
     pub fn drain_where(&mut self, done: impl Fn(&GroupKey) -> bool) -> Vec<(GroupKey, Vec<State>)> {
+        if !self.keys.iter().any(&done) {
+            return Vec::new();
+        }
         let n = self.kinds.len();
         let keys = std::mem::take(&mut self.keys);
         let mut states = std::mem::take(&mut self.states).into_iter();
