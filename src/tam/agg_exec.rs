@@ -65,6 +65,30 @@ enum Trunc {
     },
 }
 
+impl Trunc {
+    /// The grouping value of a non-NULL column value (raw datum bits).
+    #[inline]
+    fn apply(&self, raw: u64) -> u64 {
+        match *self {
+            Trunc::None => raw,
+            Trunc::Native { width, offset } => {
+                super::aggregate::trunc_fixed(raw as i64, width, offset) as u64
+            }
+            // SAFETY: date_trunc(text, timestamp[tz]) called through its own fmgr info
+            // with non-NULL arguments.
+            Trunc::Call { flinfo, unit } => unsafe {
+                pg_sys::FunctionCall2Coll(
+                    flinfo,
+                    pg_sys::InvalidOid,
+                    unit,
+                    pg_sys::Datum::from(raw as usize),
+                )
+                .value() as u64
+            },
+        }
+    }
+}
+
 struct GroupCol {
     attnum: i16,
     pos: usize,
@@ -386,36 +410,14 @@ impl AggExec {
     /// The group key of `row`.
     #[inline]
     fn key_of(&self, row: Row) -> GroupKey {
-        AggExec::key_with(&self.gcols, row)
-    }
-
-    /// The key of `row` under grouping columns `gcols`.
-    #[inline]
-    fn key_with(gcols: &[GroupCol], row: Row) -> GroupKey {
         let mut key = GroupKey::default();
-        for (i, g) in gcols.iter().enumerate() {
+        for (i, g) in self.gcols.iter().enumerate() {
             let (raw, null) = row.get(g.attnum);
             if null {
                 key.nulls |= 1 << i;
-                continue;
+            } else {
+                key.vals[i] = g.trunc.apply(raw);
             }
-            key.vals[i] = match g.trunc {
-                Trunc::None => raw,
-                Trunc::Native { width, offset } => {
-                    super::aggregate::trunc_fixed(raw as i64, width, offset) as u64
-                }
-                // SAFETY: date_trunc(text, timestamp[tz]) called through its own fmgr
-                // info with non-NULL arguments.
-                Trunc::Call { flinfo, unit } => unsafe {
-                    pg_sys::FunctionCall2Coll(
-                        flinfo,
-                        pg_sys::InvalidOid,
-                        unit,
-                        pg_sys::Datum::from(raw as usize),
-                    )
-                    .value() as u64
-                },
-            };
         }
         key
     }
@@ -589,27 +591,50 @@ fn needed_columns(cscan: *mut pg_sys::CustomScan, rel: pg_sys::Relation) -> Vec<
 impl AggExec {
     /// The group key a time `t` falls in (time-ordered mode: one grouping column).
     fn bucket_of(&self, t: i64) -> i64 {
-        let mut values = [pg_sys::Datum::from(0usize); 1];
-        let nulls = [false; 1];
-        let g = &self.gcols[0];
-        values[0] = pg_sys::Datum::from(t as usize);
-        let probe = GroupCol {
-            attnum: 1,
-            pos: g.pos,
-            trunc: match g.trunc {
-                Trunc::None => Trunc::None,
-                Trunc::Native { width, offset } => Trunc::Native { width, offset },
-                Trunc::Call { flinfo, unit } => Trunc::Call { flinfo, unit },
-            },
+        self.gcols[0].trunc.apply(t as u64) as i64
+    }
+
+    /// Adds the hot row in `row_slot` to its group.
+    fn add_hot_row(
+        &mut self,
+        econtext: *mut pg_sys::ExprContext,
+        slot: *mut pg_sys::TupleTableSlot,
+        bounds: (i64, i64),
+    ) {
+        // SAFETY: row_slot holds a row of the table, deformed here.
+        let (v, n, natts) = unsafe {
+            pg_sys::slot_getallattrs(self.row_slot);
+            let r = self.row_slot;
+            (
+                (*r).tts_values,
+                (*r).tts_isnull,
+                (*(*r).tts_tupleDescriptor).natts as usize,
+            )
         };
-        let one = AggExec::key_with(
-            &[probe],
-            Row {
-                values: values.as_ptr(),
-                nulls: nulls.as_ptr(),
-            },
+        self.rows_hot += 1;
+        self.add_rows(econtext, slot, v, n, natts, 1, false, bounds);
+    }
+
+    /// Adds the decoded batch of `cs` to its groups.
+    fn add_batch(
+        &mut self,
+        econtext: *mut pg_sys::ExprContext,
+        slot: *mut pg_sys::TupleTableSlot,
+        cs: *mut cold_scan::ColdScan,
+        bounds: (i64, i64),
+    ) {
+        let (v, n, rows, cols) = cold_scan::batch_values(cs);
+        self.rows_cold += rows as i64;
+        self.add_rows(
+            econtext,
+            slot,
+            v,
+            n,
+            cols as usize,
+            rows as usize,
+            true,
+            bounds,
         );
-        one.vals[0] as i64
     }
 
     /// Moves the groups no unread row can fall in, sorted in the scan's order, to
@@ -658,17 +683,11 @@ fn begin_ordered(st: *mut BidimAggState) {
             return;
         }
         let bounds = ((*st).scan.time_lo, (*st).scan.time_hi);
-        let natts = (*(*a.row_slot).tts_tupleDescriptor).natts as usize;
         chunk_scan::skip_cold(scan);
         loop {
             match chunk_scan::scan_next_block(scan, a.row_slot) {
                 Block::End => break,
-                Block::Row => {
-                    pg_sys::slot_getallattrs(a.row_slot);
-                    a.rows_hot += 1;
-                    let (v, n) = ((*a.row_slot).tts_values, (*a.row_slot).tts_isnull);
-                    a.add_rows(econtext, slot, v, n, natts, 1, false, bounds);
-                }
+                Block::Row => a.add_hot_row(econtext, slot, bounds),
                 Block::Batch(_) => unreachable!("bidim: a cold batch in a scan that skips them"),
             }
             pgrx::check_for_interrupts!();
@@ -730,18 +749,7 @@ fn advance_ordered(st: *mut BidimAggState) -> bool {
             let next = input.batches.get(input.pos).map(|b| b.0);
             let cs = input.chunks[chunk].1;
             if cold_scan::load_at(cs, snapshot, tid) {
-                let (v, n, rows, cols) = cold_scan::batch_values(cs);
-                a.rows_cold += rows as i64;
-                a.add_rows(
-                    econtext,
-                    slot,
-                    v,
-                    n,
-                    cols as usize,
-                    rows as usize,
-                    true,
-                    bounds,
-                );
+                a.add_batch(econtext, slot, cs, bounds);
             }
             pgrx::check_for_interrupts!();
             a.release_complete(next);
@@ -830,33 +838,14 @@ fn consume(st: *mut BidimAggState) {
             return;
         }
         let bounds = ((*st).scan.time_lo, (*st).scan.time_hi);
-        let natts = (*(*a.row_slot).tts_tupleDescriptor).natts as usize;
         loop {
             match chunk_scan::scan_next_block(scan, a.row_slot) {
                 Block::End => {
                     a.input_done = true;
                     return;
                 }
-                Block::Row => {
-                    pg_sys::slot_getallattrs(a.row_slot);
-                    a.rows_hot += 1;
-                    let (v, n) = ((*a.row_slot).tts_values, (*a.row_slot).tts_isnull);
-                    a.add_rows(econtext, slot, v, n, natts, 1, false, bounds);
-                }
-                Block::Batch(cs) => {
-                    let (v, n, rows, cols) = cold_scan::batch_values(cs);
-                    a.rows_cold += rows as i64;
-                    a.add_rows(
-                        econtext,
-                        slot,
-                        v,
-                        n,
-                        cols as usize,
-                        rows as usize,
-                        true,
-                        bounds,
-                    );
-                }
+                Block::Row => a.add_hot_row(econtext, slot, bounds),
+                Block::Batch(cs) => a.add_batch(econtext, slot, cs, bounds),
             }
             pgrx::check_for_interrupts!();
             if a.groups.bytes() > a.budget {

@@ -327,7 +327,9 @@ impl Groups {
         g
     }
 
-    /// Adds a row to group `g`: `arg(i)` is aggregate i's argument (raw, null).
+    /// Adds a row to group `g`: `arg(i)` is aggregate i's argument (raw, null). The
+    /// row-at-a-time definition [`Groups::add_column`] is tested against.
+    #[cfg(test)]
     #[inline]
     pub fn add(&mut self, g: usize, arg: impl Fn(usize) -> (u64, bool)) -> Result<(), AggError> {
         let n = self.kinds.len();

@@ -879,6 +879,21 @@ pub(super) unsafe extern "C-unwind" fn bidim_scan_getnextslot(
     scan_next(scan, direction, slot)
 }
 
+/// Starts reading this participant's next chunk; false when none is left.
+fn open_next_chunk(s: &mut BidimScan) -> bool {
+    let next = if s.cur >= s.nchunks {
+        s.nchunks
+    } else {
+        next_chunk(s)
+    };
+    if next >= s.nchunks {
+        s.cur = s.nchunks;
+        return false;
+    }
+    start_chunk_scan(s, next);
+    true
+}
+
 /// Stores the scan's next row in `slot`; false at the end.
 pub(crate) fn scan_next(
     scan: pg_sys::TableScanDesc,
@@ -901,18 +916,11 @@ pub(crate) fn scan_next(
             // Only ordered scans merge (ordered_next).
             Reader::Merge { inputs, n } => next_from_merge(s, inputs, n, slot),
             Reader::None => {
-                let next = if s.cur >= s.nchunks {
-                    s.nchunks
-                } else {
-                    next_chunk(s)
-                };
-                if next >= s.nchunks {
-                    s.cur = s.nchunks;
+                if !open_next_chunk(s) {
                     // SAFETY: clearing the caller's slot.
                     unsafe { pg_sys::ExecClearTuple(slot) };
                     return false;
                 }
-                start_chunk_scan(s, next);
                 continue;
             }
         };
@@ -969,16 +977,9 @@ pub(crate) fn scan_next_block(
             }
             Reader::Merge { inputs, n } => next_from_merge(s, inputs, n, slot),
             Reader::None => {
-                let next = if s.cur >= s.nchunks {
-                    s.nchunks
-                } else {
-                    next_chunk(s)
-                };
-                if next >= s.nchunks {
-                    s.cur = s.nchunks;
+                if !open_next_chunk(s) {
                     return Block::End;
                 }
-                start_chunk_scan(s, next);
                 continue;
             }
         };

@@ -616,15 +616,13 @@ pub(super) fn batch_row(cs: *mut ColdScan, r: i32, slot: *mut pg_sys::TupleTable
     store_row(c, r, slot);
 }
 
-/// The batches of the open cold chunk `rel` visible to `snapshot` that may hold rows
-/// in [lo, hi): their batch rows' TIDs and time min and max (no column decoded).
-pub(super) fn batch_spans(
+/// Calls `each` with every batch row of the open cold chunk `rel` visible to
+/// `snapshot` (a heap scan of the batch relation; nothing decoded).
+fn for_each_batch_row(
     rel: pg_sys::Relation,
     snapshot: pg_sys::Snapshot,
-    lo: i64,
-    hi: i64,
-) -> Vec<(pg_sys::ItemPointerData, i64, i64)> {
-    let mut out = Vec::new();
+    mut each: impl FnMut(*mut pg_sys::TupleTableSlot),
+) {
     // SAFETY: a heap scan of the batch relation into a slot of its own descriptor.
     unsafe {
         let slot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
@@ -634,15 +632,30 @@ pub(super) fn batch_spans(
             pg_sys::ScanDirection::ForwardScanDirection,
             slot
         )) {
-            let tmin = attr(slot, COL_TIME_MIN).0.value() as i64;
-            let tmax = attr(slot, COL_TIME_MAX).0.value() as i64;
-            if tmax >= lo && tmin < hi {
-                out.push(((*slot).tts_tid, tmin, tmax));
-            }
+            each(slot);
         }
         super::delegate::heap_call!(scan_end(scan));
         pg_sys::ExecDropSingleTupleTableSlot(slot);
     }
+}
+
+/// The batches of the open cold chunk `rel` visible to `snapshot` that may hold rows
+/// in [lo, hi): their batch rows' TIDs and time min and max (no column decoded).
+pub(super) fn batch_spans(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    lo: i64,
+    hi: i64,
+) -> Vec<(pg_sys::ItemPointerData, i64, i64)> {
+    let mut out = Vec::new();
+    for_each_batch_row(rel, snapshot, |slot| {
+        let tmin = attr(slot, COL_TIME_MIN).0.value() as i64;
+        let tmax = attr(slot, COL_TIME_MAX).0.value() as i64;
+        if tmax >= lo && tmin < hi {
+            // SAFETY: the slot holds the batch row just read.
+            out.push((unsafe { (*slot).tts_tid }, tmin, tmax));
+        }
+    });
     out
 }
 
@@ -680,19 +693,8 @@ pub(super) fn set_needed(cs: *mut ColdScan, needed: &[bool]) {
 /// The rows the batches of the open cold chunk `rel` visible to `snapshot` hold.
 pub(super) fn live_rows(rel: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> i64 {
     let mut rows = 0i64;
-    // SAFETY: a heap scan of the batch relation into a slot of its own descriptor.
-    unsafe {
-        let slot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
-        let scan = super::delegate::heap_seqscan(rel, snapshot);
-        while super::delegate::heap_call!(scan_getnextslot(
-            scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            slot
-        )) {
-            rows += attr(slot, COL_ROWS).0.value() as i32 as i64;
-        }
-        super::delegate::heap_call!(scan_end(scan));
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-    }
+    for_each_batch_row(rel, snapshot, |slot| {
+        rows += attr(slot, COL_ROWS).0.value() as i32 as i64;
+    });
     rows
 }
