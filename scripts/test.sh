@@ -6,7 +6,8 @@
 #   4. pgspot on the generated install script; pg_regress golden files (pg_regress/)
 #      and isolation specs
 #      (pg_regress/isolation/, PostgreSQL's isolation tester) against throwaway clusters
-#   5. integration tests (tests/): real clusters, several connections, crashes
+#   5. integration tests (tests/): real clusters, several connections, crashes, a Citus
+#      cluster (Citus built from ../shared/peers/ when missing)
 #   6. a smoke run of the benchmark harness (tiny data; numbers are not checked)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -39,6 +40,11 @@ bash scripts/regress.sh
 bash scripts/isolation.sh
 
 log "5/6 integration tests"
+# The Citus suite (tests/tests/citus.rs) needs Citus 13.2.2: built from ../shared/peers/
+# when missing (idempotent; a few minutes once). No peers, no pass: it fails here.
+peers="$BIDIM_ROOT/../shared/peers/build-peers.sh"
+[ -f "$peers" ] || { echo "missing $peers (Citus for tests/tests/citus.rs)" >&2; exit 1; }
+bash "$peers"
 cargo test -p bidim-tests
 
 log "6/6 benchmark harness smoke run"

@@ -57,6 +57,65 @@ REVOKE ALL ON FUNCTION bidim._maintain() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bidim._on_sql_drop() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bidim._on_alter_table() FROM PUBLIC;
 
+-- PostgreSQL's size functions, counting a bidim table's chunks: while the library is
+-- loaded the planner points calls of pg_total_relation_size, pg_table_size and
+-- pg_relation_size here (src/tam/sizes.rs). Any other relation gets PostgreSQL's answer.
+CREATE FUNCTION bidim.pg_total_relation_size(pg_catalog.regclass) RETURNS pg_catalog.int8
+LANGUAGE c STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'bidim_pg_total_relation_size';
+CREATE FUNCTION bidim.pg_table_size(pg_catalog.regclass) RETURNS pg_catalog.int8
+LANGUAGE c STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'bidim_pg_table_size';
+CREATE FUNCTION bidim.pg_relation_size(pg_catalog.regclass) RETURNS pg_catalog.int8
+LANGUAGE c STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'bidim_pg_relation_size';
+CREATE FUNCTION bidim.pg_relation_size(pg_catalog.regclass, pg_catalog.text) RETURNS pg_catalog.int8
+LANGUAGE c STRICT VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'bidim_pg_relation_size';
+COMMENT ON FUNCTION bidim.pg_total_relation_size(pg_catalog.regclass) IS
+    'bidim: pg_total_relation_size, counting the chunks of a bidim table (the planner calls it in place of PostgreSQL''s while bidim is loaded)';
+COMMENT ON FUNCTION bidim.pg_table_size(pg_catalog.regclass) IS
+    'bidim: pg_table_size, counting the chunks of a bidim table (the planner calls it in place of PostgreSQL''s while bidim is loaded)';
+COMMENT ON FUNCTION bidim.pg_relation_size(pg_catalog.regclass) IS
+    'bidim: pg_relation_size, counting the chunks of a bidim table (the planner calls it in place of PostgreSQL''s while bidim is loaded)';
+COMMENT ON FUNCTION bidim.pg_relation_size(pg_catalog.regclass, pg_catalog.text) IS
+    'bidim: pg_relation_size, counting the chunks of a bidim table (the planner calls it in place of PostgreSQL''s while bidim is loaded)';
+
+-- Citus: whether rel is a Citus table, and a command's result on each of its shards
+-- (src/tam/citus.rs sends bidim.configure/seal/convert/drop_before the same way).
+CREATE FUNCTION bidim.is_citus_table(rel pg_catalog.regclass) RETURNS pg_catalog.bool
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found pg_catalog.bool;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)'
+        INTO found USING rel;
+    RETURN found;
+END
+$$;
+CREATE FUNCTION bidim.on_shards(rel pg_catalog.regclass, command pg_catalog.text)
+RETURNS TABLE (shardid pg_catalog.int8, result pg_catalog.text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN EXECUTE 'SELECT DISTINCT ON (p.shardid) p.shardid, p.success, p.result, p.nodename, p.nodeport
+                      FROM pg_catalog.run_command_on_placements($1, $2) p
+                      ORDER BY p.shardid, p.success, p.nodename, p.nodeport'
+             USING rel, command LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'bidim: shard % of "%" on %:% failed: %', r.shardid, rel, r.nodename, r.nodeport, r.result
+                USING ERRCODE = 'external_routine_exception';
+        END IF;
+        shardid := r.shardid;
+        result := r.result;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION bidim.is_citus_table(pg_catalog.regclass) IS 'bidim: whether a table is a Citus table (distributed, reference or Citus local)';
+COMMENT ON FUNCTION bidim.on_shards(pg_catalog.regclass, pg_catalog.text) IS
+    'bidim: a command (a format string; %L: the shard) run on every shard of a Citus table through run_command_on_placements, as the caller; one result per shard, an error if a shard failed';
+
 CREATE FUNCTION bidim.table_size(rel pg_catalog.regclass) RETURNS pg_catalog.int8
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -68,10 +127,12 @@ BEGIN
     IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
         RAISE EXCEPTION 'permission denied for table %', rel USING ERRCODE = 'insufficient_privilege';
     END IF;
-    RETURN pg_catalog.pg_total_relation_size(rel)
-         OPERATOR(pg_catalog.+) coalesce((SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(c.chunk_rel))
-                     FROM bidim.chunk c JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.chunk_rel
-                     WHERE c.rel OPERATOR(pg_catalog.=) table_size.rel), 0)::pg_catalog.int8;
+    IF bidim.is_citus_table(rel) THEN
+        -- Citus sums the shards' sizes (each counted with its chunks: src/tam/sizes.rs).
+        RETURN (SELECT coalesce(pg_catalog.sum(s.result::pg_catalog.int8), 0)::pg_catalog.int8
+                FROM bidim.on_shards(rel, 'SELECT bidim.table_size(%L)') s);
+    END IF;
+    RETURN bidim.pg_total_relation_size(rel);
 END
 $$;
 COMMENT ON FUNCTION bidim.table_size(pg_catalog.regclass) IS
@@ -91,6 +152,28 @@ BEGIN
     END IF;
     IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
         RAISE EXCEPTION 'permission denied for table %', rel USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF bidim.is_citus_table(rel) THEN
+        -- The shards' totals (each shard's row of this function, summed).
+        RETURN QUERY
+        WITH s AS (
+            SELECT pg_catalog.string_to_array(r.result, ',') AS v
+            FROM bidim.on_shards(rel,
+                'SELECT pg_catalog.concat_ws('','', s.rows, s.bytes, s.chunks, s.hot_chunks, s.key_ranges, s.partitions,
+                     pg_catalog.date_part(''epoch'', s.time_lo), pg_catalog.date_part(''epoch'', s.time_hi), s.cold_chunks,
+                     s.cold_rows, s.cold_bytes, s.cold_bytes::pg_catalog.float8 OPERATOR(pg_catalog.*) s.compression_ratio)
+                 FROM bidim.table_stats(%L) s') r)
+        SELECT pg_catalog.sum(v[1]::pg_catalog.int8)::pg_catalog.int8, pg_catalog.sum(v[2]::pg_catalog.int8)::pg_catalog.int8,
+               pg_catalog.sum(v[3]::pg_catalog.int8)::pg_catalog.int8, pg_catalog.sum(v[4]::pg_catalog.int8)::pg_catalog.int8,
+               pg_catalog.sum(v[5]::pg_catalog.int8)::pg_catalog.int8, pg_catalog.max(v[6]::pg_catalog.int8),
+               pg_catalog.to_timestamp(pg_catalog.min(nullif(v[7], '')::pg_catalog.float8)),
+               pg_catalog.to_timestamp(pg_catalog.max(nullif(v[8], '')::pg_catalog.float8)),
+               pg_catalog.sum(v[9]::pg_catalog.int8)::pg_catalog.int8, pg_catalog.sum(v[10]::pg_catalog.int8)::pg_catalog.int8,
+               pg_catalog.sum(v[11]::pg_catalog.int8)::pg_catalog.int8,
+               (pg_catalog.sum(nullif(v[12], '')::pg_catalog.float8)
+                 OPERATOR(pg_catalog./) NULLIF(pg_catalog.sum(v[11]::pg_catalog.int8), 0))::pg_catalog.float8
+        FROM s;
+        RETURN;
     END IF;
     RETURN QUERY
     SELECT coalesce(pg_catalog.sum(c.rows), 0)::pg_catalog.int8,

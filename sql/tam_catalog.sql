@@ -17,7 +17,8 @@ CREATE TABLE bidim.table_config (
     convert_after      interval CHECK (convert_after OPERATOR(pg_catalog.>) interval '0')
 );
 COMMENT ON TABLE bidim.table_config IS 'bidim: per-table settings written by bidim.configure (no row: defaults)';
-SELECT pg_catalog.pg_extension_config_dump('bidim.table_config', '');
+-- Not dumped: a table's settings are in its definition too (WITH (bidim.* = ...), src/tam/options.rs),
+-- which pg_dump writes and a restore applies.
 
 CREATE TABLE bidim.chunk (
     rel        oid         NOT NULL,
@@ -237,30 +238,49 @@ COMMENT ON VIEW bidim.time_partitions IS 'bidim: time partitions of every bidim 
 GRANT SELECT ON bidim.chunks, bidim.time_partitions TO PUBLIC;
 
 -- Logical replication decodes the changes of chunk relations, never of their table:
--- a publication of a bidim table would copy its rows once and then stay silent.
--- Publishing one is refused instead (COPY ... TO and pg_dump work as usual).
+-- a publication of a bidim table would copy its rows once and then stay silent (Citus'
+-- logical shard moves lost acknowledged rows that way), and one of its chunks (FOR ALL
+-- TABLES) publishes relations no subscriber has. After every statement that can put a
+-- bidim table or a chunk into a publication (CREATE/ALTER PUBLICATION, CREATE TABLE
+-- ... USING bidim, ALTER TABLE ... SET SCHEMA) this trigger refuses it, so the
+-- statement is undone. COPY ... TO, pg_dump and Citus' block_writes moves work as usual.
 CREATE FUNCTION bidim._on_publication() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    t pg_catalog.regclass;
+    pub pg_catalog.text;
+    t pg_catalog.text;
+    chunk pg_catalog.bool;
+    alltables pg_catalog.bool;
 BEGIN
-    SELECT c.oid INTO t
-    FROM pg_catalog.pg_class c
-    JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
-    WHERE a.amname OPERATOR(pg_catalog.=) 'bidim'
-      AND (EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel pr
-                   WHERE pr.prrelid OPERATOR(pg_catalog.=) c.oid)
-           OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace pn
-                      WHERE pn.pnnspid OPERATOR(pg_catalog.=) c.relnamespace))
+    SELECT p.pubname, pg_catalog.format('%I.%I', n.nspname, c.relname),
+           n.nspname OPERATOR(pg_catalog.=) 'bidim_internal', p.puballtables
+    INTO pub, t, chunk, alltables
+    FROM pg_catalog.pg_publication p
+    JOIN pg_catalog.pg_class c ON c.relkind OPERATOR(pg_catalog.=) 'r'
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    LEFT JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
+    WHERE (a.amname OPERATOR(pg_catalog.=) 'bidim' OR n.nspname OPERATOR(pg_catalog.=) 'bidim_internal')
+      AND (p.puballtables
+           OR EXISTS (SELECT FROM pg_catalog.pg_publication_rel r
+                      WHERE r.prpubid OPERATOR(pg_catalog.=) p.oid AND r.prrelid OPERATOR(pg_catalog.=) c.oid)
+           OR EXISTS (SELECT FROM pg_catalog.pg_publication_namespace s
+                      WHERE s.pnpubid OPERATOR(pg_catalog.=) p.oid AND s.pnnspid OPERATOR(pg_catalog.=) c.relnamespace))
+    ORDER BY n.nspname OPERATOR(pg_catalog.=) 'bidim_internal', p.pubname, 2
     LIMIT 1;
-    IF t IS NOT NULL THEN
-        RAISE EXCEPTION 'bidim tables do not support logical replication (table "%" would be published)', t
+    IF pub IS NOT NULL THEN
+        RAISE EXCEPTION 'publication "%" would publish %, and logical replication does not carry the rows of bidim tables',
+            pub, CASE WHEN chunk THEN 'a chunk of a bidim table (' OPERATOR(pg_catalog.||) t OPERATOR(pg_catalog.||) ')'
+                      ELSE 'bidim table ' OPERATOR(pg_catalog.||) t END
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Logical decoding sees the rows of a bidim table in its internal chunks. Replicate with physical streaming replication, or copy rows with COPY ... TO or pg_dump.';
+                  HINT = CASE WHEN alltables
+                              THEN 'A FOR ALL TABLES publication cannot be used in a database with bidim tables: list the tables to publish. '
+                              ELSE 'Leave bidim tables out of publications. ' END
+                         OPERATOR(pg_catalog.||) 'Copy bidim tables with COPY or pg_dump (or physical replication); move Citus shards of bidim tables with shard_transfer_mode => ''block_writes''.';
     END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION bidim._on_publication() FROM PUBLIC;
 CREATE EVENT TRIGGER bidim_publication ON ddl_command_end
-    WHEN TAG IN ('CREATE PUBLICATION', 'ALTER PUBLICATION')
+    WHEN TAG IN ('CREATE PUBLICATION', 'ALTER PUBLICATION', 'CREATE TABLE', 'CREATE TABLE AS',
+                 'SELECT INTO', 'ALTER TABLE')
     EXECUTE FUNCTION bidim._on_publication();

@@ -25,6 +25,8 @@ pub extern "C-unwind" fn _PG_init() {
     crate::tam::decompress::install();
     crate::tam::agg_plan::install();
     crate::tam::agg_exec::install();
+    crate::tam::utility::install();
+    crate::tam::sizes::install();
     crate::tam::worker::install(preloading);
 }
 

@@ -51,7 +51,7 @@ pub fn output_text(typ: pg_sys::Oid, d: pg_sys::Datum) -> String {
 }
 
 /// Whether `rel` uses the bidim access method.
-fn is_bidim_table(rel: pg_sys::Oid) -> bool {
+pub fn is_bidim_table(rel: pg_sys::Oid) -> bool {
     // SAFETY: a syscache lookup of the relation's pg_class row, released at once; then
     // the access method's name.
     unsafe {
@@ -176,18 +176,56 @@ finfo!(pg_finfo_bidim_configure);
 pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: argument positions and types follow the SQL declaration.
     let rel = unsafe { owned_table_arg(fcinfo, "bidim.configure") };
+    let opt = |(d, isnull): (pg_sys::Datum, bool)| (!isnull).then_some(d);
+    // SAFETY: as above.
+    let args = unsafe {
+        ConfigArgs {
+            key: name_arg(fcinfo, 1),
+            time: name_arg(fcinfo, 2),
+            rows: opt(arg(fcinfo, 3)).map(|d| d.value() as i64),
+            width: opt(arg(fcinfo, 4)),
+            convert_after: opt(arg(fcinfo, 5)),
+        }
+    };
+    configure(rel, &args);
+    if super::citus::is_distributed(rel) {
+        super::citus::configure_shards(rel, &args);
+    }
+    config::config_row_datum(rel)
+}
+
+/// The arguments of `bidim.configure` (`None`: unchanged); intervals are datums.
+#[derive(Default)]
+pub struct ConfigArgs {
+    pub key: Option<String>,
+    pub time: Option<String>,
+    pub rows: Option<i64>,
+    pub width: Option<pg_sys::Datum>,
+    pub convert_after: Option<pg_sys::Datum>,
+}
+
+/// Validates and stores the settings of bidim table `rel` (owned by the caller, which
+/// the caller checked): `bidim.configure`, and `bidim.*` storage parameters.
+pub fn configure(rel: pg_sys::Oid, args: &ConfigArgs) {
     let table = qualified_name(rel);
     // One configure at a time per table, and none while rows go in: the check that
     // the table has no chunks below holds until we commit.
     // SAFETY: a heavyweight lock on the table, kept to commit.
     unsafe { pg_sys::LockRelationOid(rel, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE) };
     let cur = config::current_settings(rel);
-    // SAFETY: as above.
-    let (key_in, time_in) = unsafe { (name_arg(fcinfo, 1), name_arg(fcinfo, 2)) };
-    // SAFETY: as above.
-    let (rows_in, width_in) = unsafe { (arg(fcinfo, 3), arg(fcinfo, 4)) };
-    // SAFETY: as above (an interval, or NULL: unchanged).
-    let after_in = unsafe { arg(fcinfo, 5) };
+    let (key_in, time_in) = (args.key.clone(), args.time.clone());
+    let rows_in = (
+        pg_sys::Datum::from(args.rows.unwrap_or(0)),
+        args.rows.is_none(),
+    );
+    let width_in = (
+        args.width.unwrap_or(pg_sys::Datum::from(0)),
+        args.width.is_none(),
+    );
+    let after_in = (
+        args.convert_after.unwrap_or(pg_sys::Datum::from(0)),
+        args.convert_after.is_none(),
+    );
     let convert_after = if after_in.1 {
         cur.convert_after
     } else {
@@ -316,7 +354,6 @@ pub unsafe extern "C-unwind" fn bidim_configure(fcinfo: pg_sys::FunctionCallInfo
             .unwrap_or((0, config::DEFAULT_PARTITION_DAYS, 0))
     };
     config::store_config(rel, &key, &time, rows, interval, convert_after);
-    config::config_row_datum(rel)
 }
 
 finfo!(pg_finfo_bidim_seal);
@@ -326,6 +363,9 @@ finfo!(pg_finfo_bidim_seal);
 pub unsafe extern "C-unwind" fn bidim_seal(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: the first argument is a regclass.
     let rel = unsafe { owned_table_arg(fcinfo, "bidim.seal") };
+    if super::citus::is_distributed(rel) {
+        return pg_sys::Datum::from(super::citus::call_on_shards(rel, "seal", &[]));
+    }
     pg_sys::Datum::from(hot_chunk::seal_chunks(rel, hot_chunk::Sealing::All))
 }
 
@@ -347,7 +387,17 @@ pub unsafe extern "C-unwind" fn bidim_drop_before(
             None,
         );
     }
-    pg_sys::Datum::from(retention::drop_before(rel, cutoff.value() as i64))
+    // A distributed table's own chunks (rows it held before Citus distributed it)
+    // go by the same rule; the count is the shards'.
+    let here = retention::drop_before(rel, cutoff.value() as i64);
+    if super::citus::is_distributed(rel) {
+        return pg_sys::Datum::from(super::citus::call_on_shards(
+            rel,
+            "drop_before",
+            &[super::citus::timestamptz_literal(cutoff)],
+        ));
+    }
+    pg_sys::Datum::from(here)
 }
 
 finfo!(pg_finfo_bidim_convert);
@@ -360,6 +410,14 @@ pub unsafe extern "C-unwind" fn bidim_convert(fcinfo: pg_sys::FunctionCallInfo) 
     let rel = unsafe { owned_table_arg(fcinfo, "bidim.convert") };
     // SAFETY: as above.
     let (older_than, isnull) = unsafe { arg(fcinfo, 1) };
+    if super::citus::is_distributed(rel) {
+        let arg = if isnull {
+            "NULL".to_string()
+        } else {
+            super::citus::timestamptz_literal(older_than)
+        };
+        return pg_sys::Datum::from(super::citus::call_on_shards(rel, "convert", &[arg]));
+    }
     let older_than = if isnull {
         i64::MAX
     } else {

@@ -6,6 +6,7 @@ use super::cache;
 use super::cell;
 use super::directory_io::{self, relation_oid, routing_snapshot};
 use super::keyrange::KeyKind;
+use super::options::{self, Setting};
 use super::privilege::as_extension_owner;
 use crate::error::{raise, spi_or_raise};
 use pgrx::pg_sys;
@@ -301,6 +302,22 @@ pub fn store_config(
             "store the configuration",
         )
     });
+    let shown = |v: pgrx::datum::Interval| {
+        super::api::output_text(
+            pg_sys::INTERVALOID,
+            v.into_datum().expect("a non-null interval has a datum"),
+        )
+    };
+    let mut entries = vec![
+        options::entry(Setting::KeyColumn, key),
+        options::entry(Setting::TimeColumn, time),
+        options::entry(Setting::HotChunkRows, &rows.to_string()),
+        options::entry(Setting::PartitionInterval, &shown(iv)),
+    ];
+    if let Some(a) = after {
+        entries.push(options::entry(Setting::ConvertAfter, &shown(a)));
+    }
+    write_reloptions(facade, &entries);
     cache::invalidate_relcache(facade);
     cache::invalidate(facade);
 }
@@ -353,4 +370,78 @@ fn interval_value((months, days, micros): (i32, i32, i64)) -> pgrx::datum::Inter
             None,
         )
     })
+}
+
+/// Replaces the `bidim.*` entries of `facade`'s `pg_class.reloptions` with `entries`
+/// (other entries are kept), so the settings travel with the table's definition
+/// (`super::options`). PostgreSQL reads stored options without validating them.
+fn write_reloptions(facade: pg_sys::Oid, entries: &[String]) {
+    // SAFETY: the pg_class row of an existing relation (the caller holds a lock on it)
+    // is copied, given a new reloptions array and updated through the catalog API,
+    // which also sends the relcache invalidation; every pointer is checked.
+    unsafe {
+        let class = pg_sys::table_open(
+            pg_sys::RelationRelationId,
+            pg_sys::RowExclusiveLock as pg_sys::LOCKMODE,
+        );
+        let tup = pg_sys::SearchSysCacheCopy(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(facade),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        );
+        if tup.is_null() {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("relation with OID {} does not exist", facade.to_u32()),
+                None,
+            );
+        }
+        let mut isnull = false;
+        let old = pg_sys::SysCacheGetAttr(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            tup,
+            pg_sys::Anum_pg_class_reloptions as pg_sys::AttrNumber,
+            &mut isnull,
+        );
+        let mut kept: Vec<String> = Vec::new();
+        if !isnull {
+            let arr: Vec<Option<String>> =
+                Vec::<Option<String>>::from_datum(old, false).unwrap_or_default();
+            kept.extend(arr.into_iter().flatten().filter(|e| !options::is_ours(e)));
+        }
+        kept.extend(entries.iter().cloned());
+        let datums: Vec<pg_sys::Datum> = kept
+            .iter()
+            .map(|e| e.as_str().into_datum().expect("text has a datum"))
+            .collect();
+        let mut values = [pg_sys::Datum::from(0); pg_sys::Natts_pg_class as usize];
+        let mut nulls = [false; pg_sys::Natts_pg_class as usize];
+        let mut replace = [false; pg_sys::Natts_pg_class as usize];
+        let at = pg_sys::Anum_pg_class_reloptions as usize - 1;
+        replace[at] = true;
+        if datums.is_empty() {
+            nulls[at] = true;
+        } else {
+            values[at] = pg_sys::Datum::from(pg_sys::construct_array(
+                datums.as_ptr() as *mut pg_sys::Datum,
+                datums.len() as i32,
+                pg_sys::TEXTOID,
+                -1,
+                false,
+                pg_sys::TYPALIGN_INT as std::ffi::c_char,
+            ));
+        }
+        let new = pg_sys::heap_modify_tuple(
+            tup,
+            (*class).rd_att,
+            values.as_mut_ptr(),
+            nulls.as_mut_ptr(),
+            replace.as_mut_ptr(),
+        );
+        pg_sys::CatalogTupleUpdate(class, &mut (*new).t_self, new);
+        pg_sys::table_close(class, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        pg_sys::CommandCounterIncrement();
+    }
 }

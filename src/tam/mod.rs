@@ -13,6 +13,7 @@
 //! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`cold_scan`] (cold chunks' batches), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
 //! | aggregate | [`agg_plan`] (the `BidimAgg` path under a Finalize Aggregate), [`agg_exec`] (aggregating batches and hot rows into partial states), [`aggregate`] *pure* (the states, as PostgreSQL's transition functions leave them) |
 //! | retention | [`retention`] (`drop_before`, policies), [`maintenance`] (the maintenance job), [`worker`] (background workers) |
+//! | scale-out | [`options`] *pure* (`bidim.*` storage parameters), [`utility`] (storage parameters in CREATE/ALTER TABLE), [`citus`] (commands on every shard), [`sizes`] (PostgreSQL's size functions count the chunks) |
 //! | shell | [`handler`] (the `TableAmRoutine`), [`delegate`] (heap on a chunk, TIDs, slots), [`relation`] (the table as a whole), [`api`] (SQL functions), [`privilege`] (who bidim's SQL runs as), [`locks`] (advisory locks) |
 
 pub mod agg_exec;
@@ -23,6 +24,7 @@ pub mod cache;
 pub mod cell;
 pub mod chunk_scan;
 pub mod chunk_store;
+pub mod citus;
 pub mod codec;
 pub mod cold;
 pub mod cold_scan;
@@ -39,6 +41,7 @@ pub mod keyrange;
 pub mod locks;
 pub mod maintenance;
 pub mod modify;
+pub mod options;
 pub mod privilege;
 pub mod prune;
 pub mod relation;
@@ -46,6 +49,8 @@ pub mod retention;
 pub mod route;
 pub mod schema;
 pub mod seal;
+pub mod sizes;
 pub mod split;
 pub mod tid;
+pub mod utility;
 pub mod worker;
