@@ -7,10 +7,11 @@ cd "$BIDIM_ROOT"
 BIDIM_EXTRA_PKGS="postgresql-15-tdigest postgresql-15-hll postgresql-15-partman" \
   bash scripts/install-deps.sh
 install_extension release
-# The query workload compares with TimescaleDB (hypertable, compressed): built from the
+# The query workload compares with TimescaleDB (hypertable, compressed) and the citus
+# workload runs a Citus cluster: both built from the
 # peers' source tarballs when they are at hand (idempotent; about 6 minutes once).
 peers="$BIDIM_ROOT/../shared/peers/build-peers.sh"
-if [[ " $* " == *" queries "* ]] && [ -f "$peers" ]; then
+if [[ " $* " == *" queries "* || " $* " == *" citus "* ]] && [ -f "$peers" ]; then
   bash "$peers"
 fi
 cargo run --release -q -p bidim-bench -- "$@"

@@ -67,9 +67,23 @@ CREATE FUNCTION bidim.tag_dictionary_column(rel pg_catalog.regclass) RETURNS pg_
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     col pg_catalog.name;
+    single pg_catalog.bool;
 BEGIN
     SELECT d.column_name INTO col FROM bidim.tag_dictionary d
     WHERE d.rel OPERATOR(pg_catalog.=) tag_dictionary_column.rel;
+    -- A Citus table keeps no dictionary: the describe-tags functions count its shards'
+    -- series with a distributed query over its one tagset column.
+    IF col IS NULL AND bidim.is_citus_table(rel) THEN
+        SELECT pg_catalog.min(a.attname::pg_catalog.text), pg_catalog.count(*) OPERATOR(pg_catalog.=) 1 INTO col, single
+        FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
+          AND NOT a.attisdropped AND a.atttypid OPERATOR(pg_catalog.=) '@extschema@.tagset'::pg_catalog.regtype;
+        IF NOT single THEN
+            RAISE EXCEPTION 'Citus table "%" must have exactly one tagset column for describe-tags', rel
+                USING ERRCODE = 'undefined_object';
+        END IF;
+        RETURN col;
+    END IF;
     IF col IS NULL THEN
         RAISE EXCEPTION 'table "%" has no tag dictionary', rel
             USING ERRCODE = 'undefined_object',
@@ -88,14 +102,14 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     col pg_catalog.name := bidim.tag_dictionary_column(rel);
 BEGIN
-    IF filter IS NULL THEN
+    IF filter IS NULL AND NOT bidim.is_citus_table(rel) THEN
         RETURN QUERY SELECT d.key, d.series FROM bidim.tag_dict d
                      WHERE d.rel OPERATOR(pg_catalog.=) tag_keys.rel AND d.tag OPERATOR(pg_catalog.=) ''
                      ORDER BY d.key LIMIT lim;
     ELSE
         RETURN QUERY EXECUTE pg_catalog.format(
             'SELECT k, pg_catalog.count(*) FROM %s s, pg_catalog.unnest(@extschema@.tagset_keys(s.%I)) AS k
-             WHERE s.%I OPERATOR(@extschema@.@@) $1 GROUP BY k ORDER BY k LIMIT $2', rel, col, col)
+             WHERE ($1 IS NULL OR s.%I OPERATOR(@extschema@.@@) $1) GROUP BY k ORDER BY k LIMIT $2', rel, col, col)
             USING filter, lim;
     END IF;
 END
@@ -108,7 +122,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     col pg_catalog.name := bidim.tag_dictionary_column(rel);
 BEGIN
-    IF filter IS NULL THEN
+    IF filter IS NULL AND NOT bidim.is_citus_table(rel) THEN
         RETURN QUERY SELECT CASE WHEN d.tag OPERATOR(pg_catalog.=) d.key THEN NULL
                                  ELSE pg_catalog.substr(d.tag, pg_catalog.length(d.key) OPERATOR(pg_catalog.+) 2) END,
                             d.series
@@ -119,7 +133,7 @@ BEGIN
     ELSE
         RETURN QUERY EXECUTE pg_catalog.format(
             'SELECT e.value, pg_catalog.count(*) FROM %s s, @extschema@.tagset_each(s.%I) AS e
-             WHERE s.%I OPERATOR(@extschema@.@@) $1 AND e.key OPERATOR(pg_catalog.=) $2
+             WHERE ($1 IS NULL OR s.%I OPERATOR(@extschema@.@@) $1) AND e.key OPERATOR(pg_catalog.=) $2
              GROUP BY e.value ORDER BY e.value NULLS FIRST LIMIT $3', rel, col, col)
             USING filter, key, lim;
     END IF;
@@ -133,7 +147,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     col pg_catalog.name := bidim.tag_dictionary_column(rel);
 BEGIN
-    IF filter IS NULL THEN
+    IF filter IS NULL AND NOT bidim.is_citus_table(rel) THEN
         RETURN QUERY SELECT d.key,
                             CASE WHEN d.tag OPERATOR(pg_catalog.=) d.key THEN NULL
                                  ELSE pg_catalog.substr(d.tag, pg_catalog.length(d.key) OPERATOR(pg_catalog.+) 2) END,
@@ -144,7 +158,7 @@ BEGIN
     ELSE
         RETURN QUERY EXECUTE pg_catalog.format(
             'SELECT e.key, e.value, pg_catalog.count(*) FROM %s s, @extschema@.tagset_each(s.%I) AS e
-             WHERE s.%I OPERATOR(@extschema@.@@) $1
+             WHERE ($1 IS NULL OR s.%I OPERATOR(@extschema@.@@) $1)
              GROUP BY e.key, e.value ORDER BY e.key, e.value NULLS FIRST LIMIT $2', rel, col, col)
             USING filter, lim;
     END IF;

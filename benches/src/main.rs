@@ -79,7 +79,7 @@ fn parse_args() -> std::result::Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention|sketch|tags|chunks]... [--batches B] [--zipf]\n\
+                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention|sketch|tags|chunks|planning|citus]... [--batches B] [--zipf]\n\
                      copy runs by default; ingest (B batches of N rows), queries and retention only when named;\n\
                      --zipf: ingest keys drawn from Zipf(s=1) over 100000 series instead of 1000 hosts in turn"
                 );
@@ -1256,6 +1256,7 @@ fn real_main(opts: &Options) -> Result<()> {
             "tags",
             "chunks",
             "planning",
+            "citus",
         ]
         .contains(&name.as_str())
             && !all.iter().any(|w| w.name == name)
@@ -1288,9 +1289,121 @@ fn real_main(opts: &Options) -> Result<()> {
     if opts.workloads.iter().any(|n| n == "sketch") {
         sketch_workload(&mut c, opts.rows, opts.runs, !peers.is_empty())?;
     }
+    if opts.workloads.iter().any(|n| n == "citus") {
+        citus_workload(&mut c, opts.rows, opts.runs, file)?;
+    }
     // The batched ingest runs only when asked for: it is long (batches x 3 COPYs).
     if opts.workloads.iter().any(|n| n == "ingest") {
         ingest_workload(&mut c, opts.rows, opts.batches, opts.zipf, file)?;
+    }
+    Ok(())
+}
+
+/// A Citus node for the citus workload: the bench's settings, Citus and bidim preloaded.
+fn citus_node() -> Result<Cluster> {
+    Cluster::builder()
+        .setting("shared_preload_libraries", "'citus,bidim'")
+        .setting("citus.node_conninfo", "'sslmode=disable'")
+        .setting("shared_buffers", "'1GB'")
+        .setting("max_wal_size", "'16GB'")
+        .setting("checkpoint_timeout", "'30min'")
+        .setting("work_mem", "'64MB'")
+        .start()
+}
+
+/// Ingest (COPY of TSBS rows from a server-side file) and the p99-per-host query
+/// through a Citus coordinator with two workers on this machine, against the same on
+/// the single node: the ratio is the coordination's cost (loopback: no scaling).
+fn citus_workload(c: &mut Client, rows: i64, runs: usize, file: &str) -> Result<()> {
+    let epochs = rows / HOSTS;
+    let rows = HOSTS * epochs;
+    eprintln!("== citus: starting a coordinator and two workers");
+    let nodes = [citus_node()?, citus_node()?, citus_node()?];
+    for n in &nodes {
+        exec(&mut n.connect()?, "CREATE EXTENSION citus")?;
+    }
+    let mut d = nodes[0].connect()?;
+    exec(
+        &mut d,
+        &format!(
+            "SELECT citus_set_coordinator_host('127.0.0.1', {}); SELECT citus_add_node('127.0.0.1', {}); \
+             SELECT citus_add_node('127.0.0.1', {}); CREATE EXTENSION bidim",
+            nodes[0].port, nodes[1].port, nodes[2].port
+        ),
+    )?;
+    exec(c, &tsbs_walk_file_sql(file, 0, epochs))?;
+    let p99 = "SELECT tags_id, approx_percentile(ddsketch_agg(usage_user), 0.99) FROM cpu \
+               WHERE time >= '2016-01-01 06:00+00' AND time < timestamptz '2016-01-01 06:00+00' + interval '12 hours' GROUP BY tags_id";
+    let bidim = format!(
+        "{} USING bidim WITH (bidim.key_column = tags_id, bidim.time_column = time)",
+        cpu_table("cpu")
+    );
+    let heap = cpu_table("cpu");
+    let dist = "SELECT create_distributed_table('cpu', 'tags_id', shard_count => 8)";
+    struct Row {
+        name: &'static str,
+        copy: f64,
+        query: f64,
+    }
+    let mut out: Vec<Row> = Vec::new();
+    for (name, create, on_citus) in [
+        ("heap, single node", heap.clone(), false),
+        ("bidim, single node", bidim.clone(), false),
+        (
+            "heap, Citus (8 shards, 2 workers)",
+            format!("{heap}; {dist}"),
+            true,
+        ),
+        (
+            "bidim, Citus (8 shards, 2 workers)",
+            format!("{bidim}; {dist}"),
+            true,
+        ),
+    ] {
+        let client: &mut Client = if on_citus { &mut d } else { &mut *c };
+        let mut copies = Vec::new();
+        for run in 0..runs {
+            exec(client, &format!("DROP TABLE IF EXISTS cpu; {create}"))?;
+            exec(client, "CHECKPOINT")?;
+            let t = Instant::now();
+            exec(client, &format!("COPY cpu FROM '{file}'"))?;
+            copies.push(t.elapsed().as_secs_f64());
+            eprintln!("   {name} copy run {}: {:.3} s", run + 1, copies[run]);
+        }
+        exec(client, "ANALYZE cpu")?;
+        exec(client, p99)?;
+        let mut queries = Vec::new();
+        for _ in 0..runs.max(3) {
+            let t = Instant::now();
+            exec(client, p99)?;
+            queries.push(t.elapsed().as_secs_f64());
+        }
+        out.push(Row {
+            name,
+            copy: median(&copies),
+            query: median(&queries),
+        });
+        exec(client, "DROP TABLE cpu")?;
+    }
+    println!("\n### citus\n\nCOPY of {rows} TSBS cpu-only rows (random-walk values) from a server-side file, and the p99 per host over 12 h (ddsketch), on one node and through a Citus 13.2.2 coordinator with two workers on the same machine (loopback: the difference is the coordination's cost, not scaling)\n");
+    println!("| case | COPY s | rows/s | COPY vs single node | coordinator cost per row | p99 query ms | query vs single node |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (i, r) in out.iter().enumerate() {
+        let single = &out[i % 2];
+        println!(
+            "| {} | {:.2} | {:.0} k | {:.2}x | {} | {:.1} | {:.2}x |",
+            r.name,
+            r.copy,
+            rows as f64 / r.copy / 1000.0,
+            r.copy / single.copy,
+            if i >= 2 {
+                format!("{:.2} us", (r.copy - single.copy) / rows as f64 * 1e6)
+            } else {
+                "-".into()
+            },
+            r.query * 1000.0,
+            r.query / single.query
+        );
     }
     Ok(())
 }

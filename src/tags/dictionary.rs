@@ -319,6 +319,16 @@ pub unsafe extern "C-unwind" fn bidim_enable_tag_dictionary(
 ) -> pg_sys::Datum {
     // SAFETY: (regclass, name) per the SQL declaration.
     let rel = unsafe { owned_table(fcinfo, "bidim.enable_tag_dictionary") };
+    if crate::tam::citus::is_distributed(rel) {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "bidim.enable_tag_dictionary: \"{}\" is a Citus table, whose shards' series a dictionary here would not count",
+                crate::tam::api::qualified_name(rel)
+            ),
+            Some("Call bidim.tag_keys, bidim.tag_values and bidim.describe_tags on it directly: they count the shards' series with a distributed query."),
+        );
+    }
     // SAFETY: as above; a name datum points to a NUL-terminated NameData.
     let col = unsafe {
         let (d, isnull) = arg(fcinfo, 1);

@@ -209,6 +209,83 @@ fn a_distributed_bidim_table_behaves_as_one() {
     same_answers(&mut c);
     assert_eq!(difference(&mut c, "b2", "h"), 0);
 
+    // Tags: a distributed series table (colocated with the points), describe-tags
+    // counted from its shards equal a local table's dictionary, and the data-model
+    // query (tag filter -> points -> p99) equals the heap table's answer.
+    // One statement at a time: Citus runs a multi-statement string's DDL differently.
+    for sql in [
+        "CREATE TABLE series (id bigint PRIMARY KEY, tags tagset)",
+        "SELECT create_distributed_table('series', 'id', colocate_with => 'b')",
+        "CREATE INDEX ON series USING gin (tags)",
+        "INSERT INTO series SELECT g, ('{env:' || CASE WHEN g % 3 = 0 THEN 'prod' ELSE 'dev' END
+                                       || ',service:svc-' || g % 5 || ',host:h' || g || '}')::tagset
+           FROM generate_series(0, 39) g",
+        "CREATE TABLE series_local (id bigint PRIMARY KEY, tags tagset)",
+        "INSERT INTO series_local SELECT * FROM series",
+        "SELECT bidim.enable_tag_dictionary('series_local', 'tags')",
+    ] {
+        c.batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+    for (f, args) in [
+        ("describe_tags", ""),
+        ("describe_tags", ", 'env:prod'"),
+        ("tag_keys", ""),
+        ("tag_values", ", 'service'"),
+        ("tag_values", ", 'env', 'service:svc-1'"),
+    ] {
+        let rows = |c: &mut Client, t: &str| -> Vec<String> {
+            let mut v: Vec<String> = c
+                .query(
+                    &format!("SELECT x::text FROM bidim.{f}('{t}'{args}) x"),
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            v.sort();
+            v
+        };
+        let (d, l) = (rows(&mut c, "series"), rows(&mut c, "series_local"));
+        assert!(!d.is_empty(), "{f}{args}");
+        assert_eq!(d, l, "{f}{args}");
+    }
+    let e = c
+        .batch_execute("SELECT bidim.enable_tag_dictionary('series', 'tags')")
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("is a Citus table"), "{e:?}");
+    let p99 = |c: &mut Client, t: &str| -> String {
+        c.query_one(
+            &format!(
+                "SELECT approx_percentile(ddsketch_agg(p.value), 0.99)::text FROM {t} p
+                 WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'env:prod AND service:svc-1')
+                   AND p.ts >= '2026-01-01 03:00+00'"
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(p99(&mut c, "b"), p99(&mut c, "h"));
+    let plan: Vec<String> = c
+        .query(
+            "EXPLAIN (VERBOSE) SELECT approx_percentile(ddsketch_agg(p.value), 0.99) FROM b p
+             WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'env:prod AND service:svc-1')",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Custom Scan (Citus Adaptive)"), "{plan}");
+    // The sketches are built on the workers and merged on the coordinator.
+    assert!(
+        plan.contains("worker_partial_agg") && plan.contains("coord_combine_agg"),
+        "{plan}"
+    );
+
     // Logical replication is refused before it starts.
     for sql in [
         "CREATE PUBLICATION p FOR TABLE b",
@@ -330,6 +407,53 @@ fn shard_moves_keep_every_committed_row_and_the_settings() {
     assert_eq!(s.len(), 5);
     assert!(s.iter().all(|x| x == "true 300 01:00:00"), "{s:?}");
     assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), before);
+
+    // A new node: Citus creates the extension there, the rebalancer moves shards to it
+    // (block_writes), and they come up with the table's settings and rows.
+    let extra = node();
+    extra
+        .connect()
+        .unwrap()
+        .batch_execute("CREATE EXTENSION citus")
+        .unwrap();
+    c.batch_execute(&format!(
+        "SELECT citus_add_node('127.0.0.1', {})",
+        extra.port
+    ))
+    .unwrap();
+    c.batch_execute("SELECT rebalance_table_shards('b', shard_transfer_mode => 'block_writes')")
+        .unwrap();
+    assert!(
+        one_i64(
+            &mut c,
+            &format!(
+                "SELECT count(*) FROM citus_shards WHERE table_name = 'b'::regclass AND nodeport = {}",
+                extra.port
+            )
+        ) >= 1
+    );
+    let s = shard_settings(&mut c, "b");
+    assert!(s.iter().all(|x| x == "true 300 01:00:00"), "{s:?}");
+    assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), before);
+
+    // A retention policy, run by the coordinator's job, drops on every shard.
+    let job = one_i64(
+        &mut c,
+        "SELECT bidim.add_retention_policy('b', interval '1 day')::int8",
+    );
+    let partitions = one_i64(&mut c, "SELECT partitions FROM bidim.table_stats('b')");
+    c.batch_execute(&format!("SELECT bidim.run_job({job}::int4)"))
+        .unwrap();
+    assert_eq!(
+        one_i64(&mut c, &format!("SELECT count(*) FROM bidim.jobs WHERE job_id = {job} AND last_error IS NULL AND runs = 1")),
+        1
+    );
+    assert!(partitions > 0);
+    assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), 0);
+    assert_eq!(
+        one_i64(&mut c, "SELECT chunks FROM bidim.table_stats('b')"),
+        0
+    );
 }
 
 fn cluster_node_id(c: &mut Client, port: u16) -> i64 {
