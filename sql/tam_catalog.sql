@@ -179,13 +179,62 @@ COMMENT ON ACCESS METHOD bidim IS 'bidim: rows partitioned by key range and time
 
 -- Views list the tables the reader may SELECT (security barriers: a reader's own
 -- functions in a WHERE clause run only on rows that passed the privilege check).
+-- On a Citus coordinator (group 0): the rows of bidim view `view_name` ('chunks' or
+-- 'key_ranges') on every shard of the distributed bidim tables the caller may read, as
+-- JSON, with the distributed table and the shard id; empty anywhere else. The views
+-- below add them to their own node's rows (bidim.on_shards runs the query on each
+-- shard as the caller).
+CREATE FUNCTION bidim.shard_rows(view_name pg_catalog.text)
+RETURNS TABLE (rel pg_catalog.regclass, shard pg_catalog.int8, "row" pg_catalog.json)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t pg_catalog.regclass;
+    coordinator pg_catalog.bool;
+BEGIN
+    IF view_name OPERATOR(pg_catalog.<>) ALL (ARRAY['chunks', 'key_ranges']) THEN
+        RAISE EXCEPTION 'bidim.shard_rows: no view "%" (chunks or key_ranges)', view_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT coalesce((SELECT g.groupid OPERATOR(pg_catalog.=) 0 FROM pg_catalog.pg_dist_local_group g), false)'
+        INTO coordinator;
+    IF NOT coordinator THEN
+        RETURN;
+    END IF;
+    FOR t IN EXECUTE 'SELECT p.logicalrelid FROM pg_catalog.pg_dist_partition p
+                      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.logicalrelid
+                      JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
+                      WHERE a.amname OPERATOR(pg_catalog.=) ''bidim''
+                        AND pg_catalog.has_table_privilege(p.logicalrelid, ''SELECT'')
+                      ORDER BY 1' LOOP
+        RETURN QUERY
+        SELECT t, s.shardid, j.r
+        FROM bidim.on_shards(t, pg_catalog.format(
+                 'SELECT pg_catalog.json_agg(v) FROM bidim.%I v WHERE v.rel OPERATOR(pg_catalog.=) %%L::pg_catalog.regclass',
+                 view_name)) s,
+             pg_catalog.json_array_elements(coalesce(NULLIF(s.result, ''), '[]')::pg_catalog.json) AS j(r);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION bidim.shard_rows(pg_catalog.text) IS
+    'bidim: on a Citus coordinator, the rows of bidim.chunks or bidim.key_ranges on the shards of the distributed bidim tables the caller may read (the views include them)';
+
 CREATE VIEW bidim.key_ranges WITH (security_barrier) AS
 SELECT r.rel::pg_catalog.regclass AS rel, r.range_id, r.key_lo, r.key_hi, r.state, r.parent,
-       r.created_at, r.split_at
+       r.created_at, r.split_at, NULL::pg_catalog.int8 AS shard
 FROM bidim.key_range r
 JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.rel
-WHERE pg_catalog.has_table_privilege(r.rel, 'SELECT');
-COMMENT ON VIEW bidim.key_ranges IS 'bidim: key ranges of every bidim table that has split (a table without rows here has one range holding every key)';
+WHERE pg_catalog.has_table_privilege(r.rel, 'SELECT')
+UNION ALL
+-- On a Citus coordinator: the key ranges of the shards of distributed bidim tables.
+SELECT s.rel, j.range_id, j.key_lo, j.key_hi, j.state, j.parent, j.created_at, j.split_at, s.shard
+FROM bidim.shard_rows('key_ranges') s,
+     pg_catalog.json_to_record(s."row")
+       AS j(range_id pg_catalog.int4, key_lo pg_catalog.text, key_hi pg_catalog.text, state pg_catalog.text,
+            parent pg_catalog.int4, created_at pg_catalog.timestamptz, split_at pg_catalog.timestamptz);
+COMMENT ON VIEW bidim.key_ranges IS 'bidim: key ranges of every bidim table that has split (a table without rows here has one range holding every key); on a Citus coordinator also those of the shards of distributed bidim tables (shard: the shard id)';
 GRANT SELECT ON bidim.key_ranges TO PUBLIC;
 
 -- A chunk's state is its directory row's (src/tam/directory.rs): hot chunks take new
@@ -223,11 +272,23 @@ SELECT c.rel::pg_catalog.regclass AS rel,
        c.min_time,
        c.max_time,
        -- a cold chunk's heap form before its conversion, in bytes
-       c.bytes_before
+       c.bytes_before,
+       NULL::pg_catalog.int8 AS shard
 FROM bidim.chunk c
 JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.chunk_rel
-WHERE pg_catalog.has_table_privilege(c.rel, 'SELECT');
-COMMENT ON VIEW bidim.chunks IS 'bidim: chunks of every bidim table (rows: live tuples from statistics)';
+WHERE pg_catalog.has_table_privilege(c.rel, 'SELECT')
+UNION ALL
+-- On a Citus coordinator: the chunks of the shards of distributed bidim tables.
+SELECT s.rel, j.chunk_id, j.key_lo, j.key_hi, j.time_lo, j.time_hi, j.state, j.rows, j.bytes, j.partition,
+       j.created_at, j.sealed_at, j.range_id, j.min_time, j.max_time, j.bytes_before, s.shard
+FROM bidim.shard_rows('chunks') s,
+     pg_catalog.json_to_record(s."row")
+       AS j(chunk_id pg_catalog.int4, key_lo pg_catalog.text, key_hi pg_catalog.text,
+            time_lo pg_catalog.timestamptz, time_hi pg_catalog.timestamptz, state pg_catalog.text,
+            rows pg_catalog.int8, bytes pg_catalog.int8, partition pg_catalog.timestamptz,
+            created_at pg_catalog.timestamptz, sealed_at pg_catalog.timestamptz, range_id pg_catalog.int4,
+            min_time pg_catalog.timestamptz, max_time pg_catalog.timestamptz, bytes_before pg_catalog.int8);
+COMMENT ON VIEW bidim.chunks IS 'bidim: chunks of every bidim table (rows: live tuples from statistics); on a Citus coordinator also the chunks of the shards of distributed bidim tables (shard: the shard id)';
 
 CREATE VIEW bidim.time_partitions AS
 SELECT rel, partition, pg_catalog.min(time_lo) AS time_lo, pg_catalog.max(time_hi) AS time_hi,

@@ -10,6 +10,11 @@ SELECT reloptions FROM pg_class WHERE oid = 'opt'::regclass;
 CREATE TABLE opt2 (series_id bigint, ts timestamptz) USING bidim
     WITH ("bidim.hot_chunk_rows" = 5000, "bidim.convert_after" = '7 days');
 SELECT hot_chunk_rows, convert_after FROM bidim.table_config WHERE rel = 'opt2'::regclass;
+-- Column names as written, also those that are type names.
+CREATE TABLE opt3 (id int, time timestamp) USING bidim
+    WITH (bidim.key_column = id, bidim.time_column = time);
+SELECT key_column, time_column FROM bidim.table_config WHERE rel = 'opt3'::regclass;
+DROP TABLE opt3;
 -- ALTER TABLE SET / RESET change them; bidim.configure writes them back.
 ALTER TABLE opt SET (bidim.hot_chunk_rows = 2000, bidim.convert_after = '1 day');
 SELECT hot_chunk_rows, convert_after FROM bidim.table_config WHERE rel = 'opt'::regclass;

@@ -220,9 +220,21 @@ unsafe fn take_ours(
                 ),
                 Parsed::Ours(s) => {
                     let value = (!(*d).arg.is_null()).then(|| {
-                        CStr::from_ptr(pg_sys::defGetString(d))
-                            .to_string_lossy()
-                            .into_owned()
+                        let arg = (*d).arg;
+                        // `bidim.time_column = time` parses as the type name `time`,
+                        // which defGetString would qualify (pg_catalog.time): the
+                        // column is the name as written.
+                        if (*arg).type_ == pg_sys::NodeTag::T_TypeName {
+                            let names = (*(arg as *mut pg_sys::TypeName)).names;
+                            let last = pg_sys::list_nth(names, pg_sys::list_length(names) - 1);
+                            CStr::from_ptr((*(last as *mut pg_sys::String)).sval)
+                                .to_string_lossy()
+                                .into_owned()
+                        } else {
+                            CStr::from_ptr(pg_sys::defGetString(d))
+                                .to_string_lossy()
+                                .into_owned()
+                        }
                     });
                     ours.push((s, value));
                 }

@@ -178,6 +178,35 @@ fn a_distributed_bidim_table_behaves_as_one() {
         )
     );
     assert!(one_i64(&mut c, "SELECT chunks FROM bidim.table_stats('b')") >= 40);
+    // The views on the coordinator list the shards' chunks and key ranges too.
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM bidim.chunks WHERE rel = 'b'::regclass AND shard IS NOT NULL"
+        ),
+        one_i64(&mut c, "SELECT chunks FROM bidim.table_stats('b')")
+    );
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(DISTINCT shard) FROM bidim.chunks WHERE rel = 'b'::regclass"
+        ),
+        4
+    );
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM bidim.time_partitions WHERE rel = 'b'::regclass"
+        ),
+        one_i64(&mut c, "SELECT partitions FROM bidim.table_stats('b')")
+    );
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM bidim.key_ranges WHERE rel = 'b'::regclass AND shard IS NULL"
+        ),
+        0
+    );
 
     // seal, convert and drop_before from the coordinator run on every shard.
     assert!(one_i64(&mut c, "SELECT bidim.seal('b')") >= 4);
