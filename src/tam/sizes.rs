@@ -7,8 +7,9 @@
 //! `pg_total_relation_size(shard)` to the workers) would see an empty table. So, while
 //! the library is loaded, a planner hook points calls of those functions at bidim's
 //! `bidim.pg_*_size` twins: for a bidim table they add its chunks' sizes, for any
-//! other relation they return exactly what PostgreSQL's function returns. Only plans
-//! change: views and stored rules keep PostgreSQL's functions. The setting
+//! other relation they return exactly what PostgreSQL's function returns. Only
+//! statements whose text names one of them are walked and changed: stored views and
+//! rules keep PostgreSQL's functions. The setting
 //! `bidim.count_chunks_in_sizes = off` turns it off.
 
 use super::directory_io;
@@ -50,7 +51,8 @@ unsafe extern "C-unwind" fn planner(
     cursor_options: i32,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    if COUNT_CHUNKS.get() {
+    // SAFETY: query_string is NULL or the statement's NUL-terminated source text.
+    if COUNT_CHUNKS.get() && unsafe { mentions_sizes(query_string) } {
         // SAFETY: the planner owns (and may change) the query it is given.
         unsafe { redirect_query(parse) };
     }
@@ -63,6 +65,18 @@ unsafe extern "C-unwind" fn planner(
             None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
         }
     }
+}
+
+/// Whether the source text can call a size function (each name ends in `_size`): a
+/// query that does not name one is not walked at all. Views that call them are
+/// expanded into queries that do not name them, and keep PostgreSQL's functions.
+unsafe fn mentions_sizes(query_string: *const std::ffi::c_char) -> bool {
+    if query_string.is_null() {
+        return false;
+    }
+    // SAFETY: per the contract.
+    let text = unsafe { std::ffi::CStr::from_ptr(query_string) }.to_bytes();
+    text.windows(5).any(|w| w.eq_ignore_ascii_case(b"_size"))
 }
 
 /// The oids of bidim's twins, looked up once a query calls a size function.
