@@ -188,6 +188,29 @@ fn shadowing_functions_and_operators_do_not_run_as_superuser_or_as_the_victim() 
     )
     .unwrap();
     assert_contained(&cluster, &started, "mallory's inserts");
+    // The scale-out surface: storage parameters of a table she does not own, the
+    // shard runner and the size twins get her nothing.
+    for (sql, expect) in [
+        (
+            "ALTER TABLE alice.points SET (bidim.hot_chunk_rows = 1)",
+            "must be owner",
+        ),
+        (
+            "SELECT bidim.on_shards('alice.points', 'ALTER ROLE mallory SUPERUSER')",
+            "run_command_on_placements",
+        ),
+    ] {
+        let e = m.batch_execute(sql).unwrap_err();
+        assert!(errmsg(e).contains(expect), "{sql}");
+    }
+    m.batch_execute(
+        "SET search_path = mallory, pg_catalog, public;
+         SELECT pg_total_relation_size('alice.points'), pg_table_size('alice.points'),
+                pg_relation_size('alice.points'), bidim.is_citus_table('alice.points');
+         SELECT count(*) FROM bidim.chunks;",
+    )
+    .unwrap();
+    assert_contained(&cluster, &started, "mallory and the scale-out surface");
     m.batch_execute("TRUNCATE trojan_log").ok();
     // The victim, with the attacker's schema on her path, inserts, seals, configures,
     // drops old partitions, reads the views: nothing of mallory's runs as alice.
@@ -203,6 +226,13 @@ fn shadowing_functions_and_operators_do_not_run_as_superuser_or_as_the_victim() 
          SELECT bidim.remove_retention_policy('alice.points');
          SELECT count(*) FROM bidim.chunks; SELECT count(*) FROM bidim.key_ranges;
          SELECT * FROM bidim.table_stats('alice.points');
+         ALTER TABLE alice.points SET (bidim.hot_chunk_rows = 300, bidim.convert_after = '30 days');
+         ALTER TABLE alice.points RESET (bidim.convert_after);
+         SELECT pg_total_relation_size('alice.points'), pg_table_size('alice.points'),
+                pg_relation_size('alice.points', 'main'), bidim.table_size('alice.points');
+         CREATE TABLE alice.p2 (k bigint, ts timestamptz) USING bidim
+             WITH (bidim.hot_chunk_rows = 500, bidim.partition_interval = '2 hours');
+         DROP TABLE alice.p2;
          UPDATE alice.points SET value = value + 1 WHERE series_id = 3;
          DELETE FROM alice.points WHERE series_id = 4;
          TRUNCATE alice.points;",
@@ -218,7 +248,11 @@ fn shadowing_functions_and_operators_do_not_run_as_superuser_or_as_the_victim() 
         "SET search_path = mallory, pg_catalog, public;
          INSERT INTO alice.points VALUES (1, '2020-01-01', 1);
          SELECT bidim._maintain();
-         SELECT bidim.run_job(job_id) FROM bidim.job;",
+         SELECT bidim.run_job(job_id) FROM bidim.job;
+         SELECT pg_total_relation_size('alice.points'), pg_table_size(c.oid) FROM pg_class c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) 'alice'::regnamespace;
+         CREATE TABLE alice.p3 (k bigint, ts timestamptz) USING bidim WITH (bidim.hot_chunk_rows = 500);
+         DROP TABLE alice.p3;",
     )
     .unwrap();
     assert_contained(&cluster, &started, "maintenance");
