@@ -185,7 +185,7 @@ COMMENT ON ACCESS METHOD bidim IS 'bidim: rows partitioned by key range and time
 -- below add them to their own node's rows (bidim.on_shards runs the query on each
 -- shard as the caller).
 CREATE FUNCTION bidim.shard_rows(view_name pg_catalog.text)
-RETURNS TABLE (rel pg_catalog.regclass, shard pg_catalog.int8, "row" pg_catalog.json)
+RETURNS TABLE (rel pg_catalog.regclass, shard pg_catalog.int8, item pg_catalog.json)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t pg_catalog.regclass;
@@ -231,7 +231,7 @@ UNION ALL
 -- On a Citus coordinator: the key ranges of the shards of distributed bidim tables.
 SELECT s.rel, j.range_id, j.key_lo, j.key_hi, j.state, j.parent, j.created_at, j.split_at, s.shard
 FROM bidim.shard_rows('key_ranges') s,
-     pg_catalog.json_to_record(s."row")
+     pg_catalog.json_to_record(s.item)
        AS j(range_id pg_catalog.int4, key_lo pg_catalog.text, key_hi pg_catalog.text, state pg_catalog.text,
             parent pg_catalog.int4, created_at pg_catalog.timestamptz, split_at pg_catalog.timestamptz);
 COMMENT ON VIEW bidim.key_ranges IS 'bidim: key ranges of every bidim table that has split (a table without rows here has one range holding every key); on a Citus coordinator also those of the shards of distributed bidim tables (shard: the shard id)';
@@ -282,7 +282,7 @@ UNION ALL
 SELECT s.rel, j.chunk_id, j.key_lo, j.key_hi, j.time_lo, j.time_hi, j.state, j.rows, j.bytes, j.partition,
        j.created_at, j.sealed_at, j.range_id, j.min_time, j.max_time, j.bytes_before, s.shard
 FROM bidim.shard_rows('chunks') s,
-     pg_catalog.json_to_record(s."row")
+     pg_catalog.json_to_record(s.item)
        AS j(chunk_id pg_catalog.int4, key_lo pg_catalog.text, key_hi pg_catalog.text,
             time_lo pg_catalog.timestamptz, time_hi pg_catalog.timestamptz, state pg_catalog.text,
             rows pg_catalog.int8, bytes pg_catalog.int8, partition pg_catalog.timestamptz,

@@ -213,41 +213,29 @@ pub fn configure(rel: pg_sys::Oid, args: &ConfigArgs) {
     // SAFETY: a heavyweight lock on the table, kept to commit.
     unsafe { pg_sys::LockRelationOid(rel, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE) };
     let cur = config::current_settings(rel);
-    let (key_in, time_in) = (args.key.clone(), args.time.clone());
-    let rows_in = (
-        pg_sys::Datum::from(args.rows.unwrap_or(0)),
-        args.rows.is_none(),
-    );
-    let width_in = (
-        args.width.unwrap_or(pg_sys::Datum::from(0)),
-        args.width.is_none(),
-    );
-    let after_in = (
-        args.convert_after.unwrap_or(pg_sys::Datum::from(0)),
-        args.convert_after.is_none(),
-    );
-    let convert_after = if after_in.1 {
-        cur.convert_after
-    } else {
-        // SAFETY: an interval datum points to an Interval struct.
-        let i = unsafe { &*after_in.0.cast_mut_ptr::<pg_sys::Interval>() };
-        let us = i64::from(i.month) * 30 * super::cell::USECS_PER_DAY
-            + i64::from(i.day) * super::cell::USECS_PER_DAY
-            + i.time;
-        if us < 0 {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!(
-                    "convert_after must not be negative, not {}",
-                    output_text(pg_sys::INTERVALOID, after_in.0)
-                ),
-                Some("interval '0' turns automatic conversion off."),
-            );
+    let convert_after = match args.convert_after {
+        None => cur.convert_after,
+        Some(after) => {
+            // SAFETY: an interval datum points to an Interval struct.
+            let i = unsafe { &*after.cast_mut_ptr::<pg_sys::Interval>() };
+            let us = i64::from(i.month) * 30 * super::cell::USECS_PER_DAY
+                + i64::from(i.day) * super::cell::USECS_PER_DAY
+                + i.time;
+            if us < 0 {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "convert_after must not be negative, not {}",
+                        output_text(pg_sys::INTERVALOID, after)
+                    ),
+                    Some("interval '0' turns automatic conversion off."),
+                );
+            }
+            (us > 0).then_some((i.month, i.day, i.time))
         }
-        (us > 0).then_some((i.month, i.day, i.time))
     };
-    let changes_columns = key_in.as_ref().is_some_and(|k| *k != cur.key_column)
-        || time_in.as_ref().is_some_and(|t| *t != cur.time_column);
+    let changes_columns = args.key.as_ref().is_some_and(|k| *k != cur.key_column)
+        || args.time.as_ref().is_some_and(|t| *t != cur.time_column);
     if changes_columns && chunk_store::has_chunks_latest(rel) {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -255,19 +243,17 @@ pub fn configure(rel: pg_sys::Oid, args: &ConfigArgs) {
             Some("TRUNCATE it first, or copy the rows into a new table."),
         );
     }
-    let key = key_in.unwrap_or(cur.key_column);
-    let time = time_in.unwrap_or(cur.time_column);
-    let rows = if rows_in.1 {
-        cur.hot_chunk_rows
-    } else {
-        rows_in.0.value() as i64
-    };
-    let (months, days, micros, width_datum) = if width_in.1 {
-        (0, 0, cur.width, None)
-    } else {
-        // SAFETY: an interval datum points to an Interval struct.
-        let i = unsafe { &*width_in.0.cast_mut_ptr::<pg_sys::Interval>() };
-        (i.month, i.day, i.time, Some(width_in.0))
+    let key = args.key.clone().unwrap_or(cur.key_column);
+    let time = args.time.clone().unwrap_or(cur.time_column);
+    let rows = args.rows.unwrap_or(cur.hot_chunk_rows);
+    let width_datum = args.width;
+    let (months, days, micros) = match width_datum {
+        None => (0, 0, cur.width),
+        Some(w) => {
+            // SAFETY: an interval datum points to an Interval struct.
+            let i = unsafe { &*w.cast_mut_ptr::<pg_sys::Interval>() };
+            (i.month, i.day, i.time)
+        }
     };
     match column(rel, &key) {
         None => raise(

@@ -68,9 +68,13 @@ fn escaped(s: &str) -> String {
     s.replace('%', "%%")
 }
 
-/// A quoted SQL literal.
+/// A quoted SQL literal (PostgreSQL's quote_literal: E'' when it holds a backslash).
 fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    let c = std::ffi::CString::new(s).expect("a setting holds no NUL");
+    // SAFETY: a NUL-terminated string in, a palloc'd NUL-terminated string out.
+    unsafe { std::ffi::CStr::from_ptr(pg_sys::quote_literal_cstr(c.as_ptr())) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Sends the settings `args` (already applied to `rel` here) to every shard of `rel`.

@@ -88,12 +88,14 @@ struct Twins {
 }
 
 unsafe fn twins() -> Option<Twins> {
-    // SAFETY: catalog lookups by name; a missing function gives InvalidOid.
+    // SAFETY: catalog lookups by name and oid; a missing function gives InvalidOid.
     unsafe {
-        if pg_sys::get_extension_oid(c"bidim".as_ptr(), true) == pg_sys::InvalidOid {
+        let ext = pg_sys::get_extension_oid(c"bidim".as_ptr(), true);
+        if ext == pg_sys::InvalidOid {
             return None;
         }
-        let ns = pg_sys::get_namespace_oid(c"bidim".as_ptr(), true);
+        // Only the extension's own functions: a schema named bidim in a database
+        // without the extension could hold anybody's.
         let find = |name: &std::ffi::CStr, args: &[pg_sys::Oid]| {
             let names = pg_sys::list_make2_impl(
                 pg_sys::NodeTag::T_List,
@@ -105,7 +107,9 @@ unsafe fn twins() -> Option<Twins> {
                 },
             );
             let f = pg_sys::LookupFuncName(names, args.len() as i32, args.as_ptr(), true);
-            (f != pg_sys::InvalidOid && pg_sys::get_func_namespace(f) == ns).then_some(f)
+            (f != pg_sys::InvalidOid
+                && pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, f) == ext)
+                .then_some(f)
         };
         Some(Twins {
             total: find(c"pg_total_relation_size", &[pg_sys::REGCLASSOID])?,
@@ -184,45 +188,35 @@ unsafe fn size(fcinfo: pg_sys::FunctionCallInfo, measure: Measure) -> pg_sys::Da
     // SAFETY: arguments per the SQL declarations (regclass, and a fork name for Fork).
     unsafe {
         let (relid, _) = arg(fcinfo, 0);
-        let fork = match measure {
-            Measure::Fork if (*fcinfo).nargs > 1 => Some(arg(fcinfo, 1).0),
-            Measure::Fork => Some("main".into_datum().expect("text has a datum")),
-            _ => None,
+        let (func, fork) = match measure {
+            Measure::Total => (PG_TOTAL_RELATION_SIZE, None),
+            Measure::Table => (PG_TABLE_SIZE, None),
+            Measure::Fork if (*fcinfo).nargs > 1 => (PG_RELATION_SIZE_2, Some(arg(fcinfo, 1).0)),
+            Measure::Fork => (
+                PG_RELATION_SIZE_2,
+                Some("main".into_datum().expect("text has a datum")),
+            ),
         };
-        let one = |rel: pg_sys::Datum| -> Option<i64> {
-            // PostgreSQL's own function, called through fmgr by its fixed oid.
-            let d = match (measure, fork) {
-                (Measure::Total, _) => pg_sys::OidFunctionCall1Coll(
-                    pg_sys::Oid::from(PG_TOTAL_RELATION_SIZE),
-                    pg_sys::InvalidOid,
-                    rel,
-                ),
-                (Measure::Table, _) => pg_sys::OidFunctionCall1Coll(
-                    pg_sys::Oid::from(PG_TABLE_SIZE),
-                    pg_sys::InvalidOid,
-                    rel,
-                ),
-                (Measure::Fork, f) => pg_sys::OidFunctionCall2Coll(
-                    pg_sys::Oid::from(PG_RELATION_SIZE_2),
-                    pg_sys::InvalidOid,
-                    rel,
-                    f.expect("a fork"),
-                ),
+        // PostgreSQL's own function, called through fmgr by its fixed oid, on a
+        // relation that exists (it would return NULL otherwise).
+        let one = |rel: pg_sys::Oid| -> i64 {
+            let (f, c) = (pg_sys::Oid::from(func), pg_sys::InvalidOid);
+            let d = match fork {
+                Some(fork) => pg_sys::OidFunctionCall2Coll(f, c, pg_sys::Datum::from(rel), fork),
+                None => pg_sys::OidFunctionCall1Coll(f, c, pg_sys::Datum::from(rel)),
             };
-            Some(d.value() as i64)
+            d.value() as i64
         };
         let rel = pg_sys::Oid::from(relid.value() as u32);
-        // PostgreSQL's functions return NULL for a relation that does not exist.
-        if !super::api::is_bidim_table(rel) {
-            return match sized(rel) {
-                true => pg_sys::Datum::from(one(relid).unwrap_or(0)),
-                false => null(fcinfo),
-            };
+        if !sized(rel) {
+            return null(fcinfo);
         }
-        let mut total = one(relid).unwrap_or(0);
-        for c in directory_io::read_chunks_latest(rel) {
-            if sized(c.chunk_rel) {
-                total += one(pg_sys::Datum::from(c.chunk_rel)).unwrap_or(0);
+        let mut total = one(rel);
+        if super::api::is_bidim_table(rel) {
+            for c in directory_io::read_chunks_latest(rel) {
+                if sized(c.chunk_rel) {
+                    total += one(c.chunk_rel);
+                }
             }
         }
         pg_sys::Datum::from(total)

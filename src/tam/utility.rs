@@ -55,13 +55,15 @@ unsafe extern "C-unwind" fn process_utility(
     let after = unsafe {
         let stmt = (*pstmt).utilityStmt;
         match (*stmt).type_ {
-            pg_sys::NodeTag::T_CreateStmt if has_bidim_options(stmt) || creates_bidim(stmt) => {
+            pg_sys::NodeTag::T_CreateStmt
+                if !(*(stmt as *mut pg_sys::CreateStmt)).options.is_null() =>
+            {
                 if read_only_tree {
                     pstmt = pg_sys::copyObjectImpl(pstmt.cast()).cast();
                 }
                 create_table((*pstmt).utilityStmt.cast())
             }
-            pg_sys::NodeTag::T_AlterTableStmt if !option_lists(stmt).is_empty() => {
+            pg_sys::NodeTag::T_AlterTableStmt if sets_options(stmt) => {
                 if read_only_tree {
                     pstmt = pg_sys::copyObjectImpl(pstmt.cast()).cast();
                 }
@@ -108,19 +110,15 @@ unsafe extern "C-unwind" fn process_utility(
             existed,
             settings,
         } => {
-            // SAFETY: the statement made the table; the CCI makes it visible here.
-            let rel = unsafe {
-                pg_sys::CommandCounterIncrement();
-                pg_sys::RangeVarGetRelidExtended(
-                    rv,
-                    pg_sys::NoLock as _,
-                    0,
-                    None,
-                    std::ptr::null_mut(),
-                )
-            };
-            if !existed && !settings.is_empty() {
-                api::configure(rel, &config_args(&settings));
+            if !existed {
+                // SAFETY: the statement made the table; the CCI makes it visible here.
+                let rel = unsafe {
+                    pg_sys::CommandCounterIncrement();
+                    created_table(rv)
+                };
+                if let Some(rel) = rel.filter(|r| api::is_bidim_table(*r)) {
+                    api::configure(rel, &config_args(&settings));
+                }
             }
         }
     }
@@ -143,28 +141,19 @@ unsafe fn creates_bidim(stmt: *mut pg_sys::Node) -> bool {
     }
 }
 
-/// The storage parameters of a `CREATE TABLE`, or of `ALTER TABLE ... SET/RESET`.
-unsafe fn option_lists(stmt: *mut pg_sys::Node) -> Vec<*mut pg_sys::List> {
-    // SAFETY: the node tag says which statement it is.
+/// Whether an `ALTER TABLE` sets or resets storage parameters.
+unsafe fn sets_options(stmt: *mut pg_sys::Node) -> bool {
+    // SAFETY: stmt is an AlterTableStmt; its cmds are AlterTableCmds.
     unsafe {
-        match (*stmt).type_ {
-            pg_sys::NodeTag::T_CreateStmt => vec![(*(stmt as *mut pg_sys::CreateStmt)).options],
-            pg_sys::NodeTag::T_AlterTableStmt => {
-                let a = stmt as *mut pg_sys::AlterTableStmt;
-                (0..pg_sys::list_length((*a).cmds))
-                    .map(|i| pg_sys::list_nth((*a).cmds, i) as *mut pg_sys::AlterTableCmd)
-                    .filter(|c| {
-                        matches!(
-                            (**c).subtype,
-                            pg_sys::AlterTableType::AT_SetRelOptions
-                                | pg_sys::AlterTableType::AT_ResetRelOptions
-                        )
-                    })
-                    .map(|c| (*c).def as *mut pg_sys::List)
-                    .collect()
-            }
-            _ => Vec::new(),
-        }
+        let a = stmt as *mut pg_sys::AlterTableStmt;
+        (0..pg_sys::list_length((*a).cmds)).any(|i| {
+            let c = pg_sys::list_nth((*a).cmds, i) as *mut pg_sys::AlterTableCmd;
+            matches!(
+                (*c).subtype,
+                pg_sys::AlterTableType::AT_SetRelOptions
+                    | pg_sys::AlterTableType::AT_ResetRelOptions
+            )
+        })
     }
 }
 
@@ -188,16 +177,6 @@ unsafe fn defs(list: *mut pg_sys::List) -> Vec<*mut pg_sys::DefElem> {
         (0..pg_sys::list_length(list))
             .map(|i| pg_sys::list_nth(list, i) as *mut pg_sys::DefElem)
             .collect()
-    }
-}
-
-unsafe fn has_bidim_options(stmt: *mut pg_sys::Node) -> bool {
-    // SAFETY: forwarded.
-    unsafe {
-        option_lists(stmt)
-            .into_iter()
-            .flat_map(|l| defs(l))
-            .any(|d| parsed(d) != Parsed::Other)
     }
 }
 
@@ -277,22 +256,31 @@ unsafe fn create_table(c: *mut pg_sys::CreateStmt) -> After {
             );
         }
         (*c).options = rest;
-        let existed = pg_sys::RangeVarGetRelidExtended(
-            (*c).relation,
-            pg_sys::NoLock as _,
-            pg_sys::RVROption::RVR_MISSING_OK as _,
-            None,
-            std::ptr::null_mut(),
-        ) != pg_sys::InvalidOid;
+        if ours.is_empty() {
+            return After::Nothing;
+        }
         let settings = ours
             .into_iter()
             .map(|(s, v)| (s, must_have_value(s, v)))
             .collect();
+        // CREATE TABLE IF NOT EXISTS of a table that exists leaves it as it is.
+        let existed = (*c).if_not_exists && created_table((*c).relation).is_some();
         After::Configure {
             rv: (*c).relation,
-            existed: existed && (*c).if_not_exists,
+            existed,
             settings,
         }
+    }
+}
+
+/// The table a `CREATE TABLE` of `rv` makes: looked up in the schema it is created in
+/// (a temporary table of the same name, first on the search path, is not it).
+unsafe fn created_table(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
+    // SAFETY: catalog lookups by name; rv is the statement's RangeVar.
+    unsafe {
+        let ns = pg_sys::RangeVarGetCreationNamespace(rv);
+        let rel = pg_sys::get_relname_relid((*rv).relname, ns);
+        (rel != pg_sys::InvalidOid).then_some(rel)
     }
 }
 

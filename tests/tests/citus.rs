@@ -7,7 +7,7 @@
 //! Citus must be installed (`scripts/test.sh` builds it from `../shared/peers/`); a
 //! missing Citus fails these tests, it does not skip them.
 
-use bidim_tests::{one_i64, Client, Cluster};
+use bidim_tests::{difference, one_i64, Client, Cluster};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -76,15 +76,17 @@ fn shard_settings(c: &mut Client, table: &str) -> Vec<String> {
     .collect()
 }
 
-/// Rows of `a` not in `b` plus rows of `b` not in `a` (as multisets).
-fn difference(c: &mut Client, a: &str, b: &str) -> i64 {
-    one_i64(
-        c,
-        &format!(
-            "SELECT (SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x)
-                  + (SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y)"
-        ),
-    )
+/// The first column of every row of `sql`, as text, sorted (Citus does not keep the
+/// order of a subquery's rows).
+fn sorted_texts(c: &mut Client, sql: &str) -> Vec<String> {
+    let mut v: Vec<String> = c
+        .query(&format!("SELECT x::text FROM ({sql}) x"), &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    v.sort();
+    v
 }
 
 fn same_answers(c: &mut Client) {
@@ -95,22 +97,8 @@ fn same_answers(c: &mut Client) {
         "SELECT approx_percentile(ddsketch_agg(value), 0.5)::numeric(20,6) FROM {t} WHERE series_id IN (3, 7, 11)",
         "SELECT * FROM {t} WHERE series_id = 5 ORDER BY ts DESC LIMIT 3",
     ] {
-        let b: Vec<String> = c
-            .query(&format!("SELECT x::text FROM ({}) x", q.replace("{t}", "b")), &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let h: Vec<String> = c
-            .query(&format!("SELECT x::text FROM ({}) x", q.replace("{t}", "h")), &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        // Citus does not keep a subquery's order: compare as sorted lists.
-        let (mut b, mut h) = (b, h);
-        b.sort();
-        h.sort();
+        let b = sorted_texts(c, &q.replace("{t}", "b"));
+        let h = sorted_texts(c, &q.replace("{t}", "h"));
         assert!(!b.is_empty(), "{q}");
         assert_eq!(b, h, "{q}");
     }
@@ -263,18 +251,8 @@ fn a_distributed_bidim_table_behaves_as_one() {
         ("tag_values", ", 'service'"),
         ("tag_values", ", 'env', 'service:svc-1'"),
     ] {
-        let rows = |c: &mut Client, t: &str| -> Vec<String> {
-            let mut v: Vec<String> = c
-                .query(
-                    &format!("SELECT x::text FROM bidim.{f}('{t}'{args}) x"),
-                    &[],
-                )
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            v.sort();
-            v
+        let rows = |c: &mut Client, t: &str| {
+            sorted_texts(c, &format!("SELECT * FROM bidim.{f}('{t}'{args})"))
         };
         let (d, l) = (rows(&mut c, "series"), rows(&mut c, "series_local"));
         assert!(!d.is_empty(), "{f}{args}");
