@@ -76,8 +76,48 @@ FROM hourly h JOIN series s ON s.id = h.series_id
 WHERE s.tags @@ 'env:prod'
 GROUP BY 1 ORDER BY 2 DESC LIMIT 3;
 
+\echo '--- counters: requests_total of 5 services, service 3 restarted (a reset) at 03:00'
+CREATE TABLE requests (series_id bigint NOT NULL, ts timestamptz NOT NULL, total float8 NOT NULL) USING bidim;
+INSERT INTO requests
+SELECT s, timestamptz '2026-11-21 00:00:00+00' + make_interval(secs => 10 * t),
+       CASE WHEN s = 3 AND t >= 1080 THEN 7 * (t - 1080) ELSE 7 * t END
+FROM generate_series(1, 5) s, generate_series(0, 6 * 360 - 1) t;
+-- increase over the whole span (the reset added back), and PromQL's
+-- rate(requests_total[5m]) evaluated at 04:00 (requests per second)
+SELECT series_id, increase(total, ts),
+       rate(total, ts, timestamptz '2026-11-21 03:55:00+00', timestamptz '2026-11-21 04:00:00+00')
+         FILTER (WHERE ts > timestamptz '2026-11-21 03:55:00+00' AND ts <= timestamptz '2026-11-21 04:00:00+00') AS rate_5m
+FROM requests GROUP BY 1 ORDER BY 1;
+
+\echo '--- gauges: a sparse queue-depth gauge, time-weighted (linear and last value carried forward)'
+SELECT time_weighted_avg(depth, ts) AS linear, time_weighted_avg(depth, ts, 'locf') AS locf,
+       avg(depth) AS naive_avg, last(depth, ts) AS last_value
+FROM (VALUES (timestamptz '2026-11-21 00:00+00', 0::float8), ('2026-11-21 00:01+00', 100),
+             ('2026-11-21 00:02+00', 0), ('2026-11-21 01:00+00', 0)) g(ts, depth);
+
+\echo '--- distributions: a 1-hour rollup of the latencies, materialized now (the worker would do it)'
+SELECT bidim.add_rollup('points', interval '1 hour', columns => ARRAY['value']) AS rollup_view;
+CALL bidim.refresh_rollup('points_1h');
+SELECT view, bucket, columns, materialized_until, buckets_materialized, rows_rolled_up, pending_buckets
+FROM bidim.rollups;
+-- p99 per service over the whole span from the rollup, equal to the raw answer
+SELECT s.tags -> 'service' AS service,
+       round(approx_percentile(rollup(h.value_sketch), 0.99)::numeric, 2) AS p99_ms
+FROM points_1h h JOIN series s ON s.id = h.series_id
+WHERE s.tags @@ 'env:prod'
+GROUP BY 1 ORDER BY 2 DESC LIMIT 3;
+SELECT round(approx_percentile(rollup(value_sketch), 0.99)::numeric, 2) AS p99_all_from_rollup,
+       (SELECT round(approx_percentile(ddsketch_agg(value), 0.99)::numeric, 2) FROM points) AS p99_all_from_raw
+FROM points_1h_total;
+-- a late point lands in a materialized hour: the view reads that hour raw until the next refresh
+INSERT INTO points VALUES (11, timestamptz '2026-11-21 00:30:00+00', 5000);
+SELECT pending_buckets FROM bidim.rollups;
+SELECT ddsketch_max(rollup(value_sketch)) AS max_ms FROM points_1h WHERE series_id = 11;
+
 \echo '--- retention: drop the first two hours, and a policy for the background worker'
 SELECT bidim.drop_before('points', timestamptz '2026-11-21 02:00:00+00') AS partitions_dropped;
 SELECT bidim.add_retention_policy('points', interval '30 days') AS retention_job;
 SELECT job_id, kind, rel, drop_after, next_run IS NOT NULL AS scheduled FROM bidim.jobs ORDER BY job_id;
 SELECT * FROM bidim.table_stats('points');
+-- the rollup keeps the dropped hours
+SELECT count(*) AS hours_kept FROM points_1h_total WHERE bucket < timestamptz '2026-11-21 02:00:00+00';

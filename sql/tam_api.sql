@@ -218,6 +218,10 @@ BEGIN
     BEGIN
         IF j.kind OPERATOR(pg_catalog.=) 'retention' THEN
             PERFORM bidim.drop_before(j.rel, pg_catalog.now() OPERATOR(pg_catalog.-) j.drop_after);
+        ELSIF j.kind OPERATOR(pg_catalog.=) 'rollup' THEN
+            -- The worker advanced the rollup's threshold in a transaction of its own
+            -- just before (bidim._rollup_step(id, 'advance')); this materializes up to it.
+            PERFORM bidim._rollup_step(j.rollup_id, 'materialize');
         ELSE
             PERFORM bidim._maintain();
         END IF;
@@ -238,10 +242,35 @@ REVOKE ALL ON FUNCTION bidim.run_job(pg_catalog.int4) FROM PUBLIC;
 COMMENT ON FUNCTION bidim.run_job(pg_catalog.int4) IS
     'bidim: run a background job now (superuser); returns false and records last_error if it failed';
 
+-- The first step of a job that needs two transactions (a rollup's: the threshold
+-- moves and commits before its buckets are materialized by bidim.run_job); the
+-- maintenance worker calls it just before run_job. Errors become a WARNING.
+CREATE FUNCTION bidim._prepare_job(job_id pg_catalog.int4) RETURNS pg_catalog.bool
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j bidim.job;
+    msg pg_catalog.text;
+BEGIN
+    SELECT * INTO j FROM bidim.job WHERE bidim.job.job_id OPERATOR(pg_catalog.=) $1;
+    IF NOT FOUND OR j.kind OPERATOR(pg_catalog.<>) 'rollup' THEN
+        RETURN true;
+    END IF;
+    BEGIN
+        PERFORM bidim._rollup_step(j.rollup_id, 'advance');
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        RAISE WARNING 'bidim job %: cannot advance rollup %: %', j.job_id, j.rollup_id, msg;
+    END;
+    RETURN msg IS NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION bidim._prepare_job(pg_catalog.int4) FROM PUBLIC;
+
 CREATE VIEW bidim.jobs WITH (security_barrier) AS
 SELECT j.job_id, j.kind, j.rel, j.drop_after, j.schedule_interval,
-       j.last_run, j.last_success, j.next_run, j.last_error, j.runs, j.failures
+       j.last_run, j.last_success, j.next_run, j.last_error, j.runs, j.failures,
+       j.rollup_id
 FROM bidim.job j
 WHERE j.rel IS NULL OR pg_catalog.has_table_privilege(j.rel, 'SELECT');
-COMMENT ON VIEW bidim.jobs IS 'bidim: background jobs of this database (retention policies, maintenance): last run, next run, last error';
+COMMENT ON VIEW bidim.jobs IS 'bidim: background jobs of this database (retention policies, rollups, maintenance): last run, next run, last error';
 GRANT SELECT ON bidim.jobs TO PUBLIC;

@@ -70,15 +70,17 @@ CREATE TABLE bidim.key_range (
 );
 COMMENT ON TABLE bidim.key_range IS 'bidim: key ranges of every bidim table (internal)';
 
--- Background jobs of this database: one row per retention policy, plus the
--- database's maintenance job (seals chunks of finished partitions, analyzes sealed
+-- Background jobs of this database: one row per retention policy and per rollup, plus
+-- the database's maintenance job (seals chunks of finished partitions, analyzes sealed
 -- chunks). The maintenance worker runs due jobs through bidim.run_job.
 CREATE SEQUENCE bidim.job_id_seq AS int4 MINVALUE 1;
 CREATE TABLE bidim.job (
     job_id            int4        PRIMARY KEY DEFAULT pg_catalog.nextval('bidim.job_id_seq'::pg_catalog.regclass),
     kind              text        NOT NULL
-                      CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['retention', 'maintenance']::pg_catalog.text[])),
+                      CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['retention', 'maintenance', 'rollup']::pg_catalog.text[])),
     rel               regclass,
+    -- a rollup job's rollup (bidim.rollup, sql/rollup.sql)
+    rollup_id         int4,
     drop_after        interval,
     schedule_interval interval    CHECK (schedule_interval OPERATOR(pg_catalog.>) interval '0'),
     next_run          timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -87,11 +89,12 @@ CREATE TABLE bidim.job (
     last_error        text,
     runs              bigint      NOT NULL DEFAULT 0,
     failures          bigint      NOT NULL DEFAULT 0,
-    UNIQUE (kind, rel),
-    CHECK ((kind OPERATOR(pg_catalog.=) 'retention') OPERATOR(pg_catalog.=) (rel IS NOT NULL AND drop_after IS NOT NULL))
+    UNIQUE NULLS NOT DISTINCT (kind, rel, rollup_id),
+    CHECK ((kind OPERATOR(pg_catalog.=) 'retention') OPERATOR(pg_catalog.=) (rel IS NOT NULL AND drop_after IS NOT NULL)),
+    CHECK ((kind OPERATOR(pg_catalog.=) 'rollup') OPERATOR(pg_catalog.=) (rel IS NOT NULL AND rollup_id IS NOT NULL))
 );
 COMMENT ON TABLE bidim.job IS 'bidim: background jobs (retention policies, maintenance); see the view bidim.jobs';
-SELECT pg_catalog.pg_extension_config_dump('bidim.job', 'WHERE kind = ''retention''');
+SELECT pg_catalog.pg_extension_config_dump('bidim.job', 'WHERE kind <> ''maintenance''');
 SELECT pg_catalog.pg_extension_config_dump('bidim.job_id_seq', '');
 INSERT INTO bidim.job (kind) VALUES ('maintenance');
 

@@ -1,11 +1,13 @@
 //! bidim: a PostgreSQL extension for metrics.
 //!
-//! Three capabilities, one module folder each; pure Rust cores live beside the thin
+//! Capabilities, one module folder each; pure Rust cores live beside the thin
 //! pgrx layer so they are tested with plain `cargo test`:
 //!
 //! * [`tam`]: the `bidim` table access method (key range x time chunks).
 //! * [`sketch`]: the `ddsketch` relative-error quantile sketch.
 //! * [`tags`]: `tagset` / `tagquery` types and the GIN inverted index.
+//! * [`metrics`]: counter and gauge aggregates (Prometheus semantics), first/last,
+//!   gap filling.
 //!
 //! [`init`] holds `_PG_init` and the SQL functions that describe the library itself.
 
@@ -13,6 +15,7 @@ pub mod error;
 #[macro_use]
 pub mod fmgr;
 pub mod init;
+pub mod metrics;
 pub mod sketch;
 pub mod tags;
 pub mod tam;

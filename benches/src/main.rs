@@ -79,7 +79,7 @@ fn parse_args() -> std::result::Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention|sketch|tags|chunks|planning|citus]... [--batches B] [--zipf]\n\
+                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention|sketch|tags|chunks|planning|citus|rollups]... [--batches B] [--zipf]\n\
                      copy runs by default; ingest (B batches of N rows), queries and retention only when named;\n\
                      --zipf: ingest keys drawn from Zipf(s=1) over 100000 series instead of 1000 hosts in turn"
                 );
@@ -1257,6 +1257,7 @@ fn real_main(opts: &Options) -> Result<()> {
             "chunks",
             "planning",
             "citus",
+            "rollups",
         ]
         .contains(&name.as_str())
             && !all.iter().any(|w| w.name == name)
@@ -1291,6 +1292,9 @@ fn real_main(opts: &Options) -> Result<()> {
     }
     if opts.workloads.iter().any(|n| n == "citus") {
         citus_workload(&mut c, opts.rows, opts.runs, file)?;
+    }
+    if opts.workloads.iter().any(|n| n == "rollups") {
+        rollups_workload(&mut c, opts.rows, opts.runs)?;
     }
     // The batched ingest runs only when asked for: it is long (batches x 3 COPYs).
     if opts.workloads.iter().any(|n| n == "ingest") {
@@ -1405,5 +1409,162 @@ fn citus_workload(c: &mut Client, rows: i64, runs: usize, file: &str) -> Result<
             r.query / single.query
         );
     }
+    Ok(())
+}
+
+/// Rollups (issue 16): 1000 series at one point every 10 s up to now, `rows` points in
+/// all (259.2M = 30 days), in a bidim table; a 1-hour rollup of `value` materialized
+/// in one refresh (its rate is the ingest it keeps up with); then p99 per series and
+/// over all series from the rollup views beside the same answer from raw rows.
+fn rollups_workload(c: &mut Client, rows: i64, runs: usize) -> Result<()> {
+    const SERIES: i64 = 1000;
+    let per_day = SERIES * 8640;
+    let days = (rows / per_day).max(1);
+    let rows = days * per_day;
+    eprintln!("== rollups: loading {rows} rows ({days} days of {SERIES} series every 10 s)");
+    exec(
+        c,
+        "DROP TABLE IF EXISTS m CASCADE;
+         CREATE TABLE m (series_id int4 NOT NULL, ts timestamptz NOT NULL, value float8 NOT NULL) USING bidim
+             WITH (bidim.partition_interval = '1 hour');
+         SELECT setseed(0.25);",
+    )?;
+    let end: String = c
+        .query_one("SELECT now()::text", &[])
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let load = Instant::now();
+    for d in (0..days).rev() {
+        // Time-major (as points arrive), lognormal latencies in ms.
+        exec(
+            c,
+            &format!(
+                "INSERT INTO m SELECT s, t, exp(3 + sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))
+                 FROM generate_series(timestamptz '{end}' - interval '{} days' + interval '10 s',
+                                      timestamptz '{end}' - interval '{d} days', interval '10 s') t,
+                      generate_series(1, {SERIES}) s",
+                d + 1
+            ),
+        )?;
+        eprintln!(
+            "   day {} loaded ({:.0} s so far)",
+            days - d,
+            load.elapsed().as_secs_f64()
+        );
+    }
+    let load_s = load.elapsed().as_secs_f64();
+    exec(c, "VACUUM ANALYZE m")?;
+    let refresh = Instant::now();
+    // The refresh is timed here, not left to the background worker.
+    exec(
+        c,
+        "SELECT bidim.add_rollup('m', interval '1 hour', columns => ARRAY['value']);
+         UPDATE bidim.job SET next_run = now() + interval '1 day' WHERE kind = 'rollup';",
+    )?;
+    // A statement of its own: the procedure commits between its two steps.
+    exec(c, "CALL bidim.refresh_rollup('m_1h')")?;
+    let refresh_s = refresh.elapsed().as_secs_f64();
+    let (rolled, buckets): (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT rows_rolled_up, buckets_materialized FROM bidim.rollups WHERE view = 'm_1h'::regclass",
+                &[],
+            )
+            .map_err(|e| e.to_string())?;
+        (r.get(0), r.get(1))
+    };
+    let sizes: (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT bidim.table_size('m'), pg_total_relation_size(data) + pg_total_relation_size(total_data)
+                 FROM bidim.rollups WHERE view = 'm_1h'::regclass",
+                &[],
+            )
+            .map_err(|e| e.to_string())?;
+        (r.get(0), r.get(1))
+    };
+    exec(c, "VACUUM ANALYZE bidim_rollup.r1, bidim_rollup.r1_total")?;
+    let cases = [
+        (
+            "p99 of series 42, rollup view m_1h",
+            "SELECT approx_percentile(rollup(value_sketch), 0.99) FROM m_1h WHERE series_id = 42",
+        ),
+        (
+            "p99 of series 42, raw ddsketch_agg",
+            "SELECT approx_percentile(ddsketch_agg(value), 0.99) FROM m WHERE series_id = 42",
+        ),
+        (
+            "p99 of all series, rollup view m_1h_total",
+            "SELECT approx_percentile(rollup(value_sketch), 0.99) FROM m_1h_total",
+        ),
+        (
+            "p99 of all series, raw ddsketch_agg",
+            "SELECT approx_percentile(ddsketch_agg(value), 0.99) FROM m",
+        ),
+    ];
+    println!("\n### rollups\n");
+    println!(
+        "{rows} points: {SERIES} series, one every 10 s, {days} days up to now, in a bidim table with one-hour time partitions (`bidim.partition_interval = '1 hour'`, the rollup's bucket: rows not rolled up yet are in the current partition's chunks; heap chunks, not converted). \
+         Load: {load_s:.0} s ({:.0} k rows/s, INSERT ... SELECT a day at a time). \
+         `bidim.add_rollup('m', '1 hour')` then `CALL bidim.refresh_rollup('m_1h')`: {refresh_s:.1} s for {rolled} rows into {buckets} (series, hour) buckets \
+         = **{:.0} k rows/s materialized**. Raw table {:.0} MB, rollup tables {:.0} MB. \
+         Queries: every point is in the last {days} days; the views add the raw rows of the current hour (not materialized yet). Median of {runs} warm runs (one unmeasured first), ms.\n",
+        rows as f64 / load_s / 1000.0,
+        rolled as f64 / refresh_s / 1000.0,
+        sizes.0 as f64 / 1048576.0,
+        sizes.1 as f64 / 1048576.0
+    );
+    println!("| query | median ms | max ms | p99 |");
+    println!("|---|---:|---:|---:|");
+    let mut answers = Vec::new();
+    for (name, sql) in cases {
+        eprintln!("   {name}");
+        let mut times = Vec::new();
+        let mut answer = 0.0;
+        let n = if name.contains("all series, raw") {
+            runs.min(2)
+        } else {
+            runs
+        };
+        for i in 0..=n.max(1) {
+            let t = Instant::now();
+            answer = c
+                .query_one(sql, &[])
+                .map_err(|e| format!("{sql}: {e}"))?
+                .get::<_, f64>(0);
+            if i > 0 {
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let max = times.iter().cloned().fold(0.0, f64::max);
+        println!(
+            "| {name} | {:.1} | {max:.1} | {answer:.4} |",
+            median(&times)
+        );
+        answers.push(answer);
+    }
+    // The rollup's sketches equal the raw sketches bin for bin.
+    let same: (bool, bool) = {
+        let r = c
+            .query_one(
+                "WITH a AS (SELECT rollup(value_sketch) s FROM m_1h WHERE series_id = 42),
+                      b AS (SELECT ddsketch_agg(value) s FROM m WHERE series_id = 42),
+                      c AS (SELECT rollup(value_sketch) s FROM m_1h_total),
+                      d AS (SELECT ddsketch_agg(value) s FROM m)
+                 SELECT ddsketch_bucket_counts(a.s) = ddsketch_bucket_counts(b.s) AND ddsketch_bucket_bounds(a.s) = ddsketch_bucket_bounds(b.s)
+                          AND ddsketch_count(a.s) = ddsketch_count(b.s) AND ddsketch_min(a.s) = ddsketch_min(b.s) AND ddsketch_max(a.s) = ddsketch_max(b.s),
+                        ddsketch_bucket_counts(c.s) = ddsketch_bucket_counts(d.s) AND ddsketch_bucket_bounds(c.s) = ddsketch_bucket_bounds(d.s)
+                          AND ddsketch_count(c.s) = ddsketch_count(d.s) AND ddsketch_min(c.s) = ddsketch_min(d.s) AND ddsketch_max(c.s) = ddsketch_max(d.s)
+                 FROM a, b, c, d",
+                &[],
+            )
+            .map_err(|e| e.to_string())?;
+        (r.get(0), r.get(1))
+    };
+    println!(
+        "\nRollup sketch equals the raw sketch (bins, counts, min, max): series 42 {}, all series {}; p99 rollup {:.4} vs raw {:.4} (series 42), {:.4} vs {:.4} (all).",
+        same.0, same.1, answers[0], answers[1], answers[2], answers[3]
+    );
+    exec(c, "DROP TABLE m CASCADE")?;
     Ok(())
 }

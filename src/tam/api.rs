@@ -125,7 +125,7 @@ pub fn require_owner(rel: pg_sys::Oid) {
 ///
 /// # Safety
 /// As [`table_arg`].
-unsafe fn owned_table_arg(fcinfo: pg_sys::FunctionCallInfo, func: &str) -> pg_sys::Oid {
+pub(super) unsafe fn owned_table_arg(fcinfo: pg_sys::FunctionCallInfo, func: &str) -> pg_sys::Oid {
     // SAFETY: forwarded.
     let rel = unsafe { table_arg(fcinfo, func) };
     require_owner(rel);

@@ -50,6 +50,8 @@ struct TableCache {
     chunk_cells: HashMap<u32, ChunkCell>,
     /// The directory as last committed, for the planner's estimates.
     planning: Option<Rc<Vec<ChunkRow>>>,
+    /// The table's rollups, as writers need them.
+    rollups: Option<Rc<Vec<super::rollup::Guard>>>,
 }
 
 thread_local! {
@@ -104,6 +106,15 @@ pub fn planning_chunks(facade: pg_sys::Oid) -> Option<Rc<Vec<ChunkRow>>> {
 
 pub fn set_planning_chunks(facade: pg_sys::Oid, rows: Rc<Vec<ChunkRow>>) {
     with_table(facade, |t| t.planning = Some(rows));
+}
+
+/// The cached rollups of `facade`.
+pub fn rollups(facade: pg_sys::Oid) -> Option<Rc<Vec<super::rollup::Guard>>> {
+    CACHE.with(|c| c.borrow().get(&facade).and_then(|t| t.rollups.clone()))
+}
+
+pub fn set_rollups(facade: pg_sys::Oid, g: Rc<Vec<super::rollup::Guard>>) {
+    with_table(facade, |t| t.rollups = Some(g));
 }
 
 /// The cached hot chunk of `cell`.
@@ -171,6 +182,7 @@ unsafe extern "C-unwind" fn xact_callback(
     {
         super::chunk_store::transaction_ended();
         super::delegate::transaction_ended();
+        super::rollup::transaction_ended();
     }
 }
 
@@ -183,6 +195,7 @@ unsafe extern "C-unwind" fn subxact_callback(
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         invalidate(pg_sys::InvalidOid);
+        super::rollup::transaction_ended();
     }
 }
 

@@ -103,6 +103,8 @@ pub(super) fn insert_into_chunk(
         hot = h;
         chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
     }
+    // Rows before a rollup's threshold change buckets it may have materialized.
+    super::rollup::note_rows(facade, cfg, cell.time_lo, slots);
     // COPY FREEZE and skipping the FSM are decided from the facade's creation, which
     // says nothing about chunks.
     let options = options & !((pg_sys::TABLE_INSERT_FROZEN | pg_sys::TABLE_INSERT_SKIP_FSM) as i32);

@@ -13,6 +13,7 @@
 //! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`cold_scan`] (cold chunks' batches), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
 //! | aggregate | [`agg_plan`] (the `BidimAgg` path under a Finalize Aggregate), [`agg_exec`] (aggregating batches and hot rows into partial states), [`aggregate`] *pure* (the states, as PostgreSQL's transition functions leave them) |
 //! | retention | [`retention`] (`drop_before`, policies), [`maintenance`] (the maintenance job), [`worker`] (background workers) |
+//! | rollup | [`rollup`] (rollups: creation, logging changed buckets, refresh), [`rollup_rules`] *pure* (buckets, runs, slices) |
 //! | scale-out | [`options`] *pure* (`bidim.*` storage parameters), [`utility`] (storage parameters in CREATE/ALTER TABLE), [`citus`] (commands on every shard), [`sizes`] (PostgreSQL's size functions count the chunks) |
 //! | shell | [`handler`] (the `TableAmRoutine`), [`delegate`] (heap on a chunk, TIDs, slots), [`relation`] (the table as a whole), [`api`] (SQL functions), [`privilege`] (who bidim's SQL runs as), [`locks`] (advisory locks) |
 
@@ -46,6 +47,8 @@ pub mod privilege;
 pub mod prune;
 pub mod relation;
 pub mod retention;
+pub mod rollup;
+pub mod rollup_rules;
 pub mod route;
 pub mod schema;
 pub mod seal;

@@ -114,6 +114,23 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_satisfies_snapshot(
     heap_call!(tuple_satisfies_snapshot(rel, slot, snapshot))
 }
 
+/// Logs the rollup buckets a change to a row of chunk `ordinal` may touch: every
+/// bucket of the chunk's measured time span (or of its partition, not measured yet).
+fn note_change(rel: pg_sys::Relation, ordinal: u32) {
+    let facade = rel_oid(rel);
+    if super::rollup::guards(facade).is_empty() {
+        return;
+    }
+    // SAFETY: rel is an open bidim table.
+    let cfg = unsafe { config::config(rel) };
+    if let Some(c) = route::chunk_cell(facade, cfg.key_kind, ordinal) {
+        let (lo, hi) = c
+            .span
+            .unwrap_or((c.time_lo, c.time_lo.saturating_add(cfg.width - 1)));
+        super::rollup::note_span(facade, lo, hi);
+    }
+}
+
 #[pg_guard]
 pub(super) unsafe extern "C-unwind" fn bidim_tuple_delete(
     rel: pg_sys::Relation,
@@ -126,6 +143,7 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_delete(
     changing_part: bool,
 ) -> pg_sys::TM_Result::Type {
     let (ordinal, mut local, chunk) = open_row_chunk(rel, t, pg_sys::RowExclusiveLock);
+    note_change(rel, ordinal);
     let r = in_terms_of_table(rel, chunk, || {
         heap_call!(tuple_delete(
             chunk,
@@ -163,6 +181,7 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_update(
     // SAFETY: rel is an open bidim table.
     let cfg = unsafe { config::config(rel) };
     let (ordinal, mut local, chunk) = open_row_chunk(rel, otid, pg_sys::RowExclusiveLock);
+    note_change(rel, ordinal);
     let new_cell = route::cell_of(rel, &cfg, slot);
     // The row stays in its chunk when its new time is in the chunk's partition (and
     // within its measured bounds, if any: pruning trusts them) and its new key in the

@@ -30,6 +30,10 @@ pub fn drop_before(facade: pg_sys::Oid, cutoff: i64) -> i64 {
         pgrx::notice!("bidim.drop_before keeps time partition {text}: it extends past the cutoff");
     }
     let chunks: Vec<&ChunkRow> = rows.iter().filter(|r| plan.drops(r)).collect();
+    // Rollups keep the buckets of the dropped rows.
+    if let Some(hi) = chunks.iter().map(|c| c.time_hi).max() {
+        super::rollup::raw_dropped(facade, hi);
+    }
     chunk_store::drop_chunks(facade, chunks);
     plan.doomed.len() as i64
 }

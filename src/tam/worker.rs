@@ -213,6 +213,16 @@ pub extern "C-unwind" fn bidim_maintenance_main(arg: pg_sys::Datum) {
         })
     });
     for id in due {
+        // A rollup's threshold moves in a transaction of its own first.
+        BackgroundWorker::transaction(|| {
+            pinned(|| {
+                if let Err(e) = Spi::run("SET LOCAL lock_timeout = '10s'") {
+                    warning!("bidim maintenance: cannot set lock_timeout: {e}");
+                }
+                Spi::run_with_args("SELECT bidim._prepare_job($1)", &[id.into()])
+                    .unwrap_or_else(|e| warning!("bidim maintenance: job {id}: {e}"));
+            })
+        });
         BackgroundWorker::transaction(|| {
             pinned(|| {
                 if let Err(e) = Spi::run("SET LOCAL lock_timeout = '10s'") {

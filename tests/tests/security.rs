@@ -873,3 +873,116 @@ fn no_role_can_hold_bidims_locks() {
     assert!(chunks > 6, "only {chunks} chunks: seals were blocked");
     assert_contained(&cluster, &started, "advisory locks");
 }
+
+#[test]
+fn rollups_run_as_their_table_owner_and_nobody_else_can_drive_them() {
+    let cluster = Cluster::new().unwrap();
+    let mut su = setup(&cluster);
+    let started = start_time(&mut su);
+    // Mallory owns a bidim table and a rollup of it; her materialized table (which she
+    // owns) gets a trigger running her trojan, and her session path names her schema
+    // (where a trojan `date_bin` and `count` wait).
+    let mut m = cluster.connect_as("postgres", "mallory").unwrap();
+    m.batch_execute(
+        "CREATE TABLE mallory.m (k bigint, ts timestamptz, v float8) USING bidim;
+         INSERT INTO mallory.m SELECT g % 5, timestamptz '2026-01-01' + g * interval '1 minute', g
+         FROM generate_series(1, 600) g;
+         CREATE FUNCTION mallory.date_bin(interval, timestamptz, timestamptz) RETURNS timestamptz
+             LANGUAGE plpgsql AS $$ BEGIN PERFORM mallory.evil(); RETURN $2; END $$;
+         CREATE FUNCTION mallory.count(float8) RETURNS bigint
+             LANGUAGE plpgsql AS $$ BEGIN PERFORM mallory.evil(); RETURN 1; END $$;
+         ALTER ROLE mallory SET search_path = mallory, public;
+         SELECT bidim.add_rollup('mallory.m', interval '1 hour');
+         CREATE FUNCTION mallory.trig() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM mallory.evil(); RETURN NEW; END $$;",
+    )
+    .unwrap();
+    let data: String = su
+        .query_one(
+            "SELECT data::text FROM bidim.rollups WHERE rel = 'mallory.m'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // She owns her rollup's relations (and no one else's).
+    let foreign = one_i64(
+        &mut su,
+        "SELECT count(*) FROM bidim.rollup r, LATERAL (VALUES (r.view), (r.total_view), (r.data), (r.total_data)) x(o)
+         JOIN pg_class k ON k.oid = x.o::oid WHERE k.relowner <> 'mallory'::regrole",
+    );
+    assert_eq!(
+        foreign, 0,
+        "rollup relations not owned by the table's owner"
+    );
+    m.batch_execute(&format!(
+        "CREATE TRIGGER t BEFORE INSERT ON {data} FOR EACH ROW EXECUTE FUNCTION mallory.trig()"
+    ))
+    .unwrap();
+    // The superuser refreshes it (as the worker does): the trigger runs, as mallory.
+    su.batch_execute("CALL bidim.refresh_rollup('mallory.m_1h')")
+        .unwrap();
+    su.batch_execute("SELECT bidim._prepare_job(job_id), bidim.run_job(job_id) FROM bidim.jobs WHERE kind = 'rollup'")
+        .unwrap();
+    assert!(
+        one_i64(&mut su, "SELECT count(*) FROM trojan_log") > 0,
+        "the test's trigger never ran"
+    );
+    assert_eq!(
+        one_i64(&mut su, "SELECT sum(rows)::int8 FROM mallory.m_1h_total"),
+        600,
+        "a trojan date_bin or count was used"
+    );
+    assert_contained(&cluster, &started, "rollup refresh by the superuser");
+    // Alice's table: mallory can neither create, refresh, remove nor read its rollup,
+    // nor call the refresh steps on it; the inserter's late rows are logged all the same.
+    let mut a = cluster.connect_as("postgres", "alice").unwrap();
+    a.batch_execute("SELECT bidim.add_rollup('alice.points', interval '1 hour')")
+        .unwrap();
+    a.batch_execute("CALL bidim.refresh_rollup('alice.points_1h')")
+        .unwrap();
+    let id = one_i64(
+        &mut su,
+        "SELECT rollup_id::int8 FROM bidim.rollups WHERE rel = 'alice.points'::regclass",
+    );
+    for sql in [
+        "SELECT bidim.add_rollup('alice.points', interval '1 day')".to_string(),
+        "CALL bidim.refresh_rollup('alice.points_1h')".to_string(),
+        "SELECT bidim.remove_rollup('alice.points_1h')".to_string(),
+        "SELECT count(*) FROM alice.points_1h".to_string(),
+        format!("SELECT bidim._rollup_step({id}, 'advance')"),
+        format!("SELECT bidim._rollup_step({id}, 'materialize')"),
+        format!("SELECT bidim._rollup_sql({id}, 'materialize')"),
+        format!("SELECT bidim._rollup_forget({id})"),
+        format!("SELECT bidim._rollup_grants({id})"),
+        "DELETE FROM bidim.rollup_invalid".to_string(),
+        "INSERT INTO bidim.rollup_invalid VALUES (1, now())".to_string(),
+        "UPDATE bidim.rollup SET watermark = 'infinity'".to_string(),
+    ] {
+        let e = m.batch_execute(&sql).map_err(errmsg).expect_err(&sql);
+        // (A rollup she may not read is one she cannot name.)
+        assert!(
+            e.contains("permission denied")
+                || e.contains("must be owner")
+                || e.contains("is not a rollup view"),
+            "{sql}: {e}"
+        );
+    }
+    let mut ins = cluster.connect_as("postgres", "inserter").unwrap();
+    ins.batch_execute("INSERT INTO alice.points VALUES (1, '2026-01-01 00:30', -1)")
+        .unwrap();
+    assert_eq!(
+        one_i64(
+            &mut su,
+            &format!("SELECT count(*) FROM bidim.rollup_invalid WHERE rollup_id = {id}")
+        ),
+        1
+    );
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT (SELECT sum(rows)::int8 FROM alice.points_1h) - (SELECT count(*) FROM alice.points)"
+        ),
+        0
+    );
+    assert_contained(&cluster, &started, "rollups of another's table");
+}
