@@ -265,8 +265,10 @@ COMMENT ON FUNCTION bidim.remove_rollup(pg_catalog.regclass, pg_catalog.bool) IS
 -- threshold writers log changes below (waiting for the table's writers in flight),
 -- 'materialize' materializes changed buckets and the buckets up to the threshold. The
 -- worker runs them as a superuser; anyone else must own the table (refresh_rollup).
-CREATE FUNCTION bidim._rollup_step(id pg_catalog.int4, step pg_catalog.text) RETURNS pg_catalog.int8
+CREATE FUNCTION bidim.refresh_rollup_step(id pg_catalog.int4, step pg_catalog.text) RETURNS pg_catalog.int8
 LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_rollup_step';
+COMMENT ON FUNCTION bidim.refresh_rollup_step(pg_catalog.int4, pg_catalog.text) IS
+    'bidim: one step of a rollup refresh (''advance'', then ''materialize'' in a later transaction); the table''s owner; bidim.refresh_rollup runs both';
 
 -- Materializes a rollup now, up to its refresh lag (the table's owner; not inside a
 -- transaction block: the two steps commit separately). No SET clause (a procedure
@@ -282,9 +284,9 @@ BEGIN
         RAISE EXCEPTION '"%" is not a rollup view', view USING ERRCODE = 'undefined_object',
             HINT = 'bidim.rollups lists the rollups you may read.';
     END IF;
-    PERFORM bidim._rollup_step(id, 'advance');
+    PERFORM bidim.refresh_rollup_step(id, 'advance');
     COMMIT;
-    PERFORM bidim._rollup_step(id, 'materialize');
+    PERFORM bidim.refresh_rollup_step(id, 'materialize');
 END
 $$;
 COMMENT ON PROCEDURE bidim.refresh_rollup(pg_catalog.regclass) IS

@@ -220,8 +220,8 @@ BEGIN
             PERFORM bidim.drop_before(j.rel, pg_catalog.now() OPERATOR(pg_catalog.-) j.drop_after);
         ELSIF j.kind OPERATOR(pg_catalog.=) 'rollup' THEN
             -- The worker advanced the rollup's threshold in a transaction of its own
-            -- just before (bidim._rollup_step(id, 'advance')); this materializes up to it.
-            PERFORM bidim._rollup_step(j.rollup_id, 'materialize');
+            -- just before (bidim.refresh_rollup_step(id, 'advance')); this materializes up to it.
+            PERFORM bidim.refresh_rollup_step(j.rollup_id, 'materialize');
         ELSE
             PERFORM bidim._maintain();
         END IF;
@@ -256,7 +256,7 @@ BEGIN
         RETURN true;
     END IF;
     BEGIN
-        PERFORM bidim._rollup_step(j.rollup_id, 'advance');
+        PERFORM bidim.refresh_rollup_step(j.rollup_id, 'advance');
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
         RAISE WARNING 'bidim job %: cannot advance rollup %: %', j.job_id, j.rollup_id, msg;

@@ -863,7 +863,7 @@ fn first_bucket(r: &Rollup) -> i64 {
 }
 
 finfo!(pg_finfo_bidim_rollup_step);
-/// `bidim._rollup_step(id, step)`: one step of a refresh ('advance' or
+/// `bidim.refresh_rollup_step(id, step)`: one step of a refresh ('advance' or
 /// 'materialize'); a superuser's (the worker) or the table owner's.
 #[pg_guard]
 #[no_mangle]
@@ -883,7 +883,7 @@ pub unsafe extern "C-unwind" fn bidim_rollup_step(
         "materialize" => materialize(id),
         _ => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("bidim._rollup_step: unknown step \"{step}\""),
+            format!("bidim.refresh_rollup_step: unknown step \"{step}\""),
             Some("Use 'advance' or 'materialize'."),
         ),
     };
