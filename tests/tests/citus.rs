@@ -469,3 +469,50 @@ fn cluster_node_id(c: &mut Client, port: u16) -> i64 {
         &format!("SELECT nodeid::int8 FROM pg_dist_node WHERE nodeport = {port}"),
     )
 }
+
+#[test]
+fn metric_aggregates_combine_across_shards() {
+    let citus = Citus::new();
+    let mut c = citus.connect();
+    // Counters with resets in a distributed bidim table and a local heap copy.
+    c.batch_execute(
+        "CREATE TABLE dist (id int NOT NULL, ts timestamptz NOT NULL, v float8) USING bidim;
+         SELECT create_distributed_table('dist', 'id');
+         CREATE TABLE loc (id int, ts timestamptz, v float8);
+         INSERT INTO loc SELECT id, timestamptz '2026-01-01' + n * interval '10 seconds',
+                                ((n * 7 + id * 13) % 500)::float8
+         FROM generate_series(1, 40) id, generate_series(0, 719) n;
+         INSERT INTO dist SELECT * FROM loc;",
+    )
+    .unwrap();
+    let aggs = "increase(v, ts), rate(v, ts), delta(v, ts),
+                increase(v, ts, '2026-01-01', '2026-01-01 02:00'),
+                time_weighted_avg(v, ts), time_weighted_avg(v, ts, 'locf'),
+                first(v, ts), last(v, ts), first_time(v, ts), last_time(v, ts)";
+    // Grouped by the distribution column: each group on one shard.
+    let grouped = |t: &str| format!("(SELECT id, {aggs} FROM {t} GROUP BY id) x");
+    assert_eq!(difference(&mut c, &grouped("dist"), &grouped("loc")), 0);
+    // One group over every shard: the shards' partial states (every point of their
+    // series) combined on the coordinator, equal to the local answer.
+    let whole = |t: &str| format!("(SELECT {aggs} FROM {t}) x");
+    assert_eq!(difference(&mut c, &whole("dist"), &whole("loc")), 0);
+    let plan: Vec<String> = c
+        .query(
+            "EXPLAIN (VERBOSE, COSTS OFF) SELECT increase(v, ts) FROM dist",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("worker_partial_agg")),
+        "the shards do not aggregate: {plan:#?}"
+    );
+    // A rollup is refused on a distributed table, with the way around it.
+    let e = c
+        .batch_execute("SELECT bidim.add_rollup('dist', interval '1 hour')")
+        .unwrap_err();
+    let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap();
+    assert!(msg.contains("distributed by Citus"), "{msg}");
+}
