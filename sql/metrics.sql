@@ -1,111 +1,111 @@
 -- Metric semantics (src/metrics/): counters, gauges, first/last, gap filling.
--- Every aggregate shares one state (every point of the group, src/metrics/points.rs),
--- with combine, serialize and deserialize functions, so parallel workers, Citus
--- shards and rollups combine partial states. Support functions are internal: they
--- live in bidim, are revoked from PUBLIC, and take `internal`, which SQL cannot make.
+-- Every aggregate shares one state, bidim.metric_points (every point of the group,
+-- src/metrics/points.rs and sql.rs): a real type, not internal, so Citus pushes the
+-- aggregates down to shards and parallel workers hand partial states over; its text
+-- form is \x and hex digits of its binary form. Support functions are internal: they
+-- live in bidim and are revoked from PUBLIC.
 -- Every name is schema-qualified; pgspot checks this file.
 
-CREATE FUNCTION bidim._points_trans(internal, float8, timestamptz) RETURNS internal
+CREATE TYPE bidim.metric_points;
+CREATE FUNCTION bidim.metric_points_in(cstring) RETURNS bidim.metric_points
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_metric_points_in';
+CREATE FUNCTION bidim.metric_points_out(bidim.metric_points) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_metric_points_out';
+CREATE FUNCTION bidim.metric_points_recv(internal) RETURNS bidim.metric_points
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_metric_points_recv';
+CREATE FUNCTION bidim.metric_points_send(bidim.metric_points) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_metric_points_send';
+-- Plain storage and double alignment: a state is read where it lies, never packed.
+CREATE TYPE bidim.metric_points (
+    INPUT = bidim.metric_points_in, OUTPUT = bidim.metric_points_out,
+    RECEIVE = bidim.metric_points_recv, SEND = bidim.metric_points_send,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = double, STORAGE = plain
+);
+COMMENT ON TYPE bidim.metric_points IS 'bidim: the state of the counter, gauge and first/last aggregates (every point of a group)';
+
+CREATE FUNCTION bidim._points_trans(bidim.metric_points, float8, timestamptz) RETURNS bidim.metric_points
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_points_trans';
-CREATE FUNCTION bidim._points_trans(internal, float8, timestamptz, timestamptz, timestamptz) RETURNS internal
+CREATE FUNCTION bidim._points_trans(bidim.metric_points, float8, timestamptz, timestamptz, timestamptz) RETURNS bidim.metric_points
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_points_trans';
-CREATE FUNCTION bidim._points_trans(internal, float8, timestamptz, text) RETURNS internal
+CREATE FUNCTION bidim._points_trans(bidim.metric_points, float8, timestamptz, text) RETURNS bidim.metric_points
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_points_trans';
-CREATE FUNCTION bidim._first_trans(internal, float8, timestamptz) RETURNS internal
+CREATE FUNCTION bidim._first_trans(bidim.metric_points, float8, timestamptz) RETURNS bidim.metric_points
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_first_trans';
-CREATE FUNCTION bidim._last_trans(internal, float8, timestamptz) RETURNS internal
+CREATE FUNCTION bidim._last_trans(bidim.metric_points, float8, timestamptz) RETURNS bidim.metric_points
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_last_trans';
-CREATE FUNCTION bidim._points_combine(internal, internal) RETURNS internal
+CREATE FUNCTION bidim._points_combine(bidim.metric_points, bidim.metric_points) RETURNS bidim.metric_points
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_points_combine';
-CREATE FUNCTION bidim._points_serialize(internal) RETURNS bytea
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_points_serialize';
-CREATE FUNCTION bidim._points_deserialize(bytea, internal) RETURNS internal
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_points_deserialize';
-CREATE FUNCTION bidim._increase_final(internal) RETURNS float8
+CREATE FUNCTION bidim._increase_final(bidim.metric_points) RETURNS float8
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_increase_final';
-CREATE FUNCTION bidim._rate_final(internal) RETURNS float8
+CREATE FUNCTION bidim._rate_final(bidim.metric_points) RETURNS float8
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_rate_final';
-CREATE FUNCTION bidim._delta_final(internal) RETURNS float8
+CREATE FUNCTION bidim._delta_final(bidim.metric_points) RETURNS float8
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_delta_final';
-CREATE FUNCTION bidim._time_weight_final(internal) RETURNS float8
+CREATE FUNCTION bidim._time_weight_final(bidim.metric_points) RETURNS float8
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_time_weight_final';
-CREATE FUNCTION bidim._kept_value_final(internal) RETURNS float8
+CREATE FUNCTION bidim._kept_value_final(bidim.metric_points) RETURNS float8
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_kept_value_final';
-CREATE FUNCTION bidim._kept_time_final(internal) RETURNS timestamptz
+CREATE FUNCTION bidim._kept_time_final(bidim.metric_points) RETURNS timestamptz
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_kept_time_final';
 REVOKE ALL ON FUNCTION
-    bidim._points_trans(internal, float8, timestamptz),
-    bidim._points_trans(internal, float8, timestamptz, timestamptz, timestamptz),
-    bidim._points_trans(internal, float8, timestamptz, text),
-    bidim._first_trans(internal, float8, timestamptz),
-    bidim._last_trans(internal, float8, timestamptz),
-    bidim._points_combine(internal, internal),
-    bidim._points_serialize(internal),
-    bidim._points_deserialize(bytea, internal),
-    bidim._increase_final(internal),
-    bidim._rate_final(internal),
-    bidim._delta_final(internal),
-    bidim._time_weight_final(internal),
-    bidim._kept_value_final(internal),
-    bidim._kept_time_final(internal)
+    bidim._points_trans(bidim.metric_points, float8, timestamptz),
+    bidim._points_trans(bidim.metric_points, float8, timestamptz, timestamptz, timestamptz),
+    bidim._points_trans(bidim.metric_points, float8, timestamptz, text),
+    bidim._first_trans(bidim.metric_points, float8, timestamptz),
+    bidim._last_trans(bidim.metric_points, float8, timestamptz),
+    bidim._points_combine(bidim.metric_points, bidim.metric_points),
+    bidim._increase_final(bidim.metric_points),
+    bidim._rate_final(bidim.metric_points),
+    bidim._delta_final(bidim.metric_points),
+    bidim._time_weight_final(bidim.metric_points),
+    bidim._kept_value_final(bidim.metric_points),
+    bidim._kept_time_final(bidim.metric_points)
 FROM PUBLIC;
 
 -- Counters (Prometheus semantics: a drop is a reset). Without a window: over the
 -- sampled points. With a window [range_start, range_end]: extrapolated to its edges
 -- as PromQL's increase()/rate()/delta() (docs/metrics.md).
 CREATE AGGREGATE @extschema@.increase(value float8, "time" timestamptz) (
-    SFUNC = bidim._points_trans, STYPE = internal, FINALFUNC = bidim._increase_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._points_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._increase_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.increase(value float8, "time" timestamptz, range_start timestamptz, range_end timestamptz) (
-    SFUNC = bidim._points_trans, STYPE = internal, FINALFUNC = bidim._increase_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._points_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._increase_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.rate(value float8, "time" timestamptz) (
-    SFUNC = bidim._points_trans, STYPE = internal, FINALFUNC = bidim._rate_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._points_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._rate_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.rate(value float8, "time" timestamptz, range_start timestamptz, range_end timestamptz) (
-    SFUNC = bidim._points_trans, STYPE = internal, FINALFUNC = bidim._rate_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._points_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._rate_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.delta(value float8, "time" timestamptz) (
-    SFUNC = bidim._points_trans, STYPE = internal, FINALFUNC = bidim._delta_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._points_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._delta_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.delta(value float8, "time" timestamptz, range_start timestamptz, range_end timestamptz) (
-    SFUNC = bidim._points_trans, STYPE = internal, FINALFUNC = bidim._delta_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._points_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._delta_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 
 -- Gauges: the time-weighted average from the first to the last point.
 CREATE AGGREGATE @extschema@.time_weighted_avg(value float8, "time" timestamptz) (
-    SFUNC = bidim._points_trans, STYPE = internal, FINALFUNC = bidim._time_weight_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._points_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._time_weight_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.time_weighted_avg(value float8, "time" timestamptz, method text) (
-    SFUNC = bidim._points_trans, STYPE = internal, FINALFUNC = bidim._time_weight_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._points_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._time_weight_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 
 -- The value at the earliest / latest time (ties: the smaller / larger value), and
 -- that time.
 CREATE AGGREGATE @extschema@.first(value float8, "time" timestamptz) (
-    SFUNC = bidim._first_trans, STYPE = internal, FINALFUNC = bidim._kept_value_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._first_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._kept_value_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.last(value float8, "time" timestamptz) (
-    SFUNC = bidim._last_trans, STYPE = internal, FINALFUNC = bidim._kept_value_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._last_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._kept_value_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.first_time(value float8, "time" timestamptz) (
-    SFUNC = bidim._first_trans, STYPE = internal, FINALFUNC = bidim._kept_time_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._first_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._kept_time_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 CREATE AGGREGATE @extschema@.last_time(value float8, "time" timestamptz) (
-    SFUNC = bidim._last_trans, STYPE = internal, FINALFUNC = bidim._kept_time_final,
-    COMBINEFUNC = bidim._points_combine, SERIALFUNC = bidim._points_serialize,
-    DESERIALFUNC = bidim._points_deserialize, PARALLEL = SAFE);
+    SFUNC = bidim._last_trans, STYPE = bidim.metric_points, FINALFUNC = bidim._kept_time_final,
+    COMBINEFUNC = bidim._points_combine, PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE @extschema@.increase(float8, timestamptz) IS 'bidim: counter increase over the sampled points (resets added back)';
 COMMENT ON AGGREGATE @extschema@.increase(float8, timestamptz, timestamptz, timestamptz) IS 'bidim: counter increase extrapolated to the window, as PromQL increase()';

@@ -61,6 +61,15 @@ SELECT rate(v, ts, ts, ts + interval '1 hour') FROM prom;
 SELECT time_weighted_avg(v, ts, 'spline') FROM prom;
 SELECT increase(v, ts) FROM (VALUES (timestamptz 'infinity', 1::float8)) x(ts, v);
 
+-- The state type (bidim.metric_points): its text form round-trips; bad input is an
+-- error, never a crash.
+SELECT '\x0100000000000000000000000000000000f03f'::bidim.metric_points;
+SELECT '\x'::bidim.metric_points;
+SELECT '\x0900'::bidim.metric_points;
+SELECT '\x0104000000000000000000000000000000f03f0000000000000000000000000000f03f'::bidim.metric_points;
+SELECT '\x010100000000000000000000000000000000000000000000000000000000000000f03f'::bidim.metric_points;
+SELECT 'nothex'::bidim.metric_points;
+
 -- Oracle: a counter's increase is the sum over consecutive points (in time order, ties
 -- by value) of the rise, or of the new value after a drop (a reset). 200 series,
 -- frequent resets, inserted in random order, some NULLs.

@@ -1,12 +1,13 @@
 //! The SQL layer of the metric aggregates (`sql/metrics.sql`): version-1 C functions
 //! over the pure cores.
 //!
-//! One state serves every aggregate here: [`State`], a growable array of points
-//! allocated in the aggregate's memory context (so PostgreSQL counts it, and frees it
-//! with the context; no Rust destructor is involved), with the parameters every row
-//! of the group passes. `first`/`last` keep one point in it. The state type is
-//! `internal` with serialize/deserialize functions, so parallel workers and Citus
-//! shards hand partial states over, and the combine function appends.
+//! One state serves every aggregate here: [`Head`] and its points, a varlena of the
+//! type `bidim.metric_points`, kept in the aggregate's memory context (so PostgreSQL
+//! counts it, and frees it with the context; no Rust destructor is involved), with
+//! the parameters every row of the group passes. `first`/`last` keep one point in it.
+//! A real state type (not `internal`) lets Citus push the aggregates down to shards
+//! (it refuses pseudo-type states) and parallel workers hand partial states over; the
+//! combine function appends.
 
 use super::counter::{self, WindowError};
 use super::gapfill::{self, Fill, GapError};
@@ -25,102 +26,195 @@ pgrx::extension_sql_file!(
     requires = ["tam_catalog"]
 );
 
-/// An aggregate's state: the points (`len` of `cap` in `data`) and the parameters.
+/// The state of every aggregate here, a varlena of type `bidim.metric_points` (a real
+/// type, not `internal`: Citus pushes down only aggregates whose state has one, and
+/// parallel workers hand it over without serial functions). A 48-byte head, then
+/// `cap` points of which the first `len` are filled. While an aggregate runs, the
+/// state lives in its memory context (PostgreSQL copies a new state there and counts
+/// it) and rows are appended in place; a full state doubles. Its text and binary forms
+/// ([`points::encode`]) hold only the filled points.
 #[repr(C)]
-struct State {
-    len: usize,
-    cap: usize,
-    data: *mut Point,
-    cxt: pg_sys::MemoryContext,
-    params: Params,
-    /// Whether `params` were set by a row (or a combined state).
-    has_params: bool,
+struct Head {
+    /// The varlena's 4-byte length word.
+    vl_len: u32,
+    magic: u32,
+    /// Bit 0: a window follows; bits 1-2: [`Keep`].
+    flags: u8,
+    method: u8,
+    _pad: [u8; 6],
+    len: u64,
+    cap: u64,
+    start: i64,
+    end: i64,
 }
 
-/// The aggregate's memory context, or an error naming `func` when called outside an
-/// aggregate.
+const MAGIC: u32 = 0x6d70_7431;
+const HEAD: usize = std::mem::size_of::<Head>();
+/// Points one state holds at most (a varlena is under 1 GB).
+const MAX_POINTS: usize = ((1usize << 30) - 1 - HEAD) / std::mem::size_of::<Point>();
+
+fn keep_code(k: Keep) -> u8 {
+    match k {
+        Keep::All => 0,
+        Keep::First => 1,
+        Keep::Last => 2,
+    }
+}
+
+/// The parameters a head records.
+///
+/// # Safety
+/// `h` must point to a valid head.
+unsafe fn params_of(h: *const Head) -> Params {
+    // SAFETY: per the contract.
+    unsafe {
+        Params {
+            window: ((*h).flags & 1 == 1).then(|| ((*h).start, (*h).end)),
+            method: (*h).method,
+            keep: match ((*h).flags >> 1) & 3 {
+                1 => Keep::First,
+                2 => Keep::Last,
+                _ => Keep::All,
+            },
+        }
+    }
+}
+
+/// A new state with room for `cap` points, in the current memory context (zeroed: no
+/// stale memory ever leaves in a state).
+fn alloc_state(cap: usize, params: Params) -> *mut Head {
+    if cap > MAX_POINTS {
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("bidim metric aggregate: more than {MAX_POINTS} points in one group"),
+            Some("Aggregate smaller groups (by series and time bucket)."),
+        );
+    }
+    let size = HEAD + cap * std::mem::size_of::<Point>();
+    // SAFETY: a zeroed allocation of `size` bytes (under 1 GB), then its head written.
+    unsafe {
+        let h = pg_sys::palloc0(size) as *mut Head;
+        (*h).vl_len = (size as u32) << 2;
+        (*h).magic = MAGIC;
+        (*h).flags = u8::from(params.window.is_some()) | (keep_code(params.keep) << 1);
+        (*h).method = params.method;
+        (*h).cap = cap as u64;
+        if let Some((s, e)) = params.window {
+            (*h).start = s;
+            (*h).end = e;
+        }
+        h
+    }
+}
+
+/// Raises an error naming `func` unless this is an aggregate's call (only an
+/// aggregate may change its state in place).
 ///
 /// # Safety
 /// `fcinfo` must be valid.
-unsafe fn agg_context(
-    fcinfo: pg_sys::FunctionCallInfo,
-    func: &dyn Display,
-) -> pg_sys::MemoryContext {
+unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo, func: &dyn Display) {
     let mut cxt: pg_sys::MemoryContext = std::ptr::null_mut();
     // SAFETY: asks the executor whether this call is an aggregate's.
-    let kind = unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut cxt) };
-    if kind == 0 {
+    if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut cxt) } == 0 {
         raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("{func} called in non-aggregate context"),
             None,
         );
     }
-    cxt
 }
 
-/// A new empty state in `cxt`.
-fn state_new(cxt: pg_sys::MemoryContext, keep: Keep) -> *mut State {
-    // SAFETY: a zeroed allocation of the struct's size in a live context, then
-    // initialized in full by one write.
-    unsafe {
-        let s = pg_sys::MemoryContextAllocZero(cxt, std::mem::size_of::<State>()) as *mut State;
-        s.write(State {
-            len: 0,
-            cap: 0,
-            data: std::ptr::null_mut(),
-            cxt,
-            params: Params {
-                keep,
-                ..Params::default()
-            },
-            has_params: false,
-        });
-        s
-    }
+fn corrupt(what: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        format!("bidim: bad metric aggregate state: {what}"),
+        None,
+    )
 }
 
-/// The points of a state.
+/// The state in datum `d`, checked: detoasted, 8-byte aligned and in its own memory
+/// (a copy when it is not), so it may be changed in place.
 ///
 /// # Safety
-/// `s` must be a live state; the slice must not outlive the next push.
-unsafe fn points_of<'a>(s: *mut State) -> &'a mut [Point] {
-    // SAFETY: per the contract; data holds len initialized points (or is null, len 0).
+/// `d` must be a non-null `bidim.metric_points` datum.
+unsafe fn state_arg(d: pg_sys::Datum) -> *mut Head {
+    // SAFETY: detoasting a varlena; reading its length and head only within it.
     unsafe {
-        if (*s).len == 0 {
-            return &mut [];
+        let p = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
+        let size = pgrx::varlena::varsize_any(p);
+        if size < HEAD || pgrx::varlena::varatt_is_1b(p) {
+            corrupt("too short");
         }
-        std::slice::from_raw_parts_mut((*s).data, (*s).len)
+        let h = if !(p as usize).is_multiple_of(8) {
+            let copy = pg_sys::palloc(size) as *mut u8;
+            std::ptr::copy_nonoverlapping(p as *const u8, copy, size);
+            copy as *mut Head
+        } else {
+            p as *mut Head
+        };
+        let cap = (*h).cap as usize;
+        if (*h).magic != MAGIC
+            || cap > MAX_POINTS
+            || (*h).len > (*h).cap
+            || HEAD + cap * std::mem::size_of::<Point>() != size
+            || (*h).flags > 5
+        {
+            corrupt("inconsistent head");
+        }
+        h
     }
 }
 
-/// Adds a point (or, for a state keeping one, keeps the right one).
+/// The filled points of a state.
 ///
 /// # Safety
-/// `s` must be a live state.
-unsafe fn push(s: *mut State, p: Point) {
-    // SAFETY: per the contract; the array grows in the state's own context (huge
-    // allocations allowed: a group may hold more than 1 GB of points, counted there).
+/// `h` must be a checked state; the slice must not outlive it.
+unsafe fn points_of<'a>(h: *mut Head) -> &'a mut [Point] {
+    // SAFETY: per the contract: len points follow the head, 8-byte aligned.
     unsafe {
-        let keep = (*s).params.keep;
-        if keep != Keep::All && (*s).len == 1 {
-            if keep.replaces(*(*s).data, p) {
-                *(*s).data = p;
+        std::slice::from_raw_parts_mut((h as *mut u8).add(HEAD) as *mut Point, (*h).len as usize)
+    }
+}
+
+/// Adds points to a state (a state keeping one point keeps the right one); returns
+/// the state, or a larger copy of it when it was full.
+///
+/// # Safety
+/// `h` must be a checked state that may be changed.
+unsafe fn push(mut h: *mut Head, pts: &[Point]) -> *mut Head {
+    // SAFETY: per the contract; writes stay within the state's capacity.
+    unsafe {
+        let params = params_of(h);
+        if params.keep != Keep::All {
+            for &p in pts {
+                if (*h).len == 0 {
+                    if (*h).cap == 0 {
+                        h = alloc_state(1, params);
+                    }
+                    (*h).len = 1;
+                    points_of(h)[0] = p;
+                } else if params.keep.replaces(points_of(h)[0], p) {
+                    points_of(h)[0] = p;
+                }
             }
-            return;
+            return h;
         }
-        if (*s).len == (*s).cap {
-            let cap = ((*s).cap * 2).max(64);
-            let bytes = cap * std::mem::size_of::<Point>();
-            (*s).data = if (*s).data.is_null() {
-                pg_sys::MemoryContextAllocHuge((*s).cxt, bytes) as *mut Point
-            } else {
-                pg_sys::repalloc_huge((*s).data as *mut std::ffi::c_void, bytes) as *mut Point
-            };
-            (*s).cap = cap;
+        let len = (*h).len as usize;
+        let need = len + pts.len();
+        if need > (*h).cap as usize {
+            let grown = alloc_state(need.max(2 * (*h).cap as usize).max(16), params);
+            std::ptr::copy_nonoverlapping(
+                (h as *const u8).add(HEAD),
+                (grown as *mut u8).add(HEAD),
+                len * std::mem::size_of::<Point>(),
+            );
+            (*grown).len = len as u64;
+            h = grown;
         }
-        (*s).data.add((*s).len).write(p);
-        (*s).len += 1;
+        let dst = (h as *mut u8).add(HEAD) as *mut Point;
+        std::ptr::copy_nonoverlapping(pts.as_ptr(), dst.add(len), pts.len());
+        (*h).len = need as u64;
+        h
     }
 }
 
@@ -148,28 +242,23 @@ fn params_text(p: &Params) -> String {
     }
 }
 
-/// Records a row's (or a combined state's) parameters: the first sets them, the rest
-/// must match.
+/// Checks that a row (or a combined state) passes the parameters the state has.
 ///
 /// # Safety
-/// `s` must be a live state.
-unsafe fn set_params(s: *mut State, p: Params, func: &dyn Display) {
+/// `h` must be a checked state.
+unsafe fn check_params(h: *const Head, p: Params, func: &dyn Display) {
     // SAFETY: per the contract.
-    unsafe {
-        if !(*s).has_params {
-            (*s).params = p;
-            (*s).has_params = true;
-        } else if (*s).params != p {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!(
-                    "{func}: every row of a group must pass the same {}, got {}",
-                    params_text(&(*s).params),
-                    params_text(&p)
-                ),
-                None,
-            );
-        }
+    let have = unsafe { params_of(h) };
+    if have != p {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "{func}: every row of a group must pass the same {}, got {}",
+                params_text(&have),
+                params_text(&p)
+            ),
+            None,
+        );
     }
 }
 
@@ -289,30 +378,35 @@ impl Display for AggName {
 /// `fcinfo` must be a call of one of the transition signatures.
 unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo, keep: Keep) -> pg_sys::Datum {
     let func = &AggName(fcinfo);
-    // SAFETY: per the contract; the state argument is NULL or a state made here.
+    // SAFETY: per the contract; the state argument is NULL or a metric_points datum.
     unsafe {
-        let cxt = agg_context(fcinfo, func);
+        // Only an aggregate may append to its state in place.
+        agg_context(fcinfo, func);
         let (state, state_null) = arg(fcinfo, 0);
         let (value, value_null) = arg(fcinfo, 1);
         let (time, time_null) = arg(fcinfo, 2);
         if value_null || time_null {
             return if state_null { null(fcinfo) } else { state };
         }
-        let s = if state_null {
-            state_new(cxt, keep)
+        let params = row_params(fcinfo, keep, func);
+        let h = if state_null {
+            alloc_state(if keep == Keep::All { 16 } else { 1 }, params)
         } else {
-            state.cast_mut_ptr::<State>()
+            let h = state_arg(state);
+            check_params(h, params, func);
+            h
         };
-        set_params(s, row_params(fcinfo, keep, func), func);
         let t = finite_time(time, func, "a point's time");
-        push(
-            s,
-            Point {
+        // A new or grown state is a new pointer: PostgreSQL copies it into the
+        // aggregate's memory context; otherwise the row went in in place.
+        let h = push(
+            h,
+            &[Point {
                 t,
                 v: f64::from_bits(value.value() as u64),
-            },
+            }],
         );
-        pg_sys::Datum::from(s)
+        pg_sys::Datum::from(h)
     }
 }
 
@@ -347,89 +441,132 @@ v1!(
     pg_finfo_bidim_points_combine,
     bidim_points_combine,
     |fcinfo: pg_sys::FunctionCallInfo| {
-        // SAFETY: a call of (internal, internal): NULL or states made here.
+        // SAFETY: a call of (metric_points, metric_points): NULLs or states.
         unsafe {
-            let cxt = agg_context(fcinfo, &"bidim_points_combine");
+            agg_context(fcinfo, &AggName(fcinfo));
             let (a, a_null) = arg(fcinfo, 0);
             let (b, b_null) = arg(fcinfo, 1);
             if b_null {
                 return if a_null { null(fcinfo) } else { a };
             }
-            let b = b.cast_mut_ptr::<State>();
-            let a = if a_null {
-                state_new(cxt, (*b).params.keep)
-            } else {
-                a.cast_mut_ptr::<State>()
-            };
-            if (*b).has_params {
-                set_params(a, (*b).params, &AggName(fcinfo));
+            let b = state_arg(b);
+            if a_null {
+                // PostgreSQL copies it into the aggregate's context.
+                return pg_sys::Datum::from(b);
             }
-            for p in points_of(b).to_vec() {
-                push(a, p);
-            }
-            pg_sys::Datum::from(a)
+            let a = state_arg(a);
+            check_params(a, params_of(b), &AggName(fcinfo));
+            let extra = points_of(b).to_vec();
+            pg_sys::Datum::from(push(a, &extra))
         }
     }
 );
 
 v1!(
-    pg_finfo_bidim_points_serialize,
-    bidim_points_serialize,
+    pg_finfo_bidim_metric_points_out,
+    bidim_metric_points_out,
     |fcinfo: pg_sys::FunctionCallInfo| {
-        // SAFETY: STRICT (internal): a state made here.
+        // SAFETY: STRICT (metric_points); a palloc'd C string out.
         unsafe {
-            let s = arg(fcinfo, 0).0.cast_mut_ptr::<State>();
-            let pts = points_of(s);
-            points::normalize(pts);
-            varlena_of(&points::encode((*s).params, pts))
+            let h = state_arg(arg(fcinfo, 0).0);
+            let mut pts = points_of(h).to_vec();
+            points::normalize(&mut pts);
+            let bytes = points::encode(params_of(h), &pts);
+            let mut text = String::with_capacity(2 + 2 * bytes.len());
+            text.push_str("\\x");
+            for b in bytes {
+                text.push_str(&format!("{b:02x}"));
+            }
+            let c = std::ffi::CString::new(text).expect("hex has no NUL");
+            pg_sys::Datum::from(pg_sys::pstrdup(c.as_ptr()))
+        }
+    }
+);
+
+/// A state from [`points::encode`]'s bytes (text and binary input).
+fn state_from_bytes(bytes: &[u8]) -> pg_sys::Datum {
+    let (params, pts) = points::decode(bytes).unwrap_or_else(|e| corrupt(&e));
+    if params.method > 2 {
+        corrupt("unknown method");
+    }
+    if let Some((s, e)) = params.window {
+        if e <= s {
+            corrupt("empty window");
+        }
+    }
+    if params.keep != Keep::All && pts.len() > 1 {
+        corrupt("more than one point kept");
+    }
+    let h = alloc_state(pts.len(), params);
+    // SAFETY: the new state has room for every point.
+    unsafe {
+        (*h).len = pts.len() as u64;
+        points_of(h).copy_from_slice(&pts);
+    }
+    pg_sys::Datum::from(h)
+}
+
+v1!(
+    pg_finfo_bidim_metric_points_in,
+    bidim_metric_points_in,
+    |fcinfo: pg_sys::FunctionCallInfo| {
+        // SAFETY: STRICT (cstring).
+        let text = unsafe { CStr::from_ptr(arg(fcinfo, 0).0.cast_mut_ptr()) }.to_string_lossy();
+        let hex = text
+            .strip_prefix("\\x")
+            .unwrap_or_else(|| corrupt("expected \\x and hex digits"));
+        if hex.len() % 2 != 0 {
+            corrupt("odd number of hex digits");
+        }
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| {
+                u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                    .unwrap_or_else(|_| corrupt("expected hex digits"))
+            })
+            .collect();
+        state_from_bytes(&bytes)
+    }
+);
+
+v1!(
+    pg_finfo_bidim_metric_points_send,
+    bidim_metric_points_send,
+    |fcinfo: pg_sys::FunctionCallInfo| {
+        // SAFETY: STRICT (metric_points).
+        unsafe {
+            let h = state_arg(arg(fcinfo, 0).0);
+            let mut pts = points_of(h).to_vec();
+            points::normalize(&mut pts);
+            varlena_of(&points::encode(params_of(h), &pts))
         }
     }
 );
 
 v1!(
-    pg_finfo_bidim_points_deserialize,
-    bidim_points_deserialize,
+    pg_finfo_bidim_metric_points_recv,
+    bidim_metric_points_recv,
     |fcinfo: pg_sys::FunctionCallInfo| {
-        // SAFETY: STRICT (bytea, internal); the state goes in the aggregate's context.
-        unsafe {
-            let cxt = agg_context(fcinfo, &"bidim_points_deserialize");
-            let (params, pts) =
-                points::decode(varlena_bytes(arg(fcinfo, 0).0)).unwrap_or_else(|e| {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-                        format!("bidim: bad metric aggregate state: {e}"),
-                        None,
-                    )
-                });
-            let s = state_new(cxt, params.keep);
-            (*s).params = params;
-            (*s).has_params = true;
-            for p in pts {
-                push(s, p);
-            }
-            pg_sys::Datum::from(s)
-        }
+        // SAFETY: the receive function's argument is a StringInfo; we consume all of it.
+        state_from_bytes(unsafe { crate::fmgr::recv_bytes(fcinfo) })
     }
 );
 
-/// The state's points in time order, or `None` for a NULL state.
+/// The state's points in time order (a copy: the state is left as it is), or `None`
+/// for a NULL state.
 ///
 /// # Safety
-/// Argument 0 must be NULL or a state made here.
-unsafe fn final_points<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Params, &'a [Point])> {
-    // SAFETY: per the contract. Sorting in place keeps the state's meaning (a bag of
-    // points), so a state shared by several finals or read again by a window is fine.
+/// Argument 0 must be NULL or a metric_points datum.
+unsafe fn final_points(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Params, Vec<Point>)> {
+    // SAFETY: per the contract.
     unsafe {
         let (s, sn) = arg(fcinfo, 0);
         if sn {
             return None;
         }
-        let s = s.cast_mut_ptr::<State>();
-        let pts = points_of(s);
-        if !points::is_normalized(pts) {
-            points::normalize(pts);
-        }
-        Some(((*s).params, pts))
+        let h = state_arg(s);
+        let mut pts = points_of(h).to_vec();
+        points::normalize(&mut pts);
+        Some((params_of(h), pts))
     }
 }
 
@@ -486,10 +623,10 @@ unsafe fn change_final(
             return null(fcinfo);
         };
         let v = match params.window {
-            Some((s, e)) => counter::extrapolated(pts, s, e, is_counter, per_second)
+            Some((s, e)) => counter::extrapolated(&pts, s, e, is_counter, per_second)
                 .unwrap_or_else(|e| window_error(func, e)),
-            None if per_second => counter::rate(pts, is_counter),
-            None => counter::change(pts, is_counter),
+            None if per_second => counter::rate(&pts, is_counter),
+            None => counter::change(&pts, is_counter),
         };
         float_or_null(fcinfo, v)
     }
@@ -521,7 +658,7 @@ v1!(
             } else {
                 Method::Linear
             };
-            float_or_null(fcinfo, gauge::time_weighted_average(pts, m))
+            float_or_null(fcinfo, gauge::time_weighted_average(&pts, m))
         }
     }
 );
