@@ -838,11 +838,18 @@ fn materialize(id: i32) -> i64 {
     as_extension_owner(|| {
         spi_or_raise(
             Spi::run_with_args(
-                "UPDATE bidim.rollup SET watermark = greatest(watermark, threshold), last_refresh = pg_catalog.now(),
+                // The threshold this refresh materialized up to (an advance may have
+                // moved it since: those buckets are the next refresh's).
+                "UPDATE bidim.rollup SET watermark = greatest(watermark, $4), last_refresh = pg_catalog.now(),
                         buckets_materialized = buckets_materialized OPERATOR(pg_catalog.+) $2,
                         rows_rolled_up = rows_rolled_up OPERATOR(pg_catalog.+) $3
                  WHERE rollup_id OPERATOR(pg_catalog.=) $1",
-                &[id.into(), buckets.into(), rows.into()],
+                &[
+                    id.into(),
+                    buckets.into(),
+                    rows.into(),
+                    chunk_store::timestamp(r.threshold).into(),
+                ],
             ),
             "record the refresh",
         )
