@@ -10,6 +10,12 @@ SELECT setseed(0.16);
 INSERT INTO r SELECT id, timestamptz '2026-01-01' + m * interval '1 minute' + id * interval '1 second',
                      round((random() * 100)::numeric, 2), m % 7
 FROM generate_series(1, 3) id, generate_series(0, 12 * 60 - 1) m;
+-- Time bounds from an InitPlan (the views' watermark is one): the scan prunes with the
+-- value once the plan runs, and reads every row it must.
+SELECT count(*) AS before_6h FROM r WHERE ts < (SELECT timestamptz '2026-01-01 06:00');
+SELECT count(*) AS from_6h FROM r WHERE ts >= (SELECT timestamptz '2026-01-01 06:00');
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT count(*) FROM r WHERE ts >= (SELECT timestamptz '2026-01-01 06:00');
 SELECT bidim.add_rollup('r', interval '15 minutes');
 SELECT rel, view, total_view, bucket, columns, refresh_lag, materialized_until, pending_buckets, job_id IS NOT NULL AS has_job
 FROM bidim.rollups;

@@ -918,11 +918,15 @@ unsafe extern "C-unwind" fn begin_scan(
         );
         // Plain EXPLAIN shows the chunks too, unless a bound needs a run-time parameter.
         // A parallel-aware scan starts at its first row, once its shared state is set
-        // up (after this).
+        // up (after this); so does a scan whose bounds need an executor parameter (an
+        // InitPlan's value, such as a rollup view's watermark, is computed only once
+        // the plan runs: its subplan is not even set up yet here).
+        let no_exec_params =
+            pg_sys::pull_paramids((*cscan).custom_exprs as *mut pg_sys::Expr).is_null();
         let start_now = if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0 {
-            pg_sys::pull_paramids((*cscan).custom_exprs as *mut pg_sys::Expr).is_null()
+            no_exec_params
         } else {
-            !(*cscan).scan.plan.parallel_aware
+            !(*cscan).scan.plan.parallel_aware && no_exec_params
         };
         if start_now {
             start(st);
