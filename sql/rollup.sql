@@ -71,6 +71,7 @@ GRANT SELECT ON bidim.rollup, bidim.rollup_invalid TO PUBLIC;
 -- The statements of a rollup, from its catalog row and its table's current names:
 --   'create'            CREATE TABLE / INDEX / VIEW statements (one per row), the
 --                       views named view_name and total_name (quoted, qualified)
+--   'views'             CREATE OR REPLACE VIEW of both views (with the watermark now)
 --   'materialize'       INSERT of the (key, bucket) rows of raw times [$1, $2)
 --   'materialize_total' INSERT of the bucket rows of buckets [$1, $2) from the former
 --   'delete'            DELETE of the (key, bucket) rows of buckets [$1, $2)
@@ -97,6 +98,7 @@ DECLARE
     data pg_catalog.text;
     total_data pg_catalog.text;
     stmt pg_catalog.text;
+    verb pg_catalog.text;
 BEGIN
     SELECT * INTO r FROM bidim.rollup WHERE bidim.rollup.rollup_id OPERATOR(pg_catalog.=) id;
     IF NOT FOUND THEN
@@ -141,7 +143,9 @@ BEGIN
     data := coalesce(r.data::pg_catalog.text, pg_catalog.format('bidim_rollup.%I', 'r' OPERATOR(pg_catalog.||) r.rollup_id));
     total_data := coalesce(r.total_data::pg_catalog.text,
                            pg_catalog.format('bidim_rollup.%I', 'r' OPERATOR(pg_catalog.||) r.rollup_id OPERATOR(pg_catalog.||) '_total'));
-    wm := pg_catalog.format('(SELECT w.watermark FROM bidim.rollup w WHERE w.rollup_id OPERATOR(pg_catalog.=) %s)', r.rollup_id);
+    -- The watermark as a constant: the planner sizes the raw part by it (and prunes
+    -- chunks while planning); a refresh replaces the views with the new value.
+    wm := pg_catalog.format('%L::pg_catalog.timestamptz', r.watermark);
     IF what OPERATOR(pg_catalog.=) 'create' THEN
         stmt := pg_catalog.format('CREATE TABLE %s (%s %s NOT NULL, bucket pg_catalog.timestamptz NOT NULL, "rows" pg_catalog.int8 NOT NULL%s)',
                                       data, key_col, key_type, defs);
@@ -153,10 +157,15 @@ BEGIN
         stmt := pg_catalog.format('CREATE TABLE %s (bucket pg_catalog.timestamptz PRIMARY KEY, "rows" pg_catalog.int8 NOT NULL%s)',
                                       total_data, defs);
         RETURN NEXT stmt;
+    END IF;
+    IF what OPERATOR(pg_catalog.=) ANY (ARRAY['create', 'views']::pg_catalog.text[]) THEN
+        verb := CASE WHEN what OPERATOR(pg_catalog.=) 'create' THEN 'CREATE VIEW' ELSE 'CREATE OR REPLACE VIEW' END;
+        view_name := coalesce(view_name, r.view::pg_catalog.text);
+        total_name := coalesce(total_name, r.total_view::pg_catalog.text);
         -- The views: materialized buckets before the watermark that no write has
         -- changed since; raw rows from the watermark on; raw rows of changed buckets.
         stmt := pg_catalog.format(
-            'CREATE VIEW %1$s AS'
+            '%12$s %1$s AS'
             ' SELECT d.%2$s, d.bucket, d."rows"%3$s FROM %4$s d'
             ' WHERE d.bucket OPERATOR(pg_catalog.<) %5$s'
             ' AND NOT EXISTS (SELECT 1 FROM bidim.rollup_invalid i WHERE i.rollup_id OPERATOR(pg_catalog.=) %6$s'
@@ -171,10 +180,10 @@ BEGIN
             ' WHERE p.%10$s OPERATOR(pg_catalog.>=) i.bucket'
             ' AND p.%10$s OPERATOR(pg_catalog.<) (i.bucket OPERATOR(pg_catalog.+) %11$L::pg_catalog.interval)'
             ' GROUP BY 1, 2) x',
-            view_name, key_col, cols, data, wm, r.rollup_id, bucket_expr, aggs, r.rel, time_col, r.bucket);
+            view_name, key_col, cols, data, wm, r.rollup_id, bucket_expr, aggs, r.rel, time_col, r.bucket, verb);
         RETURN NEXT stmt;
         stmt := pg_catalog.format(
-            'CREATE VIEW %1$s AS'
+            '%11$s %1$s AS'
             ' SELECT d.bucket, d."rows"%2$s FROM %3$s d'
             ' WHERE d.bucket OPERATOR(pg_catalog.<) %4$s'
             ' AND NOT EXISTS (SELECT 1 FROM bidim.rollup_invalid i WHERE i.rollup_id OPERATOR(pg_catalog.=) %5$s'
@@ -189,7 +198,7 @@ BEGIN
             ' WHERE p.%9$s OPERATOR(pg_catalog.>=) i.bucket'
             ' AND p.%9$s OPERATOR(pg_catalog.<) (i.bucket OPERATOR(pg_catalog.+) %10$L::pg_catalog.interval)'
             ' GROUP BY 1) x',
-            total_name, cols, total_data, wm, r.rollup_id, bucket_expr, aggs, r.rel, time_col, r.bucket);
+            total_name, cols, total_data, wm, r.rollup_id, bucket_expr, aggs, r.rel, time_col, r.bucket, verb);
         RETURN NEXT stmt;
     ELSIF what OPERATOR(pg_catalog.=) 'materialize' THEN
         stmt := pg_catalog.format(

@@ -854,6 +854,16 @@ fn materialize(id: i32) -> i64 {
             "record the refresh",
         )
     });
+    // The views carry the watermark as a constant: replace them with the new one, in
+    // this transaction (readers see the old views and data, or the new ones).
+    if r.threshold > r.watermark {
+        let views = statements(id, "views", None);
+        as_extension_owner(|| {
+            for v in &views {
+                spi_or_raise(Spi::run(v), "replace the rollup's views");
+            }
+        });
+    }
     rows
 }
 
