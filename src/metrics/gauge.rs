@@ -13,11 +13,14 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method named `s` (any case), without allocating (a row's argument).
     pub fn parse(s: &str) -> Option<Method> {
-        match s.to_ascii_lowercase().as_str() {
-            "linear" => Some(Method::Linear),
-            "locf" => Some(Method::Locf),
-            _ => None,
+        if s.eq_ignore_ascii_case("linear") {
+            Some(Method::Linear)
+        } else if s.eq_ignore_ascii_case("locf") {
+            Some(Method::Locf)
+        } else {
+            None
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::fmgr::{arg, nargs, null, varlena_bytes, varlena_of};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
 
 pgrx::extension_sql_file!(
     "../../sql/metrics.sql",
@@ -324,7 +324,7 @@ unsafe fn row_params(fcinfo: pg_sys::FunctionCallInfo, keep: Keep, func: &dyn Di
                         None,
                     );
                 }
-                let text = String::from_utf8_lossy(varlena_bytes(m)).into_owned();
+                let text = String::from_utf8_lossy(varlena_bytes(m));
                 p.method = match Method::parse(&text) {
                     Some(Method::Linear) => 1,
                     Some(Method::Locf) => 2,
@@ -456,8 +456,7 @@ v1!(
             }
             let a = state_arg(a);
             check_params(a, params_of(b), &AggName(fcinfo));
-            let extra = points_of(b).to_vec();
-            pg_sys::Datum::from(push(a, &extra))
+            pg_sys::Datum::from(push(a, points_of(b)))
         }
     }
 );
@@ -475,7 +474,7 @@ v1!(
             let mut text = String::with_capacity(2 + 2 * bytes.len());
             text.push_str("\\x");
             for b in bytes {
-                text.push_str(&format!("{b:02x}"));
+                let _ = write!(text, "{b:02x}");
             }
             let c = std::ffi::CString::new(text).expect("hex has no NUL");
             pg_sys::Datum::from(pg_sys::pstrdup(c.as_ptr()))

@@ -632,20 +632,9 @@ fn forget(id: i32) {
         "forget the rollup",
     );
     for rel in rels {
-        // SAFETY: syscache probes by oid.
-        let (exists, relkind) = unsafe {
-            (
-                pg_sys::SearchSysCacheExists(
-                    pg_sys::SysCacheIdentifier::RELOID as i32,
-                    pg_sys::Datum::from(rel),
-                    pg_sys::Datum::from(0),
-                    pg_sys::Datum::from(0),
-                    pg_sys::Datum::from(0),
-                ),
-                pg_sys::get_rel_relkind(rel) as u8,
-            )
-        };
-        if !exists {
+        // SAFETY: a syscache lookup by oid; '\0' for a relation that is gone.
+        let relkind = unsafe { pg_sys::get_rel_relkind(rel) } as u8;
+        if relkind == 0 {
             continue;
         }
         let kind = if relkind == pg_sys::RELKIND_VIEW {

@@ -156,7 +156,7 @@ fn worker_killed_while_materializing_loses_nothing() {
         .start()
         .expect("cluster");
     let mut c = cluster.connect().unwrap();
-    // Enough rows that materializing takes a while (one-minute buckets, 600 series).
+    // Enough rows that materializing takes a while (one-minute buckets, 40 series).
     c.batch_execute(
         "CREATE EXTENSION bidim;
          CREATE TABLE b (id int, ts timestamptz, v float8) USING bidim;
