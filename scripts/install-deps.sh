@@ -12,7 +12,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 need_pkgs=()
 for p in postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-contrib \
-         libclang-dev clang sudo pkg-config libssl-dev python3 python3-venv ${BIDIM_EXTRA_PKGS:-}; do
+         libclang-dev clang sudo pkg-config libssl-dev python3 python3-venv prometheus ${BIDIM_EXTRA_PKGS:-}; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     need_pkgs+=("$p")
   fi
@@ -28,7 +28,13 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   # Do not let Debian create and start its default cluster: tests start their own.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/bidim-no-main.conf
+  # Nor start Prometheus's service (the intake's tests start their own on free ports):
+  # policy-rc.d 101 forbids starting services from package scripts while installing.
+  had_policy=0; [ -e /usr/sbin/policy-rc.d ] && had_policy=1
+  [ "$had_policy" = 1 ] || printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  [ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 if ! command -v cargo-pgrx >/dev/null 2>&1 || ! cargo-pgrx pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then

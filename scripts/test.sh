@@ -7,7 +7,8 @@
 #      and isolation specs
 #      (pg_regress/isolation/, PostgreSQL's isolation tester) against throwaway clusters
 #   5. integration tests (tests/): real clusters, several connections, crashes, a Citus
-#      cluster (Citus built from ../shared/peers/ when missing)
+#      cluster (Citus built from ../shared/peers/ when missing); the Prometheus intake
+#      (intake/) against Debian's Prometheus
 #   6. a smoke run of the benchmark harness (tiny data; numbers are not checked)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -52,7 +53,8 @@ elif [ ! -f "$(${PG_CONFIG} --pkglibdir)/citus.so" ]; then
   echo "Citus is not installed and no build-peers.sh was found (../shared/peers/, or set BIDIM_PEERS)" >&2
   exit 1
 fi
-cargo test -p bidim-tests
+# The Prometheus intake (intake/): a real Prometheus (Debian's) writes and reads back.
+cargo test -p bidim-tests -p bidim-intake
 
 log "6/6 benchmark harness smoke run"
 cargo run -q -p bidim-bench -- --rows 20000 --runs 1 --workload copy --workload sketch --workload tags --workload chunks >/dev/null

@@ -39,6 +39,10 @@ impl SeriesCache {
     pub fn len(&self) -> usize {
         self.young.len() + self.old.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use tracing::info;
 
-/// Serves until ctrl-c.
+/// Serves until SIGINT or SIGTERM (requests in flight finish first).
 pub async fn run(cfg: config::Config) -> Result<(), String> {
     let names = store::prepare(&cfg).await?;
     let stats = Arc::new(stats::Stats::new());
@@ -42,7 +42,13 @@ pub async fn run(cfg: config::Config) -> Result<(), String> {
     });
     axum::serve(listener, server::router(app))
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
             info!("shutting down");
         })
         .await

@@ -29,6 +29,12 @@ pub struct Stats {
     pub series_cached: Gauge,
 }
 
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats::new()
+    }
+}
+
 impl Stats {
     pub fn new() -> Stats {
         let mut registry = Registry::with_prefix("bidim_intake");

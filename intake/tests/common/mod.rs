@@ -4,6 +4,7 @@
 
 #[allow(unused_imports)]
 pub use bidim_intake::proto::{Label, Sample, TimeSeries, WriteRequest};
+#[allow(unused_imports)]
 pub use bidim_tests::{free_port, one_i64, wait_until, Client, Cluster};
 use prost::Message;
 use std::io::{BufRead, BufReader, Read, Write};
