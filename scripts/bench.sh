@@ -14,6 +14,10 @@ peers="$BIDIM_ROOT/../shared/peers/build-peers.sh"
 if [[ " $* " == *" queries "* || " $* " == *" citus "* ]] && [ -f "$peers" ]; then
   bash "$peers"
 fi
+# The intake workload runs bidim-intake's release binary (and Debian's Prometheus).
+if [[ " $* " == *" intake "* ]]; then
+  cargo build --release -q -p bidim-intake
+fi
 cargo run --release -q -p bidim-bench -- "$@"
 # The sketch workload also reports the pure-Rust core's micro-benchmark.
 if [[ " $* " == *" sketch "* ]]; then

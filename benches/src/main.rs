@@ -10,6 +10,8 @@
 //! cargo run --release -p bidim-bench -- [--rows N] [--runs K] [--workload NAME]...
 //! ```
 
+mod intake;
+
 use bidim_tests::{Client, Cluster, Result};
 use std::time::Instant;
 
@@ -79,7 +81,7 @@ fn parse_args() -> std::result::Result<Options, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention|sketch|tags|chunks|planning|citus|rollups]... [--batches B] [--zipf]\n\
+                    "usage: bidim-bench [--rows N] [--runs K] [--workload copy|ingest|queries|retention|sketch|tags|chunks|planning|citus|rollups|intake]... [--batches B] [--zipf]\n\
                      copy runs by default; ingest (B batches of N rows), queries and retention only when named;\n\
                      --zipf: ingest keys drawn from Zipf(s=1) over 100000 series instead of 1000 hosts in turn"
                 );
@@ -1258,6 +1260,7 @@ fn real_main(opts: &Options) -> Result<()> {
             "planning",
             "citus",
             "rollups",
+            "intake",
         ]
         .contains(&name.as_str())
             && !all.iter().any(|w| w.name == name)
@@ -1295,6 +1298,9 @@ fn real_main(opts: &Options) -> Result<()> {
     }
     if opts.workloads.iter().any(|n| n == "rollups") {
         rollups_workload(&mut c, opts.rows, opts.runs)?;
+    }
+    if opts.workloads.iter().any(|n| n == "intake") {
+        intake::intake_workload(&cluster, &mut c, opts.rows)?;
     }
     // The batched ingest runs only when asked for: it is long (batches x 3 COPYs).
     if opts.workloads.iter().any(|n| n == "ingest") {

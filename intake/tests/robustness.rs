@@ -267,3 +267,101 @@ fn bidim_intake_raw(r: &WriteRequest) -> Vec<u8> {
     use prost::Message;
     r.encode_to_vec()
 }
+
+#[test]
+fn runs_as_a_role_with_only_table_privileges_and_reads_back() {
+    let cluster = cluster();
+    // The tables' owner creates them once; the intake then runs as a plain role with
+    // the grants docs/prometheus.md lists.
+    drop(Intake::start(&cluster.conninfo("postgres"), &[]));
+    let mut c = cluster.connect().expect("connect");
+    c.batch_execute(
+        "CREATE ROLE prom_intake LOGIN;
+         GRANT USAGE ON SCHEMA prometheus TO prom_intake;
+         GRANT SELECT, INSERT ON prometheus.series, prometheus.points TO prom_intake;
+         GRANT SELECT, INSERT, DELETE ON prometheus.intake_requests TO prom_intake;
+         GRANT SELECT, INSERT, UPDATE ON prometheus.metric_metadata TO prom_intake;",
+    )
+    .expect("role");
+    let info = cluster
+        .conninfo("postgres")
+        .replace("user=postgres", "user=prom_intake");
+    let intake = Intake::start_plain(&info, &[]);
+    let t = 1_790_000_000_000i64;
+    let mk = |path: &str, host: &str, v: f64| TimeSeries {
+        labels: labels(&[
+            ("__name__", "http_requests_total"),
+            ("path", path),
+            ("host", host),
+        ]),
+        samples: vec![
+            Sample {
+                value: v,
+                timestamp: t,
+            },
+            Sample {
+                value: v + 1.0,
+                timestamp: t + 15_000,
+            },
+        ],
+        ..Default::default()
+    };
+    let req = WriteRequest {
+        timeseries: vec![
+            mk("/api/v1/x", "a", 1.0),
+            mk("/api/v2/y", "b", 10.0),
+            mk("/health", "a", 100.0),
+        ],
+        metadata: vec![bidim_intake::proto::MetricMetadata {
+            r#type: 1,
+            metric_family_name: "http_requests_total".into(),
+            help: "Requests.".into(),
+            unit: String::new(),
+        }],
+    };
+    let (code, text) = post_write(&intake.url(), &body(&req));
+    assert_eq!(code, 204, "{text}\n{}", intake.log_text());
+    let read = |m: &[(i32, &str, &str)]| -> Vec<String> {
+        remote_read(&intake.url(), m, t - 1000, t + 60_000)
+            .into_iter()
+            .map(|(l, s)| {
+                assert_eq!(s.len(), 2, "{l}");
+                l
+            })
+            .collect()
+    };
+    let name = (0, "__name__", "http_requests_total");
+    assert_eq!(read(&[name]).len(), 3);
+    assert_eq!(
+        read(&[name, (2, "path", "/api/.*")]),
+        vec![
+            "__name__=http_requests_total,host=a,path=/api/v1/x",
+            "__name__=http_requests_total,host=b,path=/api/v2/y"
+        ]
+    );
+    assert_eq!(read(&[name, (3, "path", ".*/x|/h.*")]).len(), 1);
+    assert_eq!(read(&[name, (1, "host", "a")]).len(), 1);
+    assert_eq!(read(&[name, (0, "zone", "")]).len(), 3);
+    assert_eq!(read(&[name, (1, "zone", "")]).len(), 0);
+    assert_eq!(
+        read(&[(2, "__name__", "http_.*"), (0, "host", "a")]).len(),
+        2
+    );
+    // Outside the time range: nothing.
+    assert!(remote_read(&intake.url(), &[name], t + 20_000, t + 60_000).is_empty());
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM prometheus.metric_metadata WHERE type = 'counter'"
+        ),
+        1
+    );
+    // The role did not get more than it had: no superuser, owns nothing.
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM pg_class WHERE relowner = 'prom_intake'::regrole"
+        ),
+        0
+    );
+}

@@ -38,7 +38,14 @@ pub struct Intake {
 }
 
 impl Intake {
+    /// Started with `--create-schema`.
     pub fn start(conninfo: &str, extra: &[&str]) -> Intake {
+        let mut with = vec!["--create-schema"];
+        with.extend_from_slice(extra);
+        Intake::start_plain(conninfo, &with)
+    }
+
+    pub fn start_plain(conninfo: &str, extra: &[&str]) -> Intake {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut args = vec![
@@ -46,7 +53,6 @@ impl Intake {
             conninfo.to_string(),
             "--listen".to_string(),
             format!("127.0.0.1:{port}"),
-            "--create-schema".to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.path().join("intake.log");
@@ -152,6 +158,57 @@ pub fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
         .map(|(n, v)| Label {
             name: n.to_string(),
             value: v.to_string(),
+        })
+        .collect()
+}
+
+/// A remote_read query: matchers (type, name, value) over [start, end] ms; the series
+/// answered, as (labels "k=v,...", [(ms, value)]).
+pub fn remote_read(
+    url: &str,
+    matchers: &[(i32, &str, &str)],
+    start: i64,
+    end: i64,
+) -> Vec<(String, Vec<(i64, f64)>)> {
+    use bidim_intake::proto::{LabelMatcher, Query, ReadRequest, ReadResponse};
+    let req = ReadRequest {
+        queries: vec![Query {
+            start_timestamp_ms: start,
+            end_timestamp_ms: end,
+            matchers: matchers
+                .iter()
+                .map(|(t, n, v)| LabelMatcher {
+                    r#type: *t,
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+        }],
+        accepted_response_types: vec![0],
+    };
+    let b = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .expect("snappy");
+    let r = ureq::post(&format!("{url}/api/v1/read"))
+        .set("Content-Encoding", "snappy")
+        .send_bytes(&b)
+        .unwrap_or_else(|e| panic!("remote_read: {e}"));
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(&read_to_end(r.into_reader()))
+        .expect("snappy answer");
+    let resp = ReadResponse::decode(raw.as_slice()).expect("ReadResponse");
+    resp.results[0]
+        .timeseries
+        .iter()
+        .map(|t| {
+            (
+                t.labels
+                    .iter()
+                    .map(|l| format!("{}={}", l.name, l.value))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                t.samples.iter().map(|s| (s.timestamp, s.value)).collect(),
+            )
         })
         .collect()
 }
