@@ -239,6 +239,35 @@ remote_read:
         p1.query("up{job=\"exporter\"}", t2),
         p2.query("up{job=\"exporter\"}", t2)
     );
+
+    // 5. The same answers once every chunk is cold (sorted, compressed column by
+    // column): values, stale markers included, come back bit for bit.
+    let stale =
+        "SELECT count(*) FROM prometheus.points WHERE float8send(value) = '\\x7ff0000000000002'";
+    let before = one_i64(&mut c, stale);
+    c.batch_execute("SELECT bidim.seal('prometheus.points')")
+        .expect("seal");
+    // Sealed chunks are converted once no transaction that may still write them runs.
+    wait_for(Duration::from_secs(30), "cold chunks", || {
+        c.batch_execute(
+            "SELECT bidim.convert('prometheus.points', older_than => now() + interval '1 day')",
+        )
+        .expect("convert");
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM bidim.chunks WHERE rel = 'prometheus.points'::regclass AND state = 'sealed'",
+        ) == 0
+    });
+    assert_eq!(one_i64(&mut c, stale), before);
+    for q in [
+        "rate(exporter_requests_total[10s])",
+        "histogram_quantile(0.9, sum by (le) (rate(exporter_latency_seconds_bucket[10s])))",
+        "{__name__=~\"exporter_.*_total\", code!~\"5..\"}",
+    ] {
+        assert_eq!(p1.query(q, t), p2.query(q, t), "{q}: differ once cold");
+    }
+    let q = "exporter_temperature_celsius";
+    assert_eq!(p1.query(q, t2), p2.query(q, t2));
 }
 
 #[test]
