@@ -216,10 +216,27 @@ fn run_intake(
         Ok(v as u64)
     };
     let bytes = size(c)?;
-    c.batch_execute(&format!(
-        "SELECT bidim.seal('{schema}.points'); SELECT bidim.convert('{schema}.points', older_than => now() + interval '1 day')"
-    ))
-    .map_err(|e| e.to_string())?;
+    // Seal, then convert (in later transactions: a chunk sealed by a transaction still
+    // running is not ready to convert) until no sealed chunk is left.
+    c.batch_execute(&format!("SELECT bidim.seal('{schema}.points')"))
+        .map_err(|e| e.to_string())?;
+    for _ in 0..100 {
+        c.batch_execute(&format!(
+            "SELECT bidim.convert('{schema}.points', older_than => now() + interval '1 day')"
+        ))
+        .map_err(|e| e.to_string())?;
+        let left: i64 = c
+            .query_one(
+                &format!("SELECT count(*) FROM bidim.chunks WHERE rel = '{schema}.points'::regclass AND state <> 'cold'"),
+                &[],
+            )
+            .map_err(|e| e.to_string())?
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let bytes_after = Some(size(c)?);
     Ok(Measured {
         seconds,

@@ -212,6 +212,58 @@ impl Store {
         if let Some(f) = other.collapsed_below {
             self.fold_below(f);
         }
+        // Fast path: `other`'s bins from its first to its last non-zero one; when they
+        // and ours fit in `max` indexes together and none lies below our floor, adding
+        // them one by one (below) would move no bin: widen our array to the union and
+        // add `other`'s slice into it instead. The result is the same array.
+        let Some(first) = other.counts.iter().position(|&c| c > 0) else {
+            return Ok(());
+        };
+        let last = other.counts.iter().rposition(|&c| c > 0).unwrap_or(first);
+        let (olo, ohi) = (
+            other.offset as i64 + first as i64,
+            other.offset as i64 + last as i64,
+        );
+        let (lo, hi) = if self.counts.is_empty() {
+            (olo, ohi)
+        } else {
+            ((self.offset as i64).min(olo), self.hi().max(ohi))
+        };
+        let above_floor = self.collapsed_below.is_none_or(|f| olo >= f as i64);
+        if hi - lo < max as i64 && above_floor {
+            if self.counts.is_empty() {
+                self.offset = lo as i32;
+            } else if lo < self.offset as i64 {
+                let grow = (self.offset as i64 - lo) as usize;
+                self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+                self.offset = lo as i32;
+            }
+            let len = (hi - lo + 1) as usize;
+            if self.counts.len() < len {
+                self.counts.resize(len, 0);
+            }
+            let start = (olo - lo) as usize;
+            for (dst, &c) in self.counts[start..]
+                .iter_mut()
+                .zip(&other.counts[first..=last])
+            {
+                *dst = dst.checked_add(c).ok_or(SketchError::Overflow)?;
+            }
+            return Ok(());
+        }
+        for (i, c) in other.bins() {
+            self.add(i, c, max)?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::merge`] without its fast path: one `add` per bin (the reference the
+    /// tests compare the fast path with).
+    #[cfg(test)]
+    pub fn merge_per_bin(&mut self, other: &Store, max: u32) -> Result<(), SketchError> {
+        if let Some(f) = other.collapsed_below {
+            self.fold_below(f);
+        }
         for (i, c) in other.bins() {
             self.add(i, c, max)?;
         }
@@ -253,8 +305,15 @@ impl Store {
             }
         }
         s.collapsed_below = collapsed_below;
-        for &(i, c) in bins {
-            s.add(i, c, max)?;
+        // Checked above: ascending, within `max` indexes, none below the floor; so the
+        // array is the span with each bin in its slot (what `add` per bin builds).
+        if let Some(&(lo, _)) = bins.first() {
+            let hi = bins[bins.len() - 1].0;
+            s.offset = lo;
+            s.counts = vec![0; (hi as i64 - lo as i64 + 1) as usize];
+            for &(i, c) in bins {
+                s.counts[(i - lo) as usize] = c;
+            }
         }
         Ok(s)
     }

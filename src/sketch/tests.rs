@@ -2,7 +2,7 @@
 //! and the codecs (golden bytes, round trips, random bytes never panic).
 
 use super::codec::{decode, encode, from_json, to_json};
-use super::core::{Sketch, SketchError, DEFAULT_ALPHA, DEFAULT_BUCKETS};
+use super::core::{Sketch, SketchError, Store, DEFAULT_ALPHA, DEFAULT_BUCKETS};
 use proptest::prelude::*;
 
 /// Deterministic generator (xorshift64*), uniform in (0, 1).
@@ -198,6 +198,29 @@ fn sketch_of(values: &[f64]) -> Sketch {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A merge (its slice fast path included) builds the same store, array and floor,
+    /// as adding the other store's bins one by one, collapsed or not.
+    #[test]
+    fn store_merge_equals_adding_each_bin(
+        a in prop::collection::vec((-40i32..40, 1u64..5), 0..30),
+        b in prop::collection::vec((-40i32..40, 1u64..5), 0..30),
+        max in 4u32..90,
+    ) {
+        let build = |bins: &[(i32, u64)]| {
+            let mut s = Store::default();
+            for &(i, c) in bins {
+                s.add(i, c, max).unwrap();
+            }
+            s
+        };
+        let (x, y) = (build(&a), build(&b));
+        let mut fast = x.clone();
+        fast.merge(&y, max).unwrap();
+        let mut slow = x.clone();
+        slow.merge_per_bin(&y, max).unwrap();
+        prop_assert_eq!(fast, slow);
+    }
 
     /// merge(sketch(A), sketch(B)) == sketch(A ∪ B) bin for bin, in either order and
     /// grouped either way; negative bins and the zero count survive.
