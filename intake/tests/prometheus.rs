@@ -200,7 +200,13 @@ remote_read:
         "count(exporter_requests_total{code!=\"\"})",
     ] {
         let local = p1.query(q, t);
-        let remote = p2.query(q, t);
+        // A remote_write shard may still be sending the last second: ask again a few
+        // times before calling a difference a difference.
+        let mut remote = serde_json::Value::Null;
+        wait_until(Duration::from_secs(15), || {
+            remote = p2.query(q, t);
+            remote == local
+        });
         assert!(
             local.as_array().is_some_and(|a| !a.is_empty()),
             "{q}: empty on Prometheus"
