@@ -23,7 +23,7 @@ use deadpool_postgres::Pool;
 use prost::Message;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
 pub struct App {
@@ -91,21 +91,28 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, BodyError> {
     })
 }
 
-async fn write(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    const H: &str = "write";
-    let deadline = Instant::now() + app.cfg.queue_timeout;
-    let Ok(Ok(_permit)) = tokio::time::timeout(
-        app.cfg.queue_timeout,
-        app.write_permits.clone().acquire_owned(),
-    )
-    .await
-    else {
-        return answer(
-            &app,
-            H,
+/// A permit of `permits`, waited for up to --queue-timeout, then a 503.
+async fn permit(
+    app: &App,
+    handler: &'static str,
+    permits: &Arc<Semaphore>,
+) -> Result<OwnedSemaphorePermit, Response> {
+    match tokio::time::timeout(app.cfg.queue_timeout, permits.clone().acquire_owned()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(answer(
+            app,
+            handler,
             StatusCode::SERVICE_UNAVAILABLE,
-            "too many write requests in flight".into(),
-        );
+            format!("too many {handler} requests in flight"),
+        )),
+    }
+}
+
+async fn write(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let deadline = Instant::now() + app.cfg.queue_timeout;
+    let _permit = match permit(&app, "write", &app.write_permits).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     app.stats.inflight.inc();
     let r = write_inner(&app, headers, body, deadline).await;
@@ -188,18 +195,9 @@ fn store_error(app: &App, e: StoreError) -> Response {
 
 async fn read(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     const H: &str = "read";
-    let Ok(Ok(_permit)) = tokio::time::timeout(
-        app.cfg.queue_timeout,
-        app.read_permits.clone().acquire_owned(),
-    )
-    .await
-    else {
-        return answer(
-            &app,
-            H,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many read requests in flight".into(),
-        );
+    let _permit = match permit(&app, H, &app.read_permits).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     if let Err(m) = check_encoding(&headers) {
         return answer(&app, H, StatusCode::UNSUPPORTED_MEDIA_TYPE, m);
