@@ -18,6 +18,11 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 use tracing::{info, warn};
 
+/// What every session of the intake runs first: names resolve in pg_catalog only (the
+/// intake qualifies the rest), and the sessions are recognizable.
+const SESSION_SETUP: &str =
+    "SET search_path = pg_catalog, pg_temp; SET application_name = 'bidim-intake'";
+
 /// A PostgreSQL identifier, double-quoted.
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -74,9 +79,7 @@ pub async fn connect(conninfo: &str) -> Result<Client, String> {
     });
     // Names are qualified; the search path is pinned anyway.
     client
-        .batch_execute(
-            "SET search_path = pg_catalog, pg_temp; SET application_name = 'bidim-intake'",
-        )
+        .batch_execute(SESSION_SETUP)
         .await
         .map_err(|e| pg_message(&e))?;
     Ok(client)
@@ -172,7 +175,7 @@ pub fn pool(conninfo: &str, size: usize) -> Result<Pool, String> {
         .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
             Box::pin(async move {
                 client
-                    .batch_execute("SET search_path = pg_catalog, pg_temp; SET application_name = 'bidim-intake'")
+                    .batch_execute(SESSION_SETUP)
                     .await
                     .map_err(|e| deadpool_postgres::HookError::Message(pg_message(&e).into()))
             })
