@@ -78,6 +78,8 @@ GRANT SELECT ON bidim.rollup, bidim.rollup_invalid TO PUBLIC;
 --                       views named view_name and total_name (quoted, qualified)
 --   'views'             CREATE OR REPLACE VIEW of both views (with the watermark now)
 --   'materialize'       INSERT of the (key, bucket) rows of raw times [$1, $2)
+--   'materialize_merge' the same for raw times [$1, $2) within one bucket, merged into
+--                       the bucket's materialized row (of an open bucket's first part)
 --   'materialize_total' INSERT of the bucket rows of buckets [$1, $2) from the former
 --   'delete'            DELETE of the (key, bucket) rows of buckets [$1, $2)
 --   'delete_total'      the same for the bucket rows
@@ -100,6 +102,7 @@ DECLARE
     cols pg_catalog.text := '';
     defs pg_catalog.text := '';
     wm pg_catalog.text;
+    wmb pg_catalog.text;
     data pg_catalog.text;
     total_data pg_catalog.text;
     stmt pg_catalog.text;
@@ -151,6 +154,10 @@ BEGIN
     -- The watermark as a constant: the planner sizes the raw part by it (and prunes
     -- chunks while planning); a refresh replaces the views with the new value.
     wm := pg_catalog.format('%L::pg_catalog.timestamptz', r.watermark);
+    -- The start of the watermark's bucket (the watermark itself when infinite).
+    wmb := pg_catalog.format('%L::pg_catalog.timestamptz',
+        CASE WHEN pg_catalog.isfinite(r.watermark) THEN pg_catalog.date_bin(r.bucket, r.watermark, r.origin)
+             ELSE r.watermark END);
     IF what OPERATOR(pg_catalog.=) 'create' THEN
         stmt := pg_catalog.format('CREATE TABLE %s (%s %s NOT NULL, bucket pg_catalog.timestamptz NOT NULL, "rows" pg_catalog.int8 NOT NULL%s)',
                                       data, key_col, key_type, defs);
@@ -167,12 +174,21 @@ BEGIN
         verb := CASE WHEN what OPERATOR(pg_catalog.=) 'create' THEN 'CREATE VIEW' ELSE 'CREATE OR REPLACE VIEW' END;
         view_name := coalesce(view_name, r.view::pg_catalog.text);
         total_name := coalesce(total_name, r.total_view::pg_catalog.text);
-        -- The views: materialized buckets before the watermark that no write has
-        -- changed since; raw rows from the watermark on; raw rows of changed buckets.
+        -- The views: the materialized buckets before the watermark's bucket that no
+        -- write has changed since, as they are; then one row per (key,) bucket
+        -- combining the rest: the materialized part of the watermark's bucket (a
+        -- refresh materializes the open bucket up to the watermark), the raw rows from
+        -- the watermark on, and the raw rows of changed buckets up to the watermark.
         stmt := pg_catalog.format(
             '%12$s %1$s AS'
             ' SELECT d.%2$s, d.bucket, d."rows"%3$s FROM %4$s d'
-            ' WHERE d.bucket OPERATOR(pg_catalog.<) %5$s'
+            ' WHERE d.bucket OPERATOR(pg_catalog.<) %13$s'
+            ' AND NOT EXISTS (SELECT 1 FROM bidim.rollup_invalid i WHERE i.rollup_id OPERATOR(pg_catalog.=) %6$s'
+            ' AND i.bucket OPERATOR(pg_catalog.=) d.bucket)'
+            ' UNION ALL'
+            ' SELECT d.%2$s, d.bucket, pg_catalog.sum(d."rows")::pg_catalog.int8%14$s FROM ('
+            ' SELECT d.%2$s, d.bucket, d."rows"%3$s FROM %4$s d'
+            ' WHERE d.bucket OPERATOR(pg_catalog.>=) %13$s AND d.bucket OPERATOR(pg_catalog.<) %5$s'
             ' AND NOT EXISTS (SELECT 1 FROM bidim.rollup_invalid i WHERE i.rollup_id OPERATOR(pg_catalog.=) %6$s'
             ' AND i.bucket OPERATOR(pg_catalog.=) d.bucket)'
             ' UNION ALL'
@@ -183,14 +199,21 @@ BEGIN
             ' WHERE i.rollup_id OPERATOR(pg_catalog.=) %6$s AND i.bucket OPERATOR(pg_catalog.<) %5$s) i,'
             ' LATERAL (SELECT p.%2$s, %7$s AS bucket, pg_catalog.count(*) AS "rows"%8$s FROM %9$s p'
             ' WHERE p.%10$s OPERATOR(pg_catalog.>=) i.bucket'
-            ' AND p.%10$s OPERATOR(pg_catalog.<) (i.bucket OPERATOR(pg_catalog.+) %11$L::pg_catalog.interval)'
-            ' GROUP BY 1, 2) x',
-            view_name, key_col, cols, data, wm, r.rollup_id, bucket_expr, aggs, r.rel, time_col, r.bucket, verb);
+            ' AND p.%10$s OPERATOR(pg_catalog.<) LEAST(i.bucket OPERATOR(pg_catalog.+) %11$L::pg_catalog.interval, %5$s)'
+            ' GROUP BY 1, 2) x) d GROUP BY 1, 2',
+            view_name, key_col, cols, data, wm, r.rollup_id, bucket_expr, aggs, r.rel, time_col, r.bucket, verb,
+            wmb, merges);
         RETURN NEXT stmt;
         stmt := pg_catalog.format(
             '%11$s %1$s AS'
             ' SELECT d.bucket, d."rows"%2$s FROM %3$s d'
-            ' WHERE d.bucket OPERATOR(pg_catalog.<) %4$s'
+            ' WHERE d.bucket OPERATOR(pg_catalog.<) %12$s'
+            ' AND NOT EXISTS (SELECT 1 FROM bidim.rollup_invalid i WHERE i.rollup_id OPERATOR(pg_catalog.=) %5$s'
+            ' AND i.bucket OPERATOR(pg_catalog.=) d.bucket)'
+            ' UNION ALL'
+            ' SELECT d.bucket, pg_catalog.sum(d."rows")::pg_catalog.int8%13$s FROM ('
+            ' SELECT d.bucket, d."rows"%2$s FROM %3$s d'
+            ' WHERE d.bucket OPERATOR(pg_catalog.>=) %12$s AND d.bucket OPERATOR(pg_catalog.<) %4$s'
             ' AND NOT EXISTS (SELECT 1 FROM bidim.rollup_invalid i WHERE i.rollup_id OPERATOR(pg_catalog.=) %5$s'
             ' AND i.bucket OPERATOR(pg_catalog.=) d.bucket)'
             ' UNION ALL'
@@ -201,9 +224,10 @@ BEGIN
             ' WHERE i.rollup_id OPERATOR(pg_catalog.=) %5$s AND i.bucket OPERATOR(pg_catalog.<) %4$s) i,'
             ' LATERAL (SELECT %6$s AS bucket, pg_catalog.count(*) AS "rows"%7$s FROM %8$s p'
             ' WHERE p.%9$s OPERATOR(pg_catalog.>=) i.bucket'
-            ' AND p.%9$s OPERATOR(pg_catalog.<) (i.bucket OPERATOR(pg_catalog.+) %10$L::pg_catalog.interval)'
-            ' GROUP BY 1) x',
-            total_name, cols, total_data, wm, r.rollup_id, bucket_expr, aggs, r.rel, time_col, r.bucket, verb);
+            ' AND p.%9$s OPERATOR(pg_catalog.<) LEAST(i.bucket OPERATOR(pg_catalog.+) %10$L::pg_catalog.interval, %4$s)'
+            ' GROUP BY 1) x) d GROUP BY 1',
+            total_name, cols, total_data, wm, r.rollup_id, bucket_expr, aggs, r.rel, time_col, r.bucket, verb,
+            wmb, merges);
         RETURN NEXT stmt;
     ELSIF what OPERATOR(pg_catalog.=) 'materialize' THEN
         stmt := pg_catalog.format(
@@ -211,6 +235,19 @@ BEGIN
             ' WHERE p.%s OPERATOR(pg_catalog.>=) $1 AND p.%s OPERATOR(pg_catalog.<) $2 GROUP BY 1, 2 RETURNING "rows")'
             ' SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(ins."rows"), 0)::pg_catalog.int8 FROM ins',
             r.data, key_col, bucket_expr, aggs, r.rel, time_col, time_col);
+        RETURN NEXT stmt;
+    ELSIF what OPERATOR(pg_catalog.=) 'materialize_merge' THEN
+        -- Raw times [$1, $2) inside one bucket, merged into the bucket's materialized
+        -- row (the part a previous refresh materialized of an open bucket).
+        stmt := pg_catalog.format(
+            'WITH old AS (DELETE FROM %1$s d WHERE d.bucket OPERATOR(pg_catalog.=) pg_catalog.date_bin(%2$L::pg_catalog.interval, $1, %3$L::pg_catalog.timestamptz)'
+            ' RETURNING d.*),'
+            ' raw AS (SELECT p.%4$s, %5$s, pg_catalog.count(*) AS "rows"%6$s FROM %7$s p'
+            ' WHERE p.%8$s OPERATOR(pg_catalog.>=) $1 AND p.%8$s OPERATOR(pg_catalog.<) $2 GROUP BY 1, 2),'
+            ' ins AS (INSERT INTO %1$s SELECT d.%4$s, d.bucket, pg_catalog.sum(d."rows")::pg_catalog.int8%9$s'
+            ' FROM (SELECT * FROM old UNION ALL SELECT * FROM raw) d GROUP BY 1, 2 RETURNING 1)'
+            ' SELECT (SELECT pg_catalog.count(*) FROM ins), (SELECT coalesce(pg_catalog.sum(raw."rows"), 0)::pg_catalog.int8 FROM raw)',
+            r.data, r.bucket, r.origin, key_col, bucket_expr, aggs, r.rel, time_col, merges);
         RETURN NEXT stmt;
     ELSIF what OPERATOR(pg_catalog.=) 'materialize_total' THEN
         stmt := pg_catalog.format(

@@ -1489,6 +1489,56 @@ fn rollups_workload(c: &mut Client, rows: i64, runs: usize) -> Result<()> {
             .map_err(|e| e.to_string())?;
         (r.get(0), r.get(1))
     };
+    // Ingest goes on: the points of the time the load and the refresh took, then one
+    // more refresh (what the worker does each round: the open hour's row takes the new
+    // points), then the points of the last minute, which the views read raw.
+    let points = |from: &str, to: &str| {
+        format!(
+            "INSERT INTO m SELECT s, t, exp(3 + sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))
+             FROM generate_series({from}, {to}, interval '10 s') t, generate_series(1, {SERIES}) s"
+        )
+    };
+    let gap_end: String = c
+        .query_one(
+            &format!(
+                "SELECT (timestamptz '{end}' + floor(extract(epoch FROM now() - interval '70 s' - timestamptz '{end}') / 10)
+                         * interval '10 s')::text"
+            ),
+            &[],
+        )
+        .map_err(|e| e.to_string())?
+        .get(0);
+    let caught_up = c
+        .execute(
+            &points(
+                &format!("timestamptz '{end}' + interval '10 s'"),
+                &format!("timestamptz '{gap_end}'"),
+            ),
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+    let step = Instant::now();
+    exec(c, "CALL bidim.refresh_rollup('m_1h')")?;
+    let step_ms = step.elapsed().as_secs_f64() * 1000.0;
+    let tail = c
+        .execute(
+            &points(
+                &format!("timestamptz '{gap_end}' + interval '10 s'"),
+                "now()",
+            ),
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+    let (minute, open_rows): (f64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT extract(minute FROM now())::float8,
+                        (SELECT value_count FROM m_1h_total ORDER BY bucket DESC LIMIT 1)",
+                &[],
+            )
+            .map_err(|e| e.to_string())?;
+        (r.get(0), r.get(1))
+    };
     exec(c, "VACUUM ANALYZE bidim_rollup.r1, bidim_rollup.r1_total")?;
     let cases = [
         (
@@ -1514,7 +1564,9 @@ fn rollups_workload(c: &mut Client, rows: i64, runs: usize) -> Result<()> {
          Load: {load_s:.0} s ({:.0} k rows/s, INSERT ... SELECT a day at a time). \
          `bidim.add_rollup('m', '1 hour')` then `CALL bidim.refresh_rollup('m_1h')`: {refresh_s:.1} s for {rolled} rows into {buckets} (series, hour) buckets \
          = **{:.0} k rows/s materialized**. Raw table {:.0} MB, rollup tables {:.0} MB. \
-         Queries: every point is in the last {days} days; the views add the raw rows of the current hour (not materialized yet). Median of {runs} warm runs (one unmeasured first), ms.\n",
+         Then the points of the time that took ({caught_up} rows), one more refresh as the worker runs it each round \
+         ({step_ms:.0} ms: the open hour's row takes the new points), and the points of the last minute ({tail} rows, read raw by the views). \
+         Queries at minute {minute:.0} of the hour (the open hour holds {open_rows} points); median of {runs} warm runs (one unmeasured first), ms.\n",
         rows as f64 / load_s / 1000.0,
         rolled as f64 / refresh_s / 1000.0,
         sizes.0 as f64 / 1048576.0,

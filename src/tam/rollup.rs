@@ -25,7 +25,7 @@ use super::api::{qualified_name, require_owner};
 use super::config::{self, TableConfig};
 use super::directory_io::{self, Row};
 use super::privilege::{as_extension_owner, as_role, give_to, owner_of};
-use super::rollup_rules::{self, buckets_touched, runs, slice_width, slices};
+use super::rollup_rules::{self, buckets_touched, forward_slices, runs, slice_width, split_open};
 use super::{cache, chunk_store, citus, route};
 use crate::error::{raise, spi_or_raise};
 use crate::fmgr::{arg, null};
@@ -663,8 +663,13 @@ struct Rollup {
     raw_dropped_before: i64,
     /// `now() - drop_after`, bucketed: materialized buckets before it are deleted.
     drop_before: Option<i64>,
-    /// `now() - refresh_lag`, bucketed: where the threshold advances to.
+    /// `now() - refresh_lag`, bucketed: the end of the last finished bucket.
     target: i64,
+    /// `now() - refresh_lag` to the second (or bucketed, for buckets under a second):
+    /// how far into the open bucket the threshold may go.
+    target_open: i64,
+    view: pg_sys::Oid,
+    total_view: pg_sys::Oid,
 }
 
 /// Reads rollup `id`; with `lock`, first takes the rollup's refresh lock (a
@@ -686,7 +691,10 @@ fn load_row(id: i32) -> Rollup {
     let sql = "SELECT r.rel::pg_catalog.oid, r.bucket, r.origin, r.threshold, r.watermark, r.raw_dropped_before,
                 pg_catalog.date_bin(r.bucket, pg_catalog.now() OPERATOR(pg_catalog.-) r.drop_after, r.origin),
                 pg_catalog.date_bin(r.bucket, pg_catalog.now() OPERATOR(pg_catalog.-) r.refresh_lag, r.origin),
-                r.data::pg_catalog.oid
+                r.data::pg_catalog.oid,
+                pg_catalog.date_bin(LEAST(r.bucket, interval '1 second'),
+                                    pg_catalog.now() OPERATOR(pg_catalog.-) r.refresh_lag, r.origin),
+                r.view::pg_catalog.oid, r.total_view::pg_catalog.oid
          FROM bidim.rollup r WHERE r.rollup_id OPERATOR(pg_catalog.=) $1";
     let r = as_extension_owner(|| {
         spi_or_raise(
@@ -710,6 +718,9 @@ fn load_row(id: i32) -> Rollup {
                     raw_dropped_before: ts(6)?.expect("a drop horizon"),
                     drop_before: ts(7)?,
                     target: ts(8)?.expect("a target"),
+                    target_open: ts(10)?.expect("a target"),
+                    view: row.get::<pg_sys::Oid>(11)?.expect("a view"),
+                    total_view: row.get::<pg_sys::Oid>(12)?.expect("a total view"),
                 }))
             }),
             "read the rollup",
@@ -724,21 +735,54 @@ fn load_row(id: i32) -> Rollup {
     })
 }
 
-/// Step 1: moves the threshold to the last finished bucket, once the table's writers
-/// in flight are done (SHARE lock, waited for under the session's lock_timeout).
-/// Returns 1 if it moved.
+/// Takes `mode` on every one of `rels` without queueing behind anyone (so no reader or
+/// writer ever waits for it), retrying for up to a second; false if it could not.
+fn try_lock_all(rels: &[pg_sys::Oid], mode: pg_sys::LOCKMODE) -> bool {
+    for _ in 0..100 {
+        let mut got = Vec::new();
+        for &r in rels {
+            // SAFETY: a heavyweight lock on a relation of this rollup, kept to commit.
+            if unsafe { pg_sys::ConditionalLockRelationOid(r, mode) } {
+                got.push(r);
+            } else {
+                break;
+            }
+        }
+        if got.len() == rels.len() {
+            return true;
+        }
+        for r in got {
+            // SAFETY: releases a lock this loop took just above.
+            unsafe { pg_sys::UnlockRelationOid(r, mode) };
+        }
+        // SAFETY: a plain sleep; interrupts are served right after.
+        unsafe { pg_sys::pg_usleep(10_000) };
+        pgrx::check_for_interrupts!();
+    }
+    false
+}
+
+/// Step 1: moves the threshold to `now() - refresh_lag`, once the table's writers in
+/// flight are done (SHARE lock). When a bucket finished since the last advance it
+/// waits for them (under the session's lock_timeout); a step inside the open bucket
+/// only happens if the lock is free within a second, so writers never queue behind
+/// it. Returns 1 if it moved.
 fn advance(id: i32) -> i64 {
     let r = load(id, true);
-    if r.target <= r.threshold {
+    if r.target_open <= r.threshold {
         return 0;
     }
-    // SAFETY: a heavyweight lock on the rollup's table, kept to commit.
-    unsafe { pg_sys::LockRelationOid(r.rel, pg_sys::ShareLock as pg_sys::LOCKMODE) };
+    if r.target > r.threshold {
+        // SAFETY: a heavyweight lock on the rollup's table, kept to commit.
+        unsafe { pg_sys::LockRelationOid(r.rel, pg_sys::ShareLock as pg_sys::LOCKMODE) };
+    } else if !try_lock_all(&[r.rel], pg_sys::ShareLock as pg_sys::LOCKMODE) {
+        return 0;
+    }
     as_extension_owner(|| {
         spi_or_raise(
             Spi::run_with_args(
                 "UPDATE bidim.rollup SET threshold = $2 WHERE rollup_id OPERATOR(pg_catalog.=) $1",
-                &[id.into(), chunk_store::timestamp(r.target).into()],
+                &[id.into(), chunk_store::timestamp(r.target_open).into()],
             ),
             "advance the rollup's threshold",
         )
@@ -782,42 +826,68 @@ fn materialize(id: i32) -> i64 {
     } else {
         r.watermark
     };
-    let mut ranges = runs(redo, r.width);
-    ranges.extend(slices(start, r.threshold.max(start), slice_width(r.width)));
-    let [mat, mat_total, del, del_total] =
-        ["materialize", "materialize_total", "delete", "delete_total"]
-            .map(|w| statements(id, w, None).pop().expect("a statement"));
+    // Up to the threshold; but a step that stays inside the open bucket moves the
+    // watermark, hence replaces the views, only if their locks are free within a
+    // second (so readers never queue behind it): it is skipped otherwise.
+    let thr = r.threshold;
+    let thr_bucket = rollup_rules::bucket_of(thr, r.width, r.origin);
+    let whole_buckets = thr_bucket == thr || thr_bucket > start || start >= thr;
+    let end = if whole_buckets
+        || try_lock_all(
+            &[r.view, r.total_view],
+            pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
+        ) {
+        thr
+    } else {
+        thr_bucket
+    };
+    // Changed buckets are redone up to the watermark (the views read past it raw);
+    // then the new range, whose first slice may continue the open bucket's row.
+    let redo = runs(redo, r.width)
+        .into_iter()
+        .map(|(lo, hi)| (lo, hi.min(r.watermark)));
+    let forward = forward_slices(start, end, r.width, r.origin, slice_width(r.width));
+    let [mat, mat_merge, mat_total, del, del_total] = [
+        "materialize",
+        "materialize_merge",
+        "materialize_total",
+        "delete",
+        "delete_total",
+    ]
+    .map(|w| statements(id, w, None).pop().expect("a statement"));
     let owner = owner_of(r.rel);
     let (mut buckets, mut rows) = (0i64, 0i64);
     as_role(owner, || {
-        let run = |sql: &str, lo: i64, hi: i64| {
-            spi_or_raise(
-                Spi::run_with_args(
-                    sql,
-                    &[
-                        chunk_store::timestamp(lo).into(),
-                        chunk_store::timestamp(hi).into(),
-                    ],
-                ),
-                "refresh the rollup",
-            )
+        let args = |lo: i64, hi: i64| {
+            [
+                chunk_store::timestamp(lo).into(),
+                chunk_store::timestamp(hi).into(),
+            ]
         };
-        for (lo, hi) in ranges {
-            run(&del, lo, hi);
-            run(&del_total, lo, hi);
+        let run = |sql: &str, lo: i64, hi: i64| {
+            spi_or_raise(Spi::run_with_args(sql, &args(lo, hi)), "refresh the rollup")
+        };
+        let mut aggregate = |sql: &str, lo: i64, hi: i64| {
             let (b, n) = spi_or_raise(
-                Spi::get_two_with_args::<i64, i64>(
-                    &mat,
-                    &[
-                        chunk_store::timestamp(lo).into(),
-                        chunk_store::timestamp(hi).into(),
-                    ],
-                ),
+                Spi::get_two_with_args::<i64, i64>(sql, &args(lo, hi)),
                 "materialize the rollup",
             );
             buckets += b.unwrap_or(0);
             rows += n.unwrap_or(0);
-            run(&mat_total, lo, hi);
+        };
+        for (lo, hi) in redo.chain(forward) {
+            let (open, whole) = split_open(lo, hi, r.width, r.origin);
+            if let Some((a, b)) = open {
+                aggregate(&mat_merge, a, b);
+            }
+            if let Some((a, b)) = whole {
+                run(&del, a, b);
+                aggregate(&mat, a, b);
+            }
+            // The bucket rows of every bucket touched, from the (key, bucket) rows.
+            let blo = rollup_rules::bucket_of(lo, r.width, r.origin);
+            run(&del_total, blo, hi);
+            run(&mat_total, blo, hi);
         }
         if let Some(cut) = r.drop_before {
             run(&del, i64::MIN, cut);
@@ -827,8 +897,8 @@ fn materialize(id: i32) -> i64 {
     as_extension_owner(|| {
         spi_or_raise(
             Spi::run_with_args(
-                // The threshold this refresh materialized up to (an advance may have
-                // moved it since: those buckets are the next refresh's).
+                // How far this refresh materialized (an advance may have moved the
+                // threshold since: that is the next refresh's).
                 "UPDATE bidim.rollup SET watermark = greatest(watermark, $4), last_refresh = pg_catalog.now(),
                         buckets_materialized = buckets_materialized OPERATOR(pg_catalog.+) $2,
                         rows_rolled_up = rows_rolled_up OPERATOR(pg_catalog.+) $3
@@ -837,7 +907,7 @@ fn materialize(id: i32) -> i64 {
                     id.into(),
                     buckets.into(),
                     rows.into(),
-                    chunk_store::timestamp(r.threshold).into(),
+                    chunk_store::timestamp(end).into(),
                 ],
             ),
             "record the refresh",
@@ -845,7 +915,7 @@ fn materialize(id: i32) -> i64 {
     });
     // The views carry the watermark as a constant: replace them with the new one, in
     // this transaction (readers see the old views and data, or the new ones).
-    if r.threshold > r.watermark {
+    if end > r.watermark {
         let views = statements(id, "views", None);
         as_extension_owner(|| {
             for v in &views {

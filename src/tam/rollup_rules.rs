@@ -62,6 +62,35 @@ pub fn slices(lo: i64, hi: i64, step: i64) -> Vec<(i64, i64)> {
     out
 }
 
+/// A time range `[lo, hi)`.
+pub type Span = (i64, i64);
+
+/// The forward range of a refresh, `[start, end)`, as slices of at most `step` that
+/// end on bucket starts (but for the last one): only the first may begin inside a
+/// bucket (at a watermark inside the open bucket).
+pub fn forward_slices(start: i64, end: i64, width: i64, origin: i64, step: i64) -> Vec<(i64, i64)> {
+    if end <= start {
+        return Vec::new();
+    }
+    let mut out = slices(bucket_of(start, width, origin), end, step);
+    if let Some(first) = out.first_mut() {
+        first.0 = start;
+    }
+    out
+}
+
+/// Splits a slice `[lo, hi)` into the part inside `lo`'s bucket when `lo` is not a
+/// bucket start (merged into the bucket's materialized row) and the rest (whole
+/// buckets, materialized afresh).
+pub fn split_open(lo: i64, hi: i64, width: i64, origin: i64) -> (Option<Span>, Option<Span>) {
+    let b = bucket_of(lo, width, origin);
+    if b == lo {
+        return (None, (lo < hi).then_some((lo, hi)));
+    }
+    let mid = b.saturating_add(width).min(hi);
+    (Some((lo, mid)), (mid < hi).then_some((mid, hi)))
+}
+
 /// The width of a slice: whole buckets covering at least a day (a day of raw rows per
 /// statement: at 100k rows/s, hash aggregation of 8.6M rows at most).
 pub fn slice_width(width: i64) -> i64 {
@@ -132,6 +161,33 @@ mod tests {
         assert_eq!(slice_width(H), 24 * H);
         assert_eq!(slice_width(7 * H), 28 * H);
         assert_eq!(slice_width(30 * 24 * H), 30 * 24 * H);
+    }
+
+    #[test]
+    fn forward_slices_start_inside_the_open_bucket() {
+        let m = 60_000_000;
+        assert_eq!(forward_slices(5, 5, H, 0, 24 * H), vec![]);
+        // From a watermark 20 minutes into an hour to a threshold 3 days on.
+        let s = forward_slices(20 * m, 72 * H + 7 * m, H, 0, 24 * H);
+        assert_eq!(
+            s,
+            vec![
+                (20 * m, 24 * H),
+                (24 * H, 48 * H),
+                (48 * H, 72 * H),
+                (72 * H, 72 * H + 7 * m)
+            ]
+        );
+        assert_eq!(forward_slices(H, 2 * H, H, 0, 24 * H), vec![(H, 2 * H)]);
+        assert_eq!(
+            split_open(20 * m, 24 * H, H, 0),
+            (Some((20 * m, H)), Some((H, 24 * H)))
+        );
+        assert_eq!(
+            split_open(20 * m, 30 * m, H, 0),
+            (Some((20 * m, 30 * m)), None)
+        );
+        assert_eq!(split_open(H, 2 * H + m, H, 0), (None, Some((H, 2 * H + m))));
     }
 
     #[test]

@@ -220,3 +220,136 @@ fn worker_killed_while_materializing_loses_nothing() {
     );
     let _ = cluster.stop();
 }
+
+/// The open bucket is materialized in steps (to the second, here with no refresh lag):
+/// each refresh merges the raw rows since the last one into the bucket's row, late rows,
+/// UPDATE and DELETE inside the materialized part are redone, and the views stay equal
+/// to raw rows. A reader holding a view makes a step inside the bucket wait for the
+/// next refresh rather than queue behind it.
+#[test]
+fn open_bucket_materialized_in_steps_stays_exact() {
+    let cluster = Cluster::builder()
+        .setting("bidim.maintenance", "off")
+        .start()
+        .expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    // Two days of points, every 20 s for 3 series, up to a few seconds ago; one-day
+    // buckets, so the newest refresh threshold lies inside today's bucket.
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         SET timezone = 'UTC';
+         CREATE TABLE b (id int, ts timestamptz, v float8) USING bidim
+             WITH (bidim.partition_interval = '6 hours', bidim.hot_chunk_rows = 500);
+         INSERT INTO b SELECT s, now() - interval '5 seconds' - g * interval '20 seconds',
+                CASE WHEN g % 41 = 0 THEN NULL ELSE (g * 7 + s * 13) % 1000 / 10.0 END
+         FROM generate_series(0, 2 * 4320) g, generate_series(1, 3) s;
+         SELECT bidim.add_rollup('b', interval '1 day', columns => ARRAY['v'], refresh_lag => interval '0');",
+    )
+    .unwrap();
+    let inside = "SELECT count(*) FROM bidim.rollups
+                  WHERE materialized_until <> date_bin('1 day', materialized_until, '2000-01-03')";
+    let until = "SELECT extract(epoch FROM materialized_until)::int8 FROM bidim.rollups";
+    refresh(&mut c, "b_1d");
+    assert_eq!(differences(&mut c, "b_1d", "1 day"), (0, 0));
+    assert_eq!(
+        one_i64(&mut c, inside),
+        1,
+        "the threshold is inside today's bucket"
+    );
+    let mut rng = Rng(0x0be7_1600);
+    let mut steps = 0;
+    for round in 0..24 {
+        let op = rng.below(5);
+        let seed = rng.below(1_000_000);
+        let sql = match op {
+            // New points: the last seconds of 1-4 series (before and after the watermark).
+            0 => format!(
+                "INSERT INTO b SELECT 1 + (g + {seed}) % 4, now() - (g % 30) * interval '1 second', (g * {seed}) % 500 / 7.0
+                 FROM generate_series(1, {}) g",
+                10 + seed % 90
+            ),
+            // Late points inside today's materialized part and in earlier days.
+            1 => format!(
+                "INSERT INTO b SELECT 1 + g % 3,
+                        CASE WHEN g % 2 = 0 THEN date_bin('1 day', now(), '2000-01-03')
+                             ELSE now() - interval '1 day' END + ((g * 7919 + {seed}) % 600) * interval '1 second', -g
+                 FROM generate_series(1, {}) g",
+                1 + seed % 20
+            ),
+            // UPDATE or DELETE a few minutes of one series, now or earlier today.
+            2 => format!(
+                "UPDATE b SET v = v * 2 + 1 WHERE id = {}
+                   AND ts >= now() - {} * interval '1 minute' AND ts < now() - {} * interval '1 minute'",
+                1 + seed % 3,
+                5 + seed % 60,
+                seed % 5
+            ),
+            3 => format!(
+                "DELETE FROM b WHERE id = {} AND ts >= now() - {} * interval '1 minute'
+                   AND ts < now() - {} * interval '1 minute'",
+                1 + seed % 3,
+                3 + seed % 40,
+                seed % 3
+            ),
+            // A refresh a second later: the threshold moves inside the bucket.
+            _ => {
+                let before = one_i64(&mut c, until);
+                std::thread::sleep(Duration::from_millis(1100));
+                refresh(&mut c, "b_1d");
+                if one_i64(&mut c, until) > before {
+                    steps += 1;
+                }
+                String::new()
+            }
+        };
+        if !sql.is_empty() {
+            c.batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let d = differences(&mut c, "b_1d", "1 day");
+        assert_eq!(d, (0, 0), "round {round} (op {op})");
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    refresh(&mut c, "b_1d");
+    assert_eq!(differences(&mut c, "b_1d", "1 day"), (0, 0));
+    assert!(
+        steps >= 1,
+        "no refresh moved the watermark inside the bucket"
+    );
+    assert_eq!(
+        one_i64(&mut c, "SELECT pending_buckets FROM bidim.rollups"),
+        0
+    );
+    // One row per (key, bucket) and per bucket, whatever the refreshes did.
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM (SELECT id, bucket FROM b_1d GROUP BY 1, 2 HAVING count(*) > 1) x"
+        ),
+        0
+    );
+
+    // A reader inside a transaction that read the view: the next step inside the
+    // bucket is skipped at once (no waiting on the reader), then done once it ends.
+    let mut reader = cluster.connect().unwrap();
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM b_1d;")
+        .unwrap();
+    c.batch_execute("INSERT INTO b SELECT 1, now() - interval '1 second', 1.5")
+        .unwrap();
+    let before = one_i64(&mut c, until);
+    std::thread::sleep(Duration::from_millis(1100));
+    let started = std::time::Instant::now();
+    refresh(&mut c, "b_1d");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        one_i64(&mut c, until),
+        before,
+        "skipped while the view is read"
+    );
+    assert_eq!(differences(&mut c, "b_1d", "1 day"), (0, 0));
+    reader.batch_execute("COMMIT").unwrap();
+    refresh(&mut c, "b_1d");
+    assert!(one_i64(&mut c, until) > before);
+    assert_eq!(differences(&mut c, "b_1d", "1 day"), (0, 0));
+}
