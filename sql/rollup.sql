@@ -26,12 +26,14 @@ CREATE TABLE bidim.rollup (
     key_column  name        NOT NULL,
     time_column name        NOT NULL,
     columns     name[]      NOT NULL,
-    -- buckets are materialized once they ended this long ago
+    -- rows are materialized once they are this old (finished buckets, and the open
+    -- bucket up to there, merged into its row)
     refresh_lag interval    NOT NULL,
     -- materialized buckets older than this are deleted (NULL: kept for ever)
     drop_after  interval,
-    -- writes of rows before the threshold are logged (bidim.rollup_invalid); buckets
-    -- before the watermark are materialized (the views read them from data)
+    -- writes of rows before the threshold are logged (bidim.rollup_invalid); rows
+    -- before the watermark are materialized (the views read them from data; the
+    -- watermark's own bucket holds its part before the watermark)
     threshold   timestamptz NOT NULL DEFAULT '-infinity',
     watermark   timestamptz NOT NULL DEFAULT '-infinity',
     -- raw rows before this were dropped (drop_before): buckets before it are never
@@ -341,7 +343,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE bidim.refresh_rollup(pg_catalog.regclass) IS
-    'bidim: materialize a rollup''s finished buckets and the buckets changed since (CALL, outside a transaction block)';
+    'bidim: materialize a rollup''s rows older than its refresh lag and the buckets changed since (CALL, outside a transaction block)';
 
 CREATE VIEW bidim.rollups WITH (security_barrier) AS
 SELECT r.rollup_id, r.rel, r.view, r.total_view, r.bucket, r.columns, r.refresh_lag, r.drop_after,

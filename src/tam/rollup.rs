@@ -3,15 +3,16 @@
 //! through views that add the raw rows not materialized (`sql/rollup.sql` holds the
 //! catalog, the views' and statements' text, `rollup_rules` the pure rules).
 //!
-//! **Exactness.** A view reads a bucket from the materialized table when it lies
-//! before the rollup's *watermark* and no write changed it since; every other bucket
-//! from raw rows. Writers log the buckets they change below the rollup's *threshold*
+//! **Exactness.** A view reads the rows before the rollup's *watermark* from the
+//! materialized table (the watermark's own bucket: its part before the watermark,
+//! combined with the raw rows after), unless a write changed their bucket since; every
+//! other row raw. Writers log the buckets they change below the rollup's *threshold*
 //! (`bidim.rollup_invalid`, in their own transaction), so a reader's snapshot sees
 //! either the materialized bucket and no change, or the change and its log. A refresh
 //! is two transactions:
 //!
-//! 1. **advance** moves the threshold to the last finished bucket (`now() - lag`),
-//!    under a SHARE lock on the table: writers that might still act on the old
+//! 1. **advance** moves the threshold to `now() - lag` (to the second, inside the open
+//!    bucket), under a SHARE lock on the table: writers that might still act on the old
 //!    threshold finish first; writers after it take their lock after the commit, so
 //!    the relcache invalidation makes them read the new threshold.
 //! 2. **materialize** (a new snapshot, after 1 committed) claims the logged buckets it
