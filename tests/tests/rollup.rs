@@ -49,6 +49,17 @@ fn differences(c: &mut Client, view: &str, width: &str) -> (i64, i64) {
     (per_key, total)
 }
 
+/// A cluster whose maintenance worker stays idle (the tests refresh themselves), and a
+/// connection to it.
+fn without_worker() -> (Cluster, Client) {
+    let cluster = Cluster::builder()
+        .setting("bidim.maintenance", "off")
+        .start()
+        .expect("cluster");
+    let c = cluster.connect().unwrap();
+    (cluster, c)
+}
+
 fn refresh(c: &mut Client, view: &str) {
     c.batch_execute(&format!("CALL bidim.refresh_rollup('{view}')"))
         .unwrap_or_else(|e| panic!("refresh {view}: {e}"));
@@ -56,11 +67,7 @@ fn refresh(c: &mut Client, view: &str) {
 
 #[test]
 fn random_changes_keep_rollup_views_equal_to_raw() {
-    let cluster = Cluster::builder()
-        .setting("bidim.maintenance", "off")
-        .start()
-        .expect("cluster");
-    let mut c = cluster.connect().unwrap();
+    let (_cluster, mut c) = without_worker();
     c.batch_execute(
         "CREATE EXTENSION bidim;
          SET timezone = 'UTC';
@@ -228,11 +235,7 @@ fn worker_killed_while_materializing_loses_nothing() {
 /// next refresh rather than queue behind it.
 #[test]
 fn open_bucket_materialized_in_steps_stays_exact() {
-    let cluster = Cluster::builder()
-        .setting("bidim.maintenance", "off")
-        .start()
-        .expect("cluster");
-    let mut c = cluster.connect().unwrap();
+    let (cluster, mut c) = without_worker();
     // Two days of points, every 20 s for 3 series, up to a few seconds ago; one-day
     // buckets, so the newest refresh threshold lies inside today's bucket.
     c.batch_execute(
