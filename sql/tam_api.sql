@@ -29,7 +29,7 @@ CREATE FUNCTION bidim.convert(rel pg_catalog.regclass,
 RETURNS pg_catalog.int8
 LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'bidim_convert';
 COMMENT ON FUNCTION bidim.convert(pg_catalog.regclass, pg_catalog.timestamptz) IS
-    'bidim: convert the sealed chunks of a bidim table whose rows all lie before older_than (NULL: every sealed chunk) into cold chunks (sorted, compressed column batches); returns the number converted';
+    'bidim: convert the sealed chunks of a bidim table whose rows all lie before older_than (NULL: every sealed chunk) into cold chunks (sorted, compressed column batches), at most max_locks_per_transaction of them per call; returns the number converted';
 
 CREATE FUNCTION bidim.add_retention_policy(rel pg_catalog.regclass, drop_after pg_catalog.interval,
                                            if_not_exists pg_catalog.bool DEFAULT false)

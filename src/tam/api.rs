@@ -409,7 +409,20 @@ pub unsafe extern "C-unwind" fn bidim_convert(fcinfo: pg_sys::FunctionCallInfo) 
     } else {
         older_than.value() as i64
     };
-    let out = super::convert::convert(rel, older_than, true, usize::MAX);
+    // A chunk's conversion holds about eight locks to commit (the chunk, the batch
+    // relation, its TOAST table and indexes): a call converts at most
+    // max_locks_per_transaction chunks, so that one call cannot fill the lock table.
+    // SAFETY: a GUC variable, read in the backend that owns it.
+    let limit = unsafe { pg_sys::max_locks_per_xact }.max(1) as usize;
+    let out = super::convert::convert(rel, older_than, true, limit);
+    if out.left > 0 {
+        pgrx::notice!(
+            "bidim.convert converted {} chunks of \"{}\" and left {} more for another call (a call converts at most max_locks_per_transaction chunks: each holds its locks until commit)",
+            out.converted,
+            qualified_name(rel),
+            out.left
+        );
+    }
     if out.skipped > 0 {
         pgrx::notice!(
             "bidim.convert skipped {} sealed chunks of \"{}\" that are not ready yet (a transaction that may still write them is running); they are converted later",

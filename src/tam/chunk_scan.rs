@@ -61,6 +61,9 @@ pub(super) struct MergeInput {
     opened: bool,
     /// Whether `slot` holds a row (else the input is exhausted).
     live: bool,
+    /// Whether that row has been handed out: the input moves on at the next call, not
+    /// at once, so `LIMIT 1` reads no second row (a cold batch's second row decodes it).
+    taken: bool,
     /// The time of that row.
     time: i64,
 }
@@ -111,7 +114,7 @@ pub(super) struct BidimScan {
     /// chunks decode only these.
     needed: *mut bool,
     /// Cold batches decoded, and skipped by their time bounds, by finished readers.
-    batches: (i64, i64),
+    batches: (i64, i64, i64),
     /// palloc'd conditions on other columns, checked against cold batches' min/max.
     conds: *mut ColumnCond,
     nconds: i32,
@@ -347,14 +350,21 @@ pub(super) fn end_chunk_scan(s: &mut BidimScan) {
     }
 }
 
-fn add_counts(acc: (i64, i64), cs: *mut ColdScan) -> (i64, i64) {
+fn add_counts(acc: (i64, i64, i64), cs: *mut ColdScan) -> (i64, i64, i64) {
     // SAFETY: cs is a live cold scan.
-    let (r, k) = unsafe { ((*cs).batches_read, (*cs).batches_skipped) };
-    (acc.0 + r, acc.1 + k)
+    let (r, k, l) = unsafe {
+        (
+            (*cs).batches_read,
+            (*cs).batches_skipped,
+            (*cs).rows_in_clear,
+        )
+    };
+    (acc.0 + r, acc.1 + k, acc.2 + l)
 }
 
-/// Cold batches a scan has decoded and skipped so far (EXPLAIN ANALYZE).
-pub(crate) fn batch_counts(scan: pg_sys::TableScanDesc) -> (i64, i64) {
+/// Cold batches a scan has decoded and skipped so far, and last rows it took from
+/// batches undecoded (EXPLAIN ANALYZE).
+pub(crate) fn batch_counts(scan: pg_sys::TableScanDesc) -> (i64, i64, i64) {
     // SAFETY: scan is a BidimScan; its current reader (and merge inputs) are live.
     let s = unsafe { &*(scan as *mut BidimScan) };
     let mut acc = s.batches;
@@ -572,6 +582,7 @@ fn start_unit(s: &mut BidimScan, u: i32) {
                     },
                     opened: false,
                     live: false,
+                    taken: false,
                     time: 0,
                 }
             })
@@ -688,6 +699,11 @@ fn next_from_merge(
 ) -> bool {
     // SAFETY: inputs holds n initialized inputs, owned by this reader.
     let inputs = unsafe { std::slice::from_raw_parts_mut(inputs, n as usize) };
+    let direction = merge_direction(s);
+    for input in inputs.iter_mut().filter(|i| i.taken) {
+        input.taken = false;
+        advance(input, direction, s.time_attnum);
+    }
     // Open every chunk whose rows may come before the best row of the open ones (the
     // unopened ones are in bound order, so stop at the first that cannot).
     loop {
@@ -728,7 +744,6 @@ fn next_from_merge(
     let Some(k) = pick else {
         return false;
     };
-    let direction = merge_direction(s);
     // SAFETY: copies the input's row into the caller's slot (which keeps its own pin
     // and tuple header), before the input moves on.
     unsafe { pg_sys::ExecCopySlot(slot, inputs[k].slot) };
@@ -738,7 +753,7 @@ fn next_from_merge(
         // SAFETY: the cold row's slot carries its facade TID.
         unsafe { present_as(s.base.rs_rd, (*inputs[k].slot).tts_tid, slot) };
     }
-    advance(&mut inputs[k], direction, s.time_attnum);
+    inputs[k].taken = true;
     true
 }
 

@@ -12,6 +12,7 @@
 //! | `_bidim_time_min`, `_bidim_time_max` | first and last time of its rows (index `<name>_kt` on (key, time_max)) |
 //! | `c<attnum> bytea` | each table column, encoded ([`super::codec`]); storage EXTERNAL: already compressed |
 //! | `_bidim_min<attnum>`, `_bidim_max<attnum>` (int8 or float8) | for each integer, float, date, time or timestamp column other than the key and time: the smallest and largest non-NULL value of the batch (NULL: all NULL); scans skip batches by them |
+//! | `_bidim_last bytea` | the batch's last row (its newest), not encoded: a minimal tuple of the table's columns, NULL when it takes more than [`LAST_ROW_MAX_BYTES`]; a newest-first read hands it out without decoding the batch (chunks converted before it existed lack the column) |
 //!
 //! Rows are sorted by (key, time), so batch numbers follow (key, time). A row's TID is
 //! block = ordinal << 18 | batch, offset = row in batch + 1 (`docs/architecture.md`).
@@ -32,6 +33,11 @@ pub const BATCH_BYTES: usize = 32 << 20;
 
 /// Name of the first column of every batch relation (how a cold chunk is recognized).
 pub const BATCH_COLUMN: &str = "_bidim_batch";
+/// Name of the batch relation's last column: the batch's last row in the clear.
+pub const LAST_ROW_COLUMN: &str = "_bidim_last";
+/// A batch keeps its last row in the clear only when that row's minimal tuple takes
+/// at most this many bytes (TSBS's cpu rows take about 110).
+pub const LAST_ROW_MAX_BYTES: usize = 1024;
 /// Positions of the batch relation's fixed columns.
 pub const COL_BATCH: usize = 1;
 pub const COL_ROWS: usize = 2;
@@ -49,6 +55,24 @@ pub(super) fn is_cold(rel: pg_sys::Relation) -> bool {
             && std::ffi::CStr::from_ptr((*desc).attrs.as_slice(1)[0].attname.data.as_ptr())
                 .to_bytes()
                 == BATCH_COLUMN.as_bytes()
+    }
+}
+
+/// The attribute number of the [`LAST_ROW_COLUMN`] of the open batch relation `rel`
+/// (always its last column), or 0 if its batches do not keep their last row.
+pub(super) fn last_row_attnum(rel: pg_sys::Relation) -> i32 {
+    // SAFETY: an open relation's descriptor; attribute names are NUL-terminated.
+    unsafe {
+        let desc = (*rel).rd_att;
+        let natts = (*desc).natts as usize;
+        let last = &(*desc).attrs.as_slice(natts)[natts - 1];
+        let named = std::ffi::CStr::from_ptr(last.attname.data.as_ptr()).to_bytes()
+            == LAST_ROW_COLUMN.as_bytes();
+        if named && !last.attisdropped {
+            natts as i32
+        } else {
+            0
+        }
     }
 }
 
@@ -264,6 +288,28 @@ impl ColumnBuilder {
             }
         }
         0
+    }
+
+    /// The column's last value as a datum (by-reference values palloc'd in the current
+    /// memory context), as [`fill_datums`] makes it from the decoded column; NULL when
+    /// the column has no row yet or its last row is NULL.
+    pub fn last_datum(&self) -> (pg_sys::Datum, bool) {
+        let Some(row) = self.rows.checked_sub(1) else {
+            return (pg_sys::Datum::from(0), true);
+        };
+        if self.nulls[row / 8] & (1 << (row % 8)) != 0 {
+            return (pg_sys::Datum::from(0), true);
+        }
+        let d = match &self.values {
+            Values::Bool(v) => pg_sys::Datum::from(v[v.len() - 1]),
+            Values::I16(v) => pg_sys::Datum::from(v[v.len() - 1] as i64 as usize),
+            Values::I32(v) => pg_sys::Datum::from(v[v.len() - 1] as i64 as usize),
+            Values::I64(v) => pg_sys::Datum::from(v[v.len() - 1] as usize),
+            Values::F32(v) => pg_sys::Datum::from(v[v.len() - 1].to_bits() as usize),
+            Values::F64(v) => pg_sys::Datum::from(v[v.len() - 1].to_bits() as usize),
+            Values::Bytes(b) => bytes_datum(b, b.len() - 1, self.spec.typlen),
+        };
+        (d, false)
     }
 
     /// The encoded column; the builder is empty again.

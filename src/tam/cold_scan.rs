@@ -48,8 +48,16 @@ pub struct ColdScan {
     /// Next row to return (counting from the end when backward).
     row: i32,
     batch: i32,
+    /// The batch relation's last-row column ([`cold::last_row_attnum`], 0: none), and
+    /// whether the current batch's last row was handed out from it with nothing
+    /// decoded yet (a backward read decodes the batch only for its second row).
+    last_att: i32,
+    lazy: bool,
     pub batches_read: i64,
     pub batches_skipped: i64,
+    /// Batches whose last row was handed out from their last-row column (one decoded
+    /// afterwards for its other rows also counts in `batches_read`).
+    pub rows_in_clear: i64,
     /// A scan of numbered batches ([`sample_block`]): the next and the end of the
     /// batch numbers still to read, under `snapshot`; `blocks`/`nbatches` are the
     /// relation's blocks and batches (0: not counted yet).
@@ -123,6 +131,9 @@ pub(super) fn begin(
     unsafe {
         let c = &mut *cs;
         c.backward = backward;
+        if backward {
+            c.last_att = cold::last_row_attnum(rel);
+        }
         c.time_lo = time.0;
         c.time_hi = time.1;
         if let Some(n) = needed {
@@ -348,9 +359,87 @@ fn load_batch(c: &mut ColdScan) {
         }
         c.nrows = nrows;
         c.row = 0;
+        c.lazy = false;
         c.batches_read += 1;
         pg_sys::MemoryContextSwitchTo(old);
     }
+}
+
+/// How far a minimal tuple's start lies past the start of the heap tuple header it
+/// stands for (htup_details.h's MINIMAL_TUPLE_OFFSET, a macro pgrx does not bind).
+const MINIMAL_TUPLE_OFFSET: usize =
+    (std::mem::offset_of!(pg_sys::HeapTupleHeaderData, t_infomask2) - 4) / 8 * 8;
+
+/// Hands out the last row of the batch in `bslot` from its last-row column, decoding
+/// nothing (the batch's other rows come after [`load_batch`]); false when the batch
+/// does not keep its last row.
+fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
+    let (d, isnull) = attr(c.bslot, c.last_att as usize);
+    if isnull {
+        return false;
+    }
+    // SAFETY: the batch context is reset for the batch and holds an aligned copy of the
+    // stored minimal tuple (formed from the table's descriptor at conversion; a column
+    // added since reads its missing value); the slot has the facade's descriptor.
+    unsafe {
+        pg_sys::MemoryContextReset(c.cxt);
+        let old = pg_sys::MemoryContextSwitchTo(c.cxt);
+        let nrows = attr(c.bslot, COL_ROWS).0.value() as i32;
+        if !(1..=tid::MAX_BATCH_ROWS as i32).contains(&nrows) {
+            cold::corrupt(&format!("a batch of {nrows} rows"));
+        }
+        c.batch = attr(c.bslot, COL_BATCH).0.value() as i32;
+        let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+        let len = pgrx::varlena::varsize_any_exhdr(v);
+        if len < std::mem::size_of::<pg_sys::MinimalTupleData>() {
+            cold::corrupt(&format!("a last row of {len} bytes"));
+        }
+        let row = pg_sys::palloc(len) as pg_sys::MinimalTuple;
+        std::ptr::copy_nonoverlapping(
+            pgrx::varlena::vardata_any(v) as *const u8,
+            row as *mut u8,
+            len,
+        );
+        if (*row).t_len as usize != len
+            || ((*row).t_infomask2 as u32 & pg_sys::HEAP_NATTS_MASK) as i32 > c.stored
+        {
+            cold::corrupt("its last row does not match the batch's columns");
+        }
+        if (*slot).tts_flags & pg_sys::TTS_FLAG_EMPTY as u16 == 0 {
+            ((*(*slot).tts_ops).clear.expect("slot clear"))(slot);
+        }
+        let mut tuple = pg_sys::HeapTupleData {
+            t_len: (len + MINIMAL_TUPLE_OFFSET) as u32,
+            t_data: (row as *mut u8).sub(MINIMAL_TUPLE_OFFSET) as pg_sys::HeapTupleHeader,
+            ..Default::default()
+        };
+        pg_sys::heap_deform_tuple(
+            &mut tuple,
+            (*c.facade).rd_att,
+            (*slot).tts_values,
+            (*slot).tts_isnull,
+        );
+        let specs = std::slice::from_raw_parts(c.specs, c.natts as usize);
+        for (i, spec) in specs.iter().enumerate() {
+            if spec.dropped {
+                *(*slot).tts_isnull.add(i) = true;
+            }
+        }
+        (*slot).tts_flags &= !(pg_sys::TTS_FLAG_EMPTY as u16);
+        (*slot).tts_nvalid = c.natts as pg_sys::AttrNumber;
+        let mut t = pg_sys::ItemPointerData::default();
+        super::delegate::set_block(&mut t, c.batch as u32);
+        t.ip_posid = nrows as u16;
+        encode_tid(c.ordinal, &mut t);
+        (*slot).tts_tid = t;
+        (*slot).tts_tableOid = rel_oid(c.facade);
+        c.nrows = nrows;
+        c.row = 1;
+        c.lazy = true;
+        c.rows_in_clear += 1;
+        pg_sys::MemoryContextSwitchTo(old);
+    }
+    true
 }
 
 /// Stores row `r` of the current batch in `slot` as a virtual tuple of the table.
@@ -394,6 +483,12 @@ pub(super) fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool
             continue;
         }
         if c.row < c.nrows {
+            if c.lazy {
+                // the batch's second row: decode it now, past the row handed out
+                let row = c.row;
+                load_batch(c);
+                c.row = row;
+            }
             let r = if c.backward {
                 c.nrows - 1 - c.row
             } else {
@@ -405,6 +500,9 @@ pub(super) fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool
         }
         if !next_batch_row(c) {
             return false;
+        }
+        if c.backward && c.last_att > 0 && serve_last_row(c, slot) {
+            return true;
         }
         load_batch(c);
     }
@@ -572,6 +670,7 @@ pub(super) fn next_batch<K>(
     let c = unsafe { &mut *cs };
     c.nrows = 0;
     c.row = 0;
+    c.lazy = false;
     if !next_batch_row(c) {
         return None;
     }

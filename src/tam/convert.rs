@@ -38,6 +38,8 @@ pub struct Outcome {
     pub converted: i64,
     pub skipped: i64,
     pub rows: i64,
+    /// Ready chunks left for a later call by `limit`.
+    pub left: i64,
 }
 
 /// This database's data horizon for `facade` (oldest non-removable xid), 64-bit.
@@ -88,6 +90,7 @@ pub fn convert(facade: pg_sys::Oid, older_than: i64, wait: bool, limit: usize) -
         .count()
         - ready.len();
     out.skipped += waiting as i64;
+    out.left = ready.len().saturating_sub(limit) as i64;
     for c in ready.into_iter().take(limit) {
         match convert_chunk(facade, &cfg, c) {
             Some(n) => {
@@ -123,7 +126,8 @@ fn convert_chunk(facade: pg_sys::Oid, cfg: &TableConfig, c: &ChunkRow) -> Option
     let sort = Sorted::new(chunk, cfg, snapshot);
     let name = chunk_name(facade, ordinal);
     let cold_rel = create_batch_relation(facade, cfg, &name, &specs);
-    let stats = write_batches(cold_rel, cfg, &specs, sort);
+    // SAFETY: the open chunk's descriptor (the table's columns).
+    let stats = write_batches(cold_rel, cfg, &specs, unsafe { (*chunk).rd_att }, sort);
     // SAFETY: unregisters the snapshot registered above; closes the chunk.
     unsafe {
         pg_sys::UnregisterSnapshot(snapshot);
@@ -266,6 +270,7 @@ fn create_batch_relation(
         };
         cols.push(format!("{min} {typ}, {max} {typ}"));
     }
+    cols.push(format!("{} pg_catalog.bytea", cold::LAST_ROW_COLUMN));
     let storage: Vec<String> = (1..=specs.len())
         .map(|n| format!("ALTER COLUMN c{n} SET STORAGE EXTERNAL"))
         .collect();
@@ -450,6 +455,7 @@ fn write_batches(
     cold_rel_id: pg_sys::Oid,
     cfg: &TableConfig,
     specs: &[ColSpec],
+    desc: pg_sys::TupleDesc,
     mut sort: Sorted,
 ) -> Written {
     let mut builders: Vec<ColumnBuilder> = specs.iter().map(|s| ColumnBuilder::new(*s)).collect();
@@ -487,9 +493,21 @@ fn write_batches(
                      tmax: i64,
                      b: &mut Vec<ColumnBuilder>,
                      batch_no: i32| {
-            let width = cold::FIXED_COLUMNS + natts + 2 * bounded.len();
+            let width = cold::FIXED_COLUMNS + natts + 2 * bounded.len() + 1;
             let mut values = vec![pg_sys::Datum::from(0); width];
             let mut nulls = vec![false; width];
+            // The last row in the clear, taken before the builders are emptied.
+            let (mut last, mut last_null): (Vec<_>, Vec<_>) =
+                b.iter().map(|bld| bld.last_datum()).unzip();
+            let row =
+                pg_sys::heap_form_minimal_tuple(desc, last.as_mut_ptr(), last_null.as_mut_ptr());
+            let len = (*row).t_len as usize;
+            if len <= cold::LAST_ROW_MAX_BYTES {
+                values[width - 1] =
+                    cold::bytea_datum(std::slice::from_raw_parts(row as *const u8, len));
+            } else {
+                nulls[width - 1] = true;
+            }
             for (j, &i) in bounded.iter().enumerate() {
                 let at = cold::FIXED_COLUMNS + natts + 2 * j;
                 match b[i].bounds() {

@@ -827,7 +827,7 @@ pub(super) struct BidimScanState {
     /// Time order of the rows (0 none, 1 ascending, -1 descending).
     pub(super) order: i32,
     /// Cold batches decoded and skipped by their time bounds, over every (re)start.
-    batches: (i64, i64),
+    batches: (i64, i64, i64),
     /// Holds the evaluated bounds (a key may be text) until the next (re)start.
     pub(super) bounds_cxt: pg_sys::MemoryContext,
     /// The directory rows, read once per execution under the query's snapshot and
@@ -1384,9 +1384,10 @@ pub(super) fn stop(st: *mut BidimScanState) {
     // SAFETY: st is our executor node.
     unsafe {
         if !(*st).scan.is_null() {
-            let (r, k) = chunk_scan::batch_counts((*st).scan);
+            let (r, k, l) = chunk_scan::batch_counts((*st).scan);
             (*st).batches.0 += r;
             (*st).batches.1 += k;
+            (*st).batches.2 += l;
             chunk_scan::scan_finish((*st).scan);
             (*st).scan = std::ptr::null_mut();
         }
@@ -1486,14 +1487,18 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
             let text = std::ffi::CString::new(text).expect("no NUL in a number");
             pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), text.as_ptr(), es);
             // Cold chunks' batches (EXPLAIN ANALYZE: counted while reading).
-            let (mut read, mut skipped) = (*st).batches;
+            let (mut read, mut skipped, mut clear) = (*st).batches;
             if !(*st).scan.is_null() {
-                let (r, k) = chunk_scan::batch_counts((*st).scan);
+                let (r, k, l) = chunk_scan::batch_counts((*st).scan);
                 read += r;
                 skipped += k;
+                clear += l;
             }
-            if read + skipped > 0 {
-                let text = format!("{read} decoded, {skipped} skipped by their bounds");
+            if read + skipped + clear > 0 {
+                let mut text = format!("{read} decoded, {skipped} skipped by their bounds");
+                if clear > 0 {
+                    text += &format!(", {clear} last rows read undecoded");
+                }
                 let text = std::ffi::CString::new(text).expect("no NUL in a number");
                 pg_sys::ExplainPropertyText(c"Cold batches".as_ptr(), text.as_ptr(), es);
             }

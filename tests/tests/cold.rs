@@ -358,3 +358,67 @@ fn cold_row_changes_survive_kill9() {
     }
     assert!(changes > 5, "too few committed changes: {changes}");
 }
+
+/// A call of `bidim.convert` converts at most `max_locks_per_transaction` chunks (each
+/// holds its locks to commit), says with a NOTICE how many it left, and further calls
+/// convert the rest with every row kept.
+#[test]
+fn convert_calls_stay_within_the_lock_budget() {
+    let cluster = Cluster::builder()
+        .setting("max_locks_per_transaction", "10")
+        .start()
+        .expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         CREATE TABLE b (id int, ts timestamptz, v float8) USING bidim;
+         SELECT bidim.configure('b', partition_interval => '1 hour');
+         INSERT INTO b SELECT g % 7, timestamptz '2026-01-01' + g * interval '1 minute', g
+         FROM generate_series(0, 60 * 25 - 1) g;
+         SELECT bidim.seal('b');",
+    )
+    .unwrap();
+    let rows = one_i64(&mut c, "SELECT count(*) FROM b");
+    let sealed = one_i64(
+        &mut c,
+        "SELECT count(*) FROM bidim.chunks WHERE state = 'sealed'",
+    );
+    assert_eq!(sealed, 25);
+    let mut total = 0;
+    let mut calls = Vec::new();
+    while total < sealed {
+        let n = one_i64(&mut c, "SELECT bidim.convert('b')");
+        assert!((1..=10).contains(&n), "one call converted {n} chunks");
+        total += n;
+        calls.push(n);
+        assert_eq!(one_i64(&mut c, "SELECT count(*) FROM b"), rows);
+    }
+    assert_eq!(calls, vec![10, 10, 5]);
+    let out = cluster
+        .client_tool("psql")
+        .args([
+            "-X",
+            "-d",
+            "postgres",
+            "-c",
+            "INSERT INTO b SELECT 1, timestamptz '2026-01-03' + g * interval '1 hour', g FROM generate_series(0, 11) g",
+            "-c",
+            "SELECT bidim.seal('b')",
+            "-c",
+            "SELECT bidim.convert('b')",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.contains("bidim.convert converted 10 chunks of \"public.b\" and left 2 more"),
+        "{out}"
+    );
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM bidim.chunks WHERE state = 'cold'"
+        ),
+        35
+    );
+}
