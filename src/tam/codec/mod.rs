@@ -13,7 +13,8 @@
 //! | rest | the codec's payload over the non-NULL values, in row order |
 //!
 //! Codecs, one file each behind the [`CODECS`] table: [`numbers`] (pco, for every
-//! integer and float kind), [`bits`] (booleans, packed), [`bytes`] (dictionary when a
+//! integer and float kind, and for floats that all hold integers, as integers),
+//! [`bits`] (booleans, packed), [`bytes`] (dictionary when a
 //! batch has few distinct values, else zstd), and "all NULL" (no payload). Decoding
 //! never trusts its input: truncated, corrupt or random bytes give a [`DecodeError`],
 //! never a panic (the third-party decoders run under `catch_unwind` as a last guard).
@@ -190,9 +191,10 @@ pub struct CodecDef {
     pub decode: fn(Kind, usize, &[u8]) -> Result<Values, DecodeError>,
 }
 
-/// Every codec, by id. The encoder picks the first that takes the values and, among
-/// those for variable-length values, the dictionary when it pays off.
-pub const CODECS: [CodecDef; 5] = [
+/// Every codec, by id. The encoder tries them in [`PREFERENCE`] order and takes the
+/// first that takes the values (among those for variable-length values, the
+/// dictionary takes them only when it pays off).
+pub const CODECS: [CodecDef; 6] = [
     CodecDef {
         id: 0,
         name: "null",
@@ -229,7 +231,16 @@ pub const CODECS: [CodecDef; 5] = [
         encode: bytes::encode_zstd,
         decode: bytes::decode_zstd,
     },
+    CodecDef {
+        id: 5,
+        name: "pco-integral",
+        encode: numbers::encode_integral,
+        decode: numbers::decode_integral,
+    },
 ];
+
+/// The order the encoder tries the codecs in (ids): integral floats before floats.
+const PREFERENCE: [usize; 6] = [0, 5, 1, 2, 3, 4];
 
 /// Name of codec `id` as stored in an encoded column.
 pub fn codec_name(encoded: &[u8]) -> Option<&'static str> {
@@ -243,8 +254,9 @@ pub fn encode(col: &Column) -> Vec<u8> {
         "a batch column holds at most {MAX_ROWS} rows"
     );
     let nnull = col.rows - col.values.len();
-    let payload = CODECS
+    let payload = PREFERENCE
         .iter()
+        .map(|&id| &CODECS[id])
         .find_map(|c| (c.encode)(&col.values).map(|p| (c.id, p)))
         .expect("every kind of values has a codec");
     let mut w = Writer::default();

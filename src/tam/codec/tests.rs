@@ -190,6 +190,17 @@ fn values_strategy() -> impl Strategy<Value = Values> {
         prop::collection::vec(any::<i64>(), 0..300).prop_map(Values::I64),
         prop::collection::vec(any::<u32>().prop_map(f32::from_bits), 0..300).prop_map(Values::F32),
         prop::collection::vec(any::<u64>().prop_map(f64::from_bits), 0..300).prop_map(Values::F64),
+        // floats that hold integers (the integral codec), now and then one that does not
+        (prop::collection::vec(-5000i64..5000, 0..300), any::<u64>()).prop_map(|(v, odd)| {
+            let mut f: Vec<f64> = v.iter().map(|x| *x as f64).collect();
+            if odd % 3 == 0 && !f.is_empty() {
+                let at = (odd as usize / 3) % f.len();
+                f[at] = [-0.0, 0.5, f64::NAN, 1e300][(odd as usize / 7) % 4];
+            }
+            Values::F64(f)
+        }),
+        prop::collection::vec(-70000i64..70000, 0..300)
+            .prop_map(|v| Values::F32(v.iter().map(|x| *x as f32).collect())),
         // random walks, the shape of metrics
         (any::<i64>(), prop::collection::vec(-3i64..4, 0..300)).prop_map(|(s, d)| {
             let mut x = s / 2;
@@ -280,6 +291,35 @@ fn sizes_of_tsbs_shaped_columns() {
     let per_row = total as f64 / rows as f64;
     println!("TSBS-shaped batch of {rows} rows: {per_row:.2} bytes a row (10 float8 + time)");
     assert!(per_row < 5.0, "{per_row} bytes a row");
+}
+
+/// Floats that all hold integers go to the integral codec (bit for bit back); one
+/// -0.0, fraction, NaN, infinity or out-of-range value sends the column to pco's float
+/// modes.
+#[test]
+fn integral_floats_take_the_integer_codec() {
+    let walk: Vec<f64> = (0..1000).map(|i| ((i * 7) % 101) as f64 - 50.0).collect();
+    let col = Column::without_nulls(Values::F64(walk.clone()));
+    assert_eq!(codec_name(&encode(&col)), Some("pco-integral"));
+    round_trip(&col);
+    let big = vec![(1i64 << 53) as f64, i64::MIN as f64, 0.0, 42.0];
+    let col = Column::without_nulls(Values::F64(big));
+    assert_eq!(codec_name(&encode(&col)), Some("pco-integral"));
+    round_trip(&col);
+    for odd in [-0.0, 0.25, f64::NAN, f64::INFINITY, 1e300, 9.3e18] {
+        let mut v = walk.clone();
+        v[500] = odd;
+        let col = Column::without_nulls(Values::F64(v));
+        assert_eq!(codec_name(&encode(&col)), Some("pco"), "{odd}");
+        round_trip(&col);
+    }
+    let f32s = Column::without_nulls(Values::F32(vec![1.0, -3.0, 16_777_216.0, 0.0]));
+    assert_eq!(codec_name(&encode(&f32s)), Some("pco-integral"));
+    round_trip(&f32s);
+    // an integral payload read as another kind is an error
+    let mut wrong = encode(&Column::without_nulls(Values::F64(vec![1.0, 2.0])));
+    wrong[1] = Kind::I64 as u8;
+    assert!(decode(&wrong).is_err());
 }
 
 #[test]
