@@ -400,8 +400,11 @@ fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
             row as *mut u8,
             len,
         );
+        let hoff = (*row).t_hoff as usize;
         if (*row).t_len as usize != len
             || ((*row).t_infomask2 as u32 & pg_sys::HEAP_NATTS_MASK) as i32 > c.stored
+            || hoff < MINIMAL_TUPLE_OFFSET + std::mem::size_of::<pg_sys::MinimalTupleData>()
+            || hoff > len + MINIMAL_TUPLE_OFFSET
         {
             cold::corrupt("its last row does not match the batch's columns");
         }
