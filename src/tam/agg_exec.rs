@@ -372,11 +372,13 @@ unsafe extern "C-unwind" fn begin(
     }
 }
 
-/// A row's values: the table's columns at `values[attnum - 1]`.
+/// A row's values: the table's columns at `values[(attnum - 1) * stride]` (column-major
+/// batch arrays: `stride` is the batch's row count; one row of a slot: 1).
 #[derive(Clone, Copy)]
 struct Row {
     values: *const pg_sys::Datum,
     nulls: *const bool,
+    stride: usize,
 }
 
 impl Row {
@@ -384,7 +386,7 @@ impl Row {
     fn get(self, attnum: i16) -> (u64, bool) {
         // SAFETY: attnum is a column of the table; the arrays hold every column.
         unsafe {
-            let i = attnum as usize - 1;
+            let i = (attnum as usize - 1) * self.stride;
             ((*self.values.add(i)).value() as u64, *self.nulls.add(i))
         }
     }
@@ -465,9 +467,9 @@ impl AggExec {
         }
     }
 
-    /// Adds rows `rows` of arrays `values`/`nulls` (`natts` columns a row) to their
-    /// groups; `one_key`: the rows are a cold batch (one key: its restrictions run on
-    /// the first row only).
+    /// Adds the `nrows` rows of column-major arrays `values`/`nulls` (column i's rows
+    /// at `i * nrows ..`; one row of a slot: its arrays) to their groups; `one_key`:
+    /// the rows are a cold batch (one key: its restrictions run on the first row only).
     #[allow(clippy::too_many_arguments)]
     fn add_rows(
         &mut self,
@@ -475,15 +477,15 @@ impl AggExec {
         slot: *mut pg_sys::TupleTableSlot,
         values: *const pg_sys::Datum,
         nulls: *const bool,
-        natts: usize,
         nrows: usize,
         one_key: bool,
         bounds: (i64, i64),
     ) {
         let row = |r: usize| Row {
             // SAFETY: r < nrows; the arrays hold nrows x natts entries.
-            values: unsafe { values.add(r * natts) },
-            nulls: unsafe { nulls.add(r * natts) },
+            values: unsafe { values.add(r) },
+            nulls: unsafe { nulls.add(r) },
+            stride: nrows,
         };
         if nrows == 0 {
             return;
@@ -602,17 +604,12 @@ impl AggExec {
         bounds: (i64, i64),
     ) {
         // SAFETY: row_slot holds a row of the table, deformed here.
-        let (v, n, natts) = unsafe {
+        let (v, n) = unsafe {
             pg_sys::slot_getallattrs(self.row_slot);
-            let r = self.row_slot;
-            (
-                (*r).tts_values,
-                (*r).tts_isnull,
-                (*(*r).tts_tupleDescriptor).natts as usize,
-            )
+            ((*self.row_slot).tts_values, (*self.row_slot).tts_isnull)
         };
         self.rows_hot += 1;
-        self.add_rows(econtext, slot, v, n, natts, 1, false, bounds);
+        self.add_rows(econtext, slot, v, n, 1, false, bounds);
     }
 
     /// Adds the decoded batch of `cs` to its groups.
@@ -623,18 +620,9 @@ impl AggExec {
         cs: *mut cold_scan::ColdScan,
         bounds: (i64, i64),
     ) {
-        let (v, n, rows, cols) = cold_scan::batch_values(cs);
+        let (v, n, rows, _) = cold_scan::batch_values(cs);
         self.rows_cold += rows as i64;
-        self.add_rows(
-            econtext,
-            slot,
-            v,
-            n,
-            cols as usize,
-            rows as usize,
-            true,
-            bounds,
-        );
+        self.add_rows(econtext, slot, v, n, rows as usize, true, bounds);
     }
 
     /// Moves the groups no unread row can fall in, sorted in the scan's order, to

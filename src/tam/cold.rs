@@ -350,16 +350,14 @@ unsafe fn datum_bytes<'a>(d: pg_sys::Datum, typlen: i16) -> &'a [u8] {
     }
 }
 
-/// Writes the datums of decoded column `col` into column `i` of row-major arrays of
-/// `natts` columns (`values[r * natts + i]`), by-reference values allocated in the
-/// current memory context; NULL rows keep their NULL flag.
+/// Writes the datums of decoded column `col` into `values`/`nulls` (one entry a row:
+/// the column's contiguous part of column-major batch arrays), by-reference values
+/// allocated in the current memory context; NULL rows are flagged NULL.
 pub(super) fn fill_datums(
     col: &Column,
     spec: &ColSpec,
     values: &mut [pg_sys::Datum],
     nulls: &mut [bool],
-    natts: usize,
-    i: usize,
 ) {
     // One pass per kind (the match outside the row loop).
     fn fill<T: Copy>(
@@ -367,48 +365,43 @@ pub(super) fn fill_datums(
         v: &[T],
         values: &mut [pg_sys::Datum],
         nulls: &mut [bool],
-        natts: usize,
-        i: usize,
         to: impl Fn(T) -> pg_sys::Datum,
     ) {
         if col.nulls.is_none() {
-            for (r, &x) in v.iter().enumerate() {
-                values[r * natts + i] = to(x);
-                nulls[r * natts + i] = false;
+            for (d, &x) in values.iter_mut().zip(v) {
+                *d = to(x);
             }
+            nulls[..v.len()].fill(false);
             return;
         }
         let mut k = 0;
         for r in 0..col.rows {
-            if !col.is_null(r) {
-                values[r * natts + i] = to(v[k]);
-                nulls[r * natts + i] = false;
+            let null = col.is_null(r);
+            nulls[r] = null;
+            if !null {
+                values[r] = to(v[k]);
                 k += 1;
             }
         }
     }
     match &col.values {
-        Values::Bool(v) => fill(col, v, values, nulls, natts, i, pg_sys::Datum::from),
-        Values::I16(v) => fill(col, v, values, nulls, natts, i, |x| {
+        Values::Bool(v) => fill(col, v, values, nulls, pg_sys::Datum::from),
+        Values::I16(v) => fill(col, v, values, nulls, |x| {
             pg_sys::Datum::from(x as i64 as usize)
         }),
-        Values::I32(v) => fill(col, v, values, nulls, natts, i, |x| {
+        Values::I32(v) => fill(col, v, values, nulls, |x| {
             pg_sys::Datum::from(x as i64 as usize)
         }),
-        Values::I64(v) => fill(col, v, values, nulls, natts, i, |x| {
-            pg_sys::Datum::from(x as usize)
-        }),
-        Values::F32(v) => fill(col, v, values, nulls, natts, i, |x| {
+        Values::I64(v) => fill(col, v, values, nulls, |x| pg_sys::Datum::from(x as usize)),
+        Values::F32(v) => fill(col, v, values, nulls, |x| {
             pg_sys::Datum::from(x.to_bits() as usize)
         }),
-        Values::F64(v) => fill(col, v, values, nulls, natts, i, |x| {
+        Values::F64(v) => fill(col, v, values, nulls, |x| {
             pg_sys::Datum::from(x.to_bits() as usize)
         }),
         Values::Bytes(b) => {
             let idx: Vec<usize> = (0..b.len()).collect();
-            fill(col, &idx, values, nulls, natts, i, |k| {
-                bytes_datum(b, k, spec.typlen)
-            })
+            fill(col, &idx, values, nulls, |k| bytes_datum(b, k, spec.typlen))
         }
     }
 }

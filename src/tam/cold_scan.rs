@@ -40,7 +40,8 @@ pub struct ColdScan {
     needed: *mut bool,
     /// Columns stored in the batches (the table's columns when the chunk was converted).
     stored: i32,
-    /// The current batch: rows x natts datums and NULL flags, row-major, in `cxt`.
+    /// The current batch: rows x natts datums and NULL flags, column-major (column
+    /// i's rows at `i * nrows ..`), in `cxt`.
     cxt: pg_sys::MemoryContext,
     values: *mut pg_sys::Datum,
     nulls: *mut bool,
@@ -312,27 +313,31 @@ fn load_batch(c: &mut ColdScan) {
         }
         c.batch = attr(c.bslot, COL_BATCH).0.value() as i32;
         let natts = c.natts as usize;
-        let n = nrows as usize * natts;
+        let rows = nrows as usize;
+        let n = rows * natts;
+        // Column-major: column i's rows at [i * rows, (i + 1) * rows). Only the NULL
+        // flags of columns not read are set (their values are never looked at).
         c.values =
             pg_sys::palloc(n.max(1) * std::mem::size_of::<pg_sys::Datum>()) as *mut pg_sys::Datum;
         c.nulls = pg_sys::palloc(n.max(1)) as *mut bool;
-        std::ptr::write_bytes(c.nulls, 1, n);
-        std::ptr::write_bytes(c.values, 0, n);
         let values = std::slice::from_raw_parts_mut(c.values, n);
         let nulls = std::slice::from_raw_parts_mut(c.nulls, n);
         let specs = std::slice::from_raw_parts(c.specs, natts);
         for (i, spec) in specs.iter().enumerate() {
+            let (vals, nuls) = (
+                &mut values[i * rows..(i + 1) * rows],
+                &mut nulls[i * rows..(i + 1) * rows],
+            );
             if spec.dropped || (!c.needed.is_null() && !*c.needed.add(i)) {
+                nuls.fill(true);
                 continue;
             }
             if i as i32 >= c.stored {
                 // added after the conversion: the column's missing value
                 let mut isnull = false;
                 let d = pg_sys::getmissingattr((*c.facade).rd_att, i as i32 + 1, &mut isnull);
-                for r in 0..nrows as usize {
-                    values[r * natts + i] = d;
-                    nulls[r * natts + i] = isnull;
-                }
+                vals.fill(d);
+                nuls.fill(isnull);
                 continue;
             }
             let (d, isnull) = attr(c.bslot, FIXED_COLUMNS + i + 1);
@@ -345,7 +350,7 @@ fn load_batch(c: &mut ColdScan) {
                 pgrx::varlena::varsize_any_exhdr(v),
             );
             let col = codec::decode(bytes).unwrap_or_else(|e| cold::corrupt(&e.to_string()));
-            if col.rows != nrows as usize || col.values.kind() != spec.kind {
+            if col.rows != rows || col.values.kind() != spec.kind {
                 cold::corrupt(&format!(
                     "column {} holds {} rows of {:?}, the batch {} rows of {:?}",
                     i + 1,
@@ -355,7 +360,7 @@ fn load_batch(c: &mut ColdScan) {
                     spec.kind
                 ));
             }
-            cold::fill_datums(&col, spec, values, nulls, natts, i);
+            cold::fill_datums(&col, spec, vals, nuls);
         }
         c.nrows = nrows;
         c.row = 0;
@@ -457,8 +462,11 @@ fn store_row(c: &ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {
         if (*slot).tts_flags & pg_sys::TTS_FLAG_EMPTY as u16 == 0 {
             ((*(*slot).tts_ops).clear.expect("slot clear"))(slot);
         }
-        std::ptr::copy_nonoverlapping(c.values.add(r as usize * natts), (*slot).tts_values, natts);
-        std::ptr::copy_nonoverlapping(c.nulls.add(r as usize * natts), (*slot).tts_isnull, natts);
+        let (rows, r) = (c.nrows as usize, r as usize);
+        for i in 0..natts {
+            *(*slot).tts_values.add(i) = *c.values.add(i * rows + r);
+            *(*slot).tts_isnull.add(i) = *c.nulls.add(i * rows + r);
+        }
         (*slot).tts_flags &= !(pg_sys::TTS_FLAG_EMPTY as u16);
         (*slot).tts_nvalid = natts as pg_sys::AttrNumber;
         let mut t = pg_sys::ItemPointerData::default();
@@ -698,8 +706,9 @@ pub(super) fn decode_batch(cs: *mut ColdScan) -> i32 {
     c.nrows
 }
 
-/// The decoded batch's values and NULL flags (rows x columns of the table, row-major)
-/// and its row count; valid until the next batch.
+/// The decoded batch's values and NULL flags (rows x columns of the table,
+/// column-major: column i's rows at `i * rows ..`) and its row count; valid until the
+/// next batch.
 pub(super) fn batch_values(cs: *mut ColdScan) -> (*const pg_sys::Datum, *const bool, i32, i32) {
     // SAFETY: cs was made by begin and holds a decoded batch.
     let c = unsafe { &*cs };

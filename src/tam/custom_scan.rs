@@ -854,10 +854,12 @@ pub(super) struct BidimScanState {
     pub(super) extra_array: pg_sys::Datum,
 }
 
-/// The directory rows a scan has read: those of the partitions that end after `since`.
+/// The directory rows a scan has read: those of the partitions that end after `since`;
+/// and the table columns the plan reads ([`needed_columns`], once per execution).
 struct Directory {
     since: i64,
     rows: Vec<ChunkRow>,
+    needed: Option<Option<Vec<bool>>>,
 }
 
 #[pg_guard]
@@ -1148,6 +1150,7 @@ pub(super) fn start(st: *mut BidimScanState) {
                 .leak_and_drop_on_delete(Directory {
                     since: i64::MAX,
                     rows: Vec::new(),
+                    needed: None,
                 });
         }
         let dir = &mut *(*st).directory;
@@ -1271,7 +1274,7 @@ pub(super) fn start(st: *mut BidimScanState) {
             chunk_scan::restrict(
                 (*st).scan,
                 range.unwrap_or((i64::MIN, i64::MAX)),
-                needed_columns(st).as_deref(),
+                needed_of(st),
                 &col_conds,
             );
             (*st).started = true;
@@ -1298,11 +1301,21 @@ pub(super) fn start(st: *mut BidimScanState) {
         chunk_scan::restrict(
             (*st).scan,
             range.unwrap_or((i64::MIN, i64::MAX)),
-            needed_columns(st).as_deref(),
+            needed_of(st),
             &col_conds,
         );
         (*st).started = true;
     }
+}
+
+/// [`needed_columns`], computed at the first start of the execution (a nested loop
+/// starts the scan again for every outer row).
+fn needed_of<'a>(st: *mut BidimScanState) -> Option<&'a [bool]> {
+    // SAFETY: start made the directory (the query's memory context owns it).
+    let dir = unsafe { &mut *(*st).directory };
+    dir.needed
+        .get_or_insert_with(|| needed_columns(st))
+        .as_deref()
 }
 
 /// The table columns the plan reads (its target list and filter), one flag per
