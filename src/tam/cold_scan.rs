@@ -300,18 +300,28 @@ fn attr(slot: *mut pg_sys::TupleTableSlot, col: usize) -> (pg_sys::Datum, bool) 
     (d, isnull)
 }
 
+/// Starts on the batch in `bslot`: its memory context reset and made current (the
+/// caller switches back to the returned one), its number taken; returns its row count.
+fn enter_batch(c: &mut ColdScan) -> (pg_sys::MemoryContext, i32) {
+    // SAFETY: the scan's own batch context; the slot holds a batch row.
+    let old = unsafe {
+        pg_sys::MemoryContextReset(c.cxt);
+        pg_sys::MemoryContextSwitchTo(c.cxt)
+    };
+    let nrows = attr(c.bslot, COL_ROWS).0.value() as i32;
+    if !(1..=tid::MAX_BATCH_ROWS as i32).contains(&nrows) {
+        cold::corrupt(&format!("a batch of {nrows} rows"));
+    }
+    c.batch = attr(c.bslot, COL_BATCH).0.value() as i32;
+    (old, nrows)
+}
+
 /// Decodes the batch in `bslot` into the scan's batch arrays (only `needed` columns).
 fn load_batch(c: &mut ColdScan) {
     // SAFETY: the batch context is reset for every batch and owns the arrays and every
     // by-reference datum; the slot holds a batch row of the batch relation.
     unsafe {
-        pg_sys::MemoryContextReset(c.cxt);
-        let old = pg_sys::MemoryContextSwitchTo(c.cxt);
-        let nrows = attr(c.bslot, COL_ROWS).0.value() as i32;
-        if !(1..=tid::MAX_BATCH_ROWS as i32).contains(&nrows) {
-            cold::corrupt(&format!("a batch of {nrows} rows"));
-        }
-        c.batch = attr(c.bslot, COL_BATCH).0.value() as i32;
+        let (old, nrows) = enter_batch(c);
         let natts = c.natts as usize;
         let rows = nrows as usize;
         let n = rows * natts;
@@ -387,13 +397,7 @@ fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
     // stored minimal tuple (formed from the table's descriptor at conversion; a column
     // added since reads its missing value); the slot has the facade's descriptor.
     unsafe {
-        pg_sys::MemoryContextReset(c.cxt);
-        let old = pg_sys::MemoryContextSwitchTo(c.cxt);
-        let nrows = attr(c.bslot, COL_ROWS).0.value() as i32;
-        if !(1..=tid::MAX_BATCH_ROWS as i32).contains(&nrows) {
-            cold::corrupt(&format!("a batch of {nrows} rows"));
-        }
-        c.batch = attr(c.bslot, COL_BATCH).0.value() as i32;
+        let (old, nrows) = enter_batch(c);
         let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
         let len = pgrx::varlena::varsize_any_exhdr(v);
         if len < std::mem::size_of::<pg_sys::MinimalTupleData>() {

@@ -201,11 +201,25 @@ fn convert_chunk(facade: pg_sys::Oid, cfg: &TableConfig, c: &ChunkRow) -> Option
     Some(stats.rows)
 }
 
+/// Tries for the chunk-creation lock this long (a chunk maker holds it for a moment;
+/// under heavy ingest with small chunks a single try kept losing the race).
+const ORDINAL_TRIES: u32 = 50;
+const ORDINAL_PAUSE_US: i64 = 2000;
+
 /// A new chunk ordinal for `facade` (under the chunk-creation lock, to commit), or
-/// `None` if another transaction holds that lock now.
+/// `None` if other transactions held that lock throughout [`ORDINAL_TRIES`] tries.
+/// Never waits in the lock queue: an inserter holding the lock may be waiting for a
+/// row this transaction changed (a seal); it waits for us at most these pauses.
 fn new_ordinal(facade: pg_sys::Oid) -> Option<u32> {
-    if !Lock::ChunkCreation(facade).try_acquire() {
-        return None;
+    let mut tries = 0;
+    while !Lock::ChunkCreation(facade).try_acquire() {
+        tries += 1;
+        if tries >= ORDINAL_TRIES {
+            return None;
+        }
+        // SAFETY: a short sleep between tries; interrupts are honoured.
+        unsafe { pg_sys::pg_usleep(ORDINAL_PAUSE_US) };
+        pgrx::check_for_interrupts!();
     }
     Some(chunk_store::take_ordinal(facade).unwrap_or_else(|| {
         raise(
