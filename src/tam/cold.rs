@@ -300,13 +300,14 @@ impl ColumnBuilder {
         if self.nulls[row / 8] & (1 << (row % 8)) != 0 {
             return (pg_sys::Datum::from(0), true);
         }
+        // the last row is not NULL, so its value is the last one pushed
         let d = match &self.values {
-            Values::Bool(v) => pg_sys::Datum::from(v[v.len() - 1]),
-            Values::I16(v) => pg_sys::Datum::from(v[v.len() - 1] as i64 as usize),
-            Values::I32(v) => pg_sys::Datum::from(v[v.len() - 1] as i64 as usize),
-            Values::I64(v) => pg_sys::Datum::from(v[v.len() - 1] as usize),
-            Values::F32(v) => pg_sys::Datum::from(v[v.len() - 1].to_bits() as usize),
-            Values::F64(v) => pg_sys::Datum::from(v[v.len() - 1].to_bits() as usize),
+            Values::Bool(v) => v[v.len() - 1].datum(),
+            Values::I16(v) => v[v.len() - 1].datum(),
+            Values::I32(v) => v[v.len() - 1].datum(),
+            Values::I64(v) => v[v.len() - 1].datum(),
+            Values::F32(v) => v[v.len() - 1].datum(),
+            Values::F64(v) => v[v.len() - 1].datum(),
             Values::Bytes(b) => bytes_datum(b, b.len() - 1, self.spec.typlen),
         };
         (d, false)
@@ -350,6 +351,32 @@ unsafe fn datum_bytes<'a>(d: pg_sys::Datum, typlen: i16) -> &'a [u8] {
     }
 }
 
+/// A decoded fixed-size value as the datum PostgreSQL passes it by value (the one
+/// conversion for whole columns and for a batch's last row).
+trait ToDatum: Copy {
+    fn datum(self) -> pg_sys::Datum;
+}
+
+macro_rules! to_datum {
+    ($($t:ty => |$x:ident| $e:expr;)*) => {
+        $(impl ToDatum for $t {
+            fn datum(self) -> pg_sys::Datum {
+                let $x = self;
+                pg_sys::Datum::from($e)
+            }
+        })*
+    };
+}
+
+to_datum! {
+    bool => |x| x;
+    i16 => |x| x as i64 as usize;
+    i32 => |x| x as i64 as usize;
+    i64 => |x| x as usize;
+    f32 => |x| x.to_bits() as usize;
+    f64 => |x| x.to_bits() as usize;
+}
+
 /// Writes the datums of decoded column `col` into `values`/`nulls` (one entry a row:
 /// the column's contiguous part of column-major batch arrays), by-reference values
 /// allocated in the current memory context; NULL rows are flagged NULL.
@@ -385,20 +412,12 @@ pub(super) fn fill_datums(
         }
     }
     match &col.values {
-        Values::Bool(v) => fill(col, v, values, nulls, pg_sys::Datum::from),
-        Values::I16(v) => fill(col, v, values, nulls, |x| {
-            pg_sys::Datum::from(x as i64 as usize)
-        }),
-        Values::I32(v) => fill(col, v, values, nulls, |x| {
-            pg_sys::Datum::from(x as i64 as usize)
-        }),
-        Values::I64(v) => fill(col, v, values, nulls, |x| pg_sys::Datum::from(x as usize)),
-        Values::F32(v) => fill(col, v, values, nulls, |x| {
-            pg_sys::Datum::from(x.to_bits() as usize)
-        }),
-        Values::F64(v) => fill(col, v, values, nulls, |x| {
-            pg_sys::Datum::from(x.to_bits() as usize)
-        }),
+        Values::Bool(v) => fill(col, v, values, nulls, ToDatum::datum),
+        Values::I16(v) => fill(col, v, values, nulls, ToDatum::datum),
+        Values::I32(v) => fill(col, v, values, nulls, ToDatum::datum),
+        Values::I64(v) => fill(col, v, values, nulls, ToDatum::datum),
+        Values::F32(v) => fill(col, v, values, nulls, ToDatum::datum),
+        Values::F64(v) => fill(col, v, values, nulls, ToDatum::datum),
         Values::Bytes(b) => {
             let idx: Vec<usize> = (0..b.len()).collect();
             fill(col, &idx, values, nulls, |k| bytes_datum(b, k, spec.typlen))

@@ -417,9 +417,7 @@ fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
         {
             cold::corrupt("its last row does not match the batch's columns");
         }
-        if (*slot).tts_flags & pg_sys::TTS_FLAG_EMPTY as u16 == 0 {
-            ((*(*slot).tts_ops).clear.expect("slot clear"))(slot);
-        }
+        clear_slot(slot);
         let mut tuple = pg_sys::HeapTupleData {
             t_len: (len + MINIMAL_TUPLE_OFFSET) as u32,
             t_data: (row as *mut u8).sub(MINIMAL_TUPLE_OFFSET) as pg_sys::HeapTupleHeader,
@@ -437,14 +435,7 @@ fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
                 *(*slot).tts_isnull.add(i) = true;
             }
         }
-        (*slot).tts_flags &= !(pg_sys::TTS_FLAG_EMPTY as u16);
-        (*slot).tts_nvalid = c.natts as pg_sys::AttrNumber;
-        let mut t = pg_sys::ItemPointerData::default();
-        super::delegate::set_block(&mut t, c.batch as u32);
-        t.ip_posid = nrows as u16;
-        encode_tid(c.ordinal, &mut t);
-        (*slot).tts_tid = t;
-        (*slot).tts_tableOid = rel_oid(c.facade);
+        stored_row(c, nrows - 1, slot);
         c.nrows = nrows;
         c.row = 1;
         c.lazy = true;
@@ -460,19 +451,34 @@ fn store_row(c: &ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {
     // SAFETY: the slot has the facade's descriptor (natts columns); the batch arrays
     // hold nrows x natts entries, valid until the next batch.
     unsafe {
-        // ExecClearTuple and ExecStoreVirtualTuple, inlined: this runs once per row, and
-        // the slot's clear callback (freeing the slot's own tuple, releasing its
-        // buffer) raises no error.
+        clear_slot(slot);
+        let (rows, at) = (c.nrows as usize, r as usize);
+        for i in 0..natts {
+            *(*slot).tts_values.add(i) = *c.values.add(i * rows + at);
+            *(*slot).tts_isnull.add(i) = *c.nulls.add(i * rows + at);
+        }
+    }
+    stored_row(c, r, slot);
+}
+
+/// ExecClearTuple, inlined (it runs once per row): the slot's clear callback (freeing
+/// its own tuple, releasing its buffer) raises no error.
+fn clear_slot(slot: *mut pg_sys::TupleTableSlot) {
+    // SAFETY: a valid slot; its clear callback is set for every slot type.
+    unsafe {
         if (*slot).tts_flags & pg_sys::TTS_FLAG_EMPTY as u16 == 0 {
             ((*(*slot).tts_ops).clear.expect("slot clear"))(slot);
         }
-        let (rows, r) = (c.nrows as usize, r as usize);
-        for i in 0..natts {
-            *(*slot).tts_values.add(i) = *c.values.add(i * rows + r);
-            *(*slot).tts_isnull.add(i) = *c.nulls.add(i * rows + r);
-        }
+    }
+}
+
+/// ExecStoreVirtualTuple, inlined, for row `r` (0-based) of the current batch, whose
+/// values `slot` now holds: every column valid, the row's facade TID and table.
+fn stored_row(c: &ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {
+    // SAFETY: a slot of the facade's descriptor (natts columns) holding the row's values.
+    unsafe {
         (*slot).tts_flags &= !(pg_sys::TTS_FLAG_EMPTY as u16);
-        (*slot).tts_nvalid = natts as pg_sys::AttrNumber;
+        (*slot).tts_nvalid = c.natts as pg_sys::AttrNumber;
         let mut t = pg_sys::ItemPointerData::default();
         super::delegate::set_block(&mut t, c.batch as u32);
         t.ip_posid = (r + 1) as u16;
