@@ -45,6 +45,10 @@ CREATE TABLE bidim.chunk (
     -- converted (src/tam/convert.rs)
     rows         int8,
     bytes_before int8,
+    -- a sealed chunk's block-range time map, measured with its bounds
+    -- (src/tam/block_map.rs: blocks per range, blocks covered, then each range's
+    -- first and last time); NULL: read the whole chunk
+    block_times  int8[],
     PRIMARY KEY (rel, chunk_id)
 );
 COMMENT ON TABLE bidim.chunk IS 'bidim: chunk directory (one row per chunk; internal)';

@@ -168,6 +168,25 @@ SELECT (SELECT array_agg(x ORDER BY x) FROM (SELECT ts, v, series_id FROM daily 
 SELECT (SELECT array_agg(x ORDER BY x) FROM (SELECT ts, v, series_id FROM daily WHERE ts >= '2026-02-01 10:10' AND ts < '2026-02-01 10:20') x)
      = (SELECT array_agg(x ORDER BY x) FROM (SELECT ts, v, series_id FROM heap_daily WHERE ts >= '2026-02-01 10:10' AND ts < '2026-02-01 10:20') x) AS same_rows;
 SELECT same_as_heap($$SELECT * FROM daily WHERE ts BETWEEN '2026-02-01 03:00' AND '2026-02-01 03:30'$$);
+-- The maintenance job also maps each sealed chunk's block ranges to the times of
+-- their rows: a window reads only the blocks whose ranges hold it.
+CREATE TABLE wide (series_id int, ts timestamptz, v int, pad text) USING bidim;
+SELECT (bidim.configure('wide', hot_chunk_rows => 20000, partition_interval => '1 day')).rel IS NOT NULL AS configured;
+INSERT INTO wide SELECT s, timestamptz '2026-02-01' + t * interval '1 minute', t, repeat('x', 100)
+FROM generate_series(0, 1439) t, generate_series(1, 10) s ORDER BY t, s;
+SELECT bidim.seal('wide') AS sealed_now;
+CREATE TABLE heap_wide AS SELECT * FROM wide;
+DO $$ BEGIN FOR i IN 1..3 LOOP PERFORM bidim._maintain(); END LOOP; END $$;
+SELECT state, pages, array_length(block_times, 1) AS map_length FROM bidim.chunk WHERE rel = 'wide'::regclass;
+EXPLAIN (COSTS OFF) SELECT count(*), sum(v) FROM wide WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
+SELECT count(*), sum(v) FROM wide WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
+SELECT count(*), sum(v) FROM heap_wide WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
+-- An UPDATE moves its row out of a mapped chunk (heap could store the new version in
+-- any block), into a hot chunk of the same cell.
+UPDATE wide SET ts = ts + interval '30 seconds' WHERE series_id = 3 AND ts = '2026-02-01 10:20';
+UPDATE heap_wide SET ts = ts + interval '30 seconds' WHERE series_id = 3 AND ts = '2026-02-01 10:20';
+SELECT state, count(*) FROM bidim.chunks WHERE rel = 'wide'::regclass GROUP BY 1 ORDER BY 1;
+SELECT same_as_heap($$SELECT * FROM wide WHERE ts >= '2026-02-01 10:15' AND ts < '2026-02-01 10:25'$$);
 
 -- 6. Many chunks. A scan reads the directory rows of the partitions that end after its
 -- lower time bound (again on a rescan whose bound is earlier), and in READ COMMITTED
@@ -209,6 +228,6 @@ RESET parallel_setup_cost; RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
 
 DROP FUNCTION same_as_heap(text);
-DROP TABLE points, heap_points, series, named, heap_named, daily, heap_daily, many, heap_many;
+DROP TABLE points, heap_points, series, named, heap_named, daily, heap_daily, wide, heap_wide, many, heap_many;
 SELECT count(*) AS chunks_left FROM bidim.chunk;
 DROP EXTENSION bidim;

@@ -34,6 +34,8 @@ pub struct ChunkCell {
     pub key_hi: Option<Key>,
     /// The chunk's measured time bounds (inclusive), if any.
     pub span: Option<(i64, i64)>,
+    /// Whether the chunk has a block-range time map (no row version may be added).
+    pub mapped: bool,
     /// The local transaction that read this (bounds are read with the latest snapshot
     /// once per transaction that holds the chunk locked, so they cannot change under it).
     pub read_in: u32,

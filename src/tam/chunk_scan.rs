@@ -6,6 +6,7 @@
 // Callback signatures are PostgreSQL's, argument count included.
 #![allow(clippy::too_many_arguments)]
 
+use super::block_map;
 use super::cold;
 use super::cold_scan::{self, ColdScan};
 use super::config;
@@ -120,6 +121,25 @@ pub(super) struct BidimScan {
     nconds: i32,
     /// Cold chunks are passed over (BidimAgg reads their batches in its own order).
     skip_cold: bool,
+    /// palloc'd, one per chunk (null: none): the runs of blocks a heap reader reads of
+    /// a chunk with a block-range time map ([`restrict_blocks`]).
+    chunk_runs: *mut ChunkRuns,
+    /// palloc'd block runs (start, count) the `chunk_runs` entries point into.
+    runs: *mut (u32, u32),
+    /// The run of the current chunk being read ([`block_map::fitted_run`]'s index) and
+    /// the chunk's size in blocks when it was opened.
+    cur_run: i32,
+    cur_nblocks: u32,
+}
+
+/// Which blocks of a chunk a heap reader reads: `count` runs from `first` in
+/// [`BidimScan::runs`], measured over `covered` blocks; `count` -1: the whole chunk.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct ChunkRuns {
+    first: i32,
+    count: i32,
+    covered: u32,
 }
 
 /// Shared state of a parallel scan: participants take whole chunks, in directory
@@ -306,6 +326,92 @@ pub(crate) fn restrict(
     }
 }
 
+/// Tells a scan begun by [`begin_scan_of`] which blocks of its chunks to read: for
+/// each chunk (in the scan's order), `None` (all of them) or the runs of blocks its
+/// block-range time map gives for the scan's time window, and the blocks the map
+/// covers (blocks past those are read too).
+pub(crate) fn restrict_blocks(scan: pg_sys::TableScanDesc, maps: &[Option<block_map::BlockRuns>]) {
+    if maps.iter().all(Option::is_none) {
+        return;
+    }
+    let mut flat = Vec::new();
+    let per_chunk: Vec<ChunkRuns> = maps
+        .iter()
+        .map(|m| match m {
+            None => ChunkRuns {
+                first: 0,
+                count: -1,
+                covered: 0,
+            },
+            Some(b) => {
+                let first = flat.len() as i32;
+                flat.extend_from_slice(&b.runs);
+                ChunkRuns {
+                    first,
+                    count: b.runs.len() as i32,
+                    covered: b.covered,
+                }
+            }
+        })
+        .collect();
+    // SAFETY: scan is a BidimScan with one chunk per entry of maps; the arrays are
+    // palloc'd in the scan's context.
+    unsafe {
+        let s = &mut *(scan as *mut BidimScan);
+        assert_eq!(
+            maps.len(),
+            s.nchunks as usize,
+            "one block restriction per chunk"
+        );
+        let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
+        s.chunk_runs = palloc_array(&per_chunk);
+        s.runs = palloc_array(&flat);
+        pg_sys::MemoryContextSwitchTo(old);
+    }
+}
+
+/// The block runs the current chunk's heap reader reads, if restricted, with the
+/// blocks its map covers.
+fn runs_of(s: &BidimScan) -> Option<(&[(u32, u32)], u32)> {
+    if s.chunk_runs.is_null() {
+        return None;
+    }
+    // SAFETY: chunk_runs has one entry per chunk, cur indexes a chunk; each entry with
+    // count >= 0 points to count runs inside `runs` (restrict_blocks).
+    unsafe {
+        let r = *s.chunk_runs.add(s.cur as usize);
+        (r.count >= 0).then(|| {
+            (
+                std::slice::from_raw_parts(s.runs.add(r.first as usize), r.count as usize),
+                r.covered,
+            )
+        })
+    }
+}
+
+/// Points heap reader `hs` (not yet started, or just rescanned) at the current
+/// chunk's next non-empty block run after `cur_run`; false (and an empty scan) when
+/// none is left.
+fn next_run(s: &mut BidimScan, hs: pg_sys::TableScanDesc) -> bool {
+    let Some((runs, covered)) = runs_of(s) else {
+        return false;
+    };
+    let mut i = s.cur_run + 1;
+    let found = loop {
+        match block_map::fitted_run(runs, covered, s.cur_nblocks, i as usize) {
+            None => break None,
+            Some((_, 0)) => i += 1,
+            Some(run) => break Some(run),
+        }
+    };
+    s.cur_run = i;
+    let (start, count) = found.unwrap_or((0, 0));
+    // SAFETY: heap's scan of the open chunk, before its first fetch since begin or
+    // rescan; a run within the chunk's blocks (0 blocks: it returns no row).
+    unsafe { pg_sys::heap_setscanlimits(hs, start, count) };
+    found.is_some()
+}
+
 /// The column conditions of a scan.
 fn conds_of(s: &BidimScan) -> &[ColumnCond] {
     if s.conds.is_null() {
@@ -449,7 +555,10 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
         ));
         return;
     }
-    s.reader = open_index_reader(s).unwrap_or_else(|| open_heap_reader(s));
+    s.reader = match open_index_reader(s) {
+        Some(r) => r,
+        None => open_heap_reader(s),
+    };
 }
 
 /// An index scan of the open chunk's (key, time) index with the scan's index keys, if
@@ -471,20 +580,41 @@ fn open_index_reader(s: &BidimScan) -> Option<Reader> {
     }
 }
 
-/// heap's scan of the open chunk, with the scan's shared buffer ring if it has one.
-fn open_heap_reader(s: &BidimScan) -> Reader {
+/// heap's scan of the open chunk, with the scan's shared buffer ring if it has one,
+/// over the blocks of its first run if its blocks are restricted.
+fn open_heap_reader(s: &mut BidimScan) -> Reader {
+    let restricted = runs_of(s).is_some();
+    let mut flags = chunk_flags(s);
+    if restricted {
+        // A scan of a few runs neither joins nor moves a synchronized scan's position.
+        flags &= !pg_sys::ScanOptions::SO_ALLOW_SYNC;
+    }
     let hs = heap_call!(scan_begin(
         s.chunk_rel,
         s.base.rs_snapshot,
         s.base.rs_nkeys,
         s.base.rs_key,
         std::ptr::null_mut(),
-        chunk_flags(s)
+        flags
     ));
+    lend_ring(s, hs);
+    if restricted {
+        // SAFETY: the open chunk's size in blocks.
+        s.cur_nblocks = unsafe {
+            pg_sys::RelationGetNumberOfBlocksInFork(s.chunk_rel, pg_sys::ForkNumber::MAIN_FORKNUM)
+        };
+        s.cur_run = -1;
+        next_run(s, hs);
+    }
+    Reader::Heap(hs)
+}
+
+/// Hands the scan's shared buffer ring to heap reader `hs` before its first fetch, if
+/// heap did not choose one itself (taken back by [`take_ring`]).
+fn lend_ring(s: &BidimScan, hs: pg_sys::TableScanDesc) {
     if !s.strategy.is_null() {
         // SAFETY: heap's scan descriptor is a HeapScanDescData; before its first
-        // fetch, a ring it did not choose may be handed in (taken back in
-        // end_heap_reader).
+        // fetch, a ring it did not choose may be handed in.
         unsafe {
             let h = hs as *mut pg_sys::HeapScanDescData;
             if (*h).rs_strategy.is_null() {
@@ -492,17 +622,22 @@ fn open_heap_reader(s: &BidimScan) -> Reader {
             }
         }
     }
-    Reader::Heap(hs)
 }
 
-fn end_heap_reader(s: &BidimScan, hs: pg_sys::TableScanDesc) {
-    // SAFETY: take our shared ring back so heap does not free it with its scan.
+/// Takes the scan's shared buffer ring back from heap reader `hs`, so that heap does
+/// not free it (at the end of its scan, or at a rescan of a small chunk).
+fn take_ring(s: &BidimScan, hs: pg_sys::TableScanDesc) {
+    // SAFETY: heap's scan descriptor is a HeapScanDescData.
     unsafe {
         let h = hs as *mut pg_sys::HeapScanDescData;
         if !s.strategy.is_null() && (*h).rs_strategy == s.strategy {
             (*h).rs_strategy = std::ptr::null_mut();
         }
     }
+}
+
+fn end_heap_reader(s: &BidimScan, hs: pg_sys::TableScanDesc) {
+    take_ring(s, hs);
     heap_call!(scan_end(hs));
 }
 
@@ -513,8 +648,24 @@ fn next_from_heap(
     direction: pg_sys::ScanDirection::Type,
     slot: *mut pg_sys::TupleTableSlot,
 ) -> bool {
-    if !heap_call!(scan_getnextslot(hs, direction, slot)) {
-        return false;
+    while !heap_call!(scan_getnextslot(hs, direction, slot)) {
+        // The next run of blocks of a restricted chunk, if any.
+        if runs_of(s).is_none() {
+            return false;
+        }
+        take_ring(s, hs);
+        heap_call!(scan_rescan(
+            hs,
+            std::ptr::null_mut(),
+            false,
+            false,
+            false,
+            false
+        ));
+        lend_ring(s, hs);
+        if !next_run(s, hs) {
+            return false;
+        }
     }
     // SAFETY: cur indexes the chunk array; heap stored a buffer tuple whose header
     // belongs to its scan, so the facade gets its own copy of the header.

@@ -15,7 +15,7 @@
 use super::directory::{ChunkRow, ChunkState};
 use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::keyrange::{Key, KeyKind};
-use super::prune::{bounds, chunks_to_read, Bound, ColumnCond, EQ, GE, GT, LT};
+use super::prune::{bounds, chunks_to_read, read_share, Bound, ColumnCond, EQ, GE, GT, LT};
 use super::{chunk_scan, config, handler, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -436,9 +436,13 @@ unsafe extern "C-unwind" fn pathlist_hook(
             let mut ranges: Vec<i32> = kept.iter().map(|c| c.range_id).collect();
             ranges.sort_unstable();
             ranges.dedup();
-            (chunks.len(), kept.len(), ranges.len().max(1))
+            let share = time.map_or(0.0, |t| read_share(&chunks, &kept, t));
+            (chunks.len(), kept.len(), ranges.len().max(1), share)
         });
-        let kept_chunks = directory.filter(|_| consts.is_some());
+        let kept_chunks = directory
+            .filter(|_| consts.is_some())
+            .map(|(total, kept, _, share)| (total, kept, share));
+        let directory = directory.map(|(total, kept, ranges, _)| (total, kept, ranges));
         let key_column = columns.iter().find(|c| c.0 == ON_KEY).copied();
         if let Some((_, attnum, family, intype)) = key_column {
             add_parameterized_paths(
@@ -494,8 +498,9 @@ unsafe extern "C-unwind" fn pathlist_hook(
                 Some((0, _, _)) | None => sel,
                 // Nothing to skip: the sequential (and parallel) paths are better,
                 // unless cold chunks make reading fewer columns worth it.
-                Some((total, kept, _)) if kept == total && !has_cold => return,
-                Some((total, kept, _)) => (kept as f64 / total as f64).max(0.0001),
+                Some((_, _, share)) if share >= 1.0 && !has_cold => return,
+                // The blocks the kept chunks (and their block-range time maps) leave.
+                Some((_, _, share)) => share.max(0.0001),
             }
         };
         // Cold chunks: only the columns the query reads are decoded.
@@ -828,6 +833,9 @@ pub(super) struct BidimScanState {
     pub(super) order: i32,
     /// Cold batches decoded and skipped by their time bounds, over every (re)start.
     batches: (i64, i64, i64),
+    /// Blocks of sealed chunks with block-range time maps the last start reads, of the
+    /// blocks those chunks have.
+    blocks: (i64, i64),
     /// Holds the evaluated bounds (a key may be text) until the next (re)start.
     pub(super) bounds_cxt: pg_sys::MemoryContext,
     /// The directory rows, read once per execution under the query's snapshot and
@@ -1304,6 +1312,23 @@ pub(super) fn start(st: *mut BidimScanState) {
             needed_of(st),
             &col_conds,
         );
+        // A time window read by heap's scan reads only the blocks of sealed chunks
+        // whose block-range time maps overlap it.
+        (*st).blocks = (0, 0);
+        if keys.is_empty() && (lo, hi) != (i64::MIN, i64::MAX) {
+            let maps: Vec<_> = kept
+                .iter()
+                .map(|c| {
+                    c.block_map.as_ref().map(|m| {
+                        let b = m.read_for(lo, hi);
+                        (*st).blocks.0 += b.runs.iter().map(|r| i64::from(r.1)).sum::<i64>();
+                        (*st).blocks.1 += i64::from(m.blocks());
+                        b
+                    })
+                })
+                .collect();
+            chunk_scan::restrict_blocks((*st).scan, &maps);
+        }
         (*st).started = true;
     }
 }
@@ -1514,6 +1539,15 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
                 }
                 let text = std::ffi::CString::new(text).expect("no NUL in a number");
                 pg_sys::ExplainPropertyText(c"Cold batches".as_ptr(), text.as_ptr(), es);
+            }
+            if (*st).blocks.1 > 0 {
+                let text = format!(
+                    "{} of {}, by their time ranges",
+                    (*st).blocks.0,
+                    (*st).blocks.1
+                );
+                let text = std::ffi::CString::new(text).expect("no NUL in a number");
+                pg_sys::ExplainPropertyText(c"Sealed blocks".as_ptr(), text.as_ptr(), es);
             }
             if (*st).by_index {
                 pg_sys::ExplainPropertyInteger(

@@ -67,6 +67,8 @@ pub struct ChunkRow {
     pub pages: Option<i64>,
     /// A cold chunk's rows, counted when it was converted.
     pub rows: Option<i64>,
+    /// A sealed chunk's block-range time map, once measured.
+    pub block_map: Option<super::block_map::BlockMap>,
     /// `key_lo`/`key_hi` parsed, once (pruning asks for every chunk, every rescan).
     pub parsed_keys: std::cell::OnceCell<(Option<Key>, Option<Key>)>,
 }
@@ -209,6 +211,7 @@ mod tests {
             max_time: None,
             pages: None,
             rows: None,
+            block_map: None,
             parsed_keys: Default::default(),
         }
     }

@@ -85,6 +85,15 @@ impl Row<'_> {
             .map(|d| pg_sys::Oid::from(d.value() as u32))
     }
 
+    /// An `int8[]` column (NULL elements make it unreadable: `None`).
+    pub fn i64_array(&self, column: &str) -> Option<Vec<i64>> {
+        // SAFETY: the column is of type int8[]; the datum belongs to the row (detoasted
+        // into the current memory context if needed).
+        self.datum(column)
+            .and_then(|d| unsafe { Vec::<Option<i64>>::from_datum(d, false) })
+            .and_then(|v| v.into_iter().collect())
+    }
+
     /// A `text` column.
     pub fn text(&self, column: &str) -> Option<String> {
         // SAFETY: the column is of type text; the datum belongs to the row.
@@ -319,6 +328,9 @@ pub unsafe fn read_chunks_ending_after(
                 max_time: r.i64("max_time"),
                 pages: r.i64("pages"),
                 rows: r.i64("rows"),
+                block_map: r
+                    .i64_array("block_times")
+                    .and_then(|v| super::block_map::BlockMap::decode(&v)),
                 parsed_keys: Default::default(),
             })
         });

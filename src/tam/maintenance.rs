@@ -2,6 +2,8 @@
 //! `bidim.run_job`): seals the hot chunks of finished partitions and analyzes sealed
 //! chunks never analyzed.
 
+use super::block_map::BlockMap;
+use super::delegate::{self, heap_call};
 use super::hot_chunk::{seal_chunks, Sealing};
 use super::privilege::as_extension_owner;
 use super::{cache, chunk_store, config, directory, directory_io, tid};
@@ -20,10 +22,11 @@ const CONVERT_PER_RUN: i64 = 4;
 /// Measures the exact first and last time of up to `limit` sealed chunks of table `t`
 /// ([`directory::bounds_due`]: sealed before every running snapshot, so no row can be
 /// routed into them any more), each under a ShareLock taken without waiting (so no
-/// transaction is writing or updating rows in it; UPDATEs keep a row in a measured
-/// chunk only within its bounds) and records them in the directory, where pruning
-/// uses them, with the chunk's size (the planner's estimate). An empty chunk gets an
-/// empty span. Returns how many it measured.
+/// transaction is writing or updating rows in it; UPDATEs move a row out of a
+/// measured chunk) and records them in the directory, where pruning uses them, with
+/// the chunk's size (the planner's estimate) and its block-range time map (scans of a
+/// time window read only the blocks that hold it). An empty chunk gets an empty span.
+/// Returns how many it measured.
 fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
     let rows = directory_io::read_chunks_latest(t);
     // SAFETY: the table is locked by the caller; its data horizon is this database's
@@ -35,6 +38,13 @@ fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
         tid::widen_xid(pg_sys::ReadNextFullTransactionId().value, u32::from(oldest))
     };
     let time = chunk_store::quote_ident(&config::current_settings(t).time_column);
+    // SAFETY: the table is locked by the caller; its time column's number.
+    let time_attnum = unsafe {
+        let rel = pg_sys::relation_open(t, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let n = config::config(rel).time_attnum;
+        pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        n
+    };
     let mut n = 0;
     for c in directory::bounds_due(&rows, horizon, limit as usize) {
         // SAFETY: a conditional lock on one of the table's chunks, kept to commit.
@@ -67,24 +77,18 @@ fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
             Some(b) => b,
             None => (c.time_hi, c.time_lo.saturating_sub(1)),
         };
-        // SAFETY: the chunk is locked (above); its size in blocks, for the planner.
-        let pages = unsafe {
-            let chunk = pg_sys::relation_open(c.chunk_rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-            let n =
-                pg_sys::RelationGetNumberOfBlocksInFork(chunk, pg_sys::ForkNumber::MAIN_FORKNUM);
-            pg_sys::relation_close(chunk, pg_sys::NoLock as pg_sys::LOCKMODE);
-            i64::from(n)
-        };
+        let map = block_map_of(c.chunk_rel, time_attnum);
         spi_or_raise(
             Spi::run_with_args(
-                "UPDATE bidim.chunk SET min_time = $3, max_time = $4, pages = $5
+                "UPDATE bidim.chunk SET min_time = $3, max_time = $4, pages = $5, block_times = $6
                  WHERE rel OPERATOR(pg_catalog.=) $1 AND chunk_id OPERATOR(pg_catalog.=) $2",
                 &[
                     t.into(),
                     (c.chunk_id as i32).into(),
                     chunk_store::timestamp(lo).into(),
                     chunk_store::timestamp(hi).into(),
-                    pages.into(),
+                    i64::from(map.blocks()).into(),
+                    map.encode().into(),
                 ],
             ),
             "record a chunk's time bounds",
@@ -96,6 +100,39 @@ fn measure_bounds(t: pg_sys::Oid, limit: i64) -> i64 {
         cache::invalidate(t);
     }
     n
+}
+
+/// The block-range time map of sealed chunk `chunk_rel`, which the caller holds
+/// ShareLocked: every tuple stored in it (any snapshot's, dead ones included) counted
+/// at its block. Its size in blocks is the map's.
+fn block_map_of(chunk_rel: pg_sys::Oid, time_attnum: i16) -> BlockMap {
+    // SAFETY: the chunk is locked (no writer); a heap scan under SnapshotAny (heap
+    // reads every stored tuple, not in page mode) into a slot of its descriptor; the
+    // time column is a timestamp, never NULL in a stored row (rows are routed by it).
+    unsafe {
+        let chunk = pg_sys::relation_open(chunk_rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let blocks =
+            pg_sys::RelationGetNumberOfBlocksInFork(chunk, pg_sys::ForkNumber::MAIN_FORKNUM);
+        let mut map = BlockMap::new(blocks);
+        let slot =
+            pg_sys::MakeSingleTupleTableSlot((*chunk).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+        let scan = delegate::heap_seqscan(chunk, std::ptr::addr_of_mut!(pg_sys::SnapshotAnyData));
+        while heap_call!(scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot
+        )) {
+            let mut isnull = false;
+            let t = pg_sys::slot_getattr(slot, i32::from(time_attnum), &mut isnull);
+            if !isnull {
+                map.note(delegate::block_of(&(*slot).tts_tid), t.value() as i64);
+            }
+        }
+        heap_call!(scan_end(scan));
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::relation_close(chunk, pg_sys::NoLock as pg_sys::LOCKMODE);
+        map
+    }
 }
 
 /// The database's maintenance job: seals the hot chunks of partitions that ended more

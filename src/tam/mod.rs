@@ -8,7 +8,7 @@
 //! | identity | [`tid`] *pure* (facade TIDs, ordinal reuse), [`cell`] *pure* (`Cell`, time partitions), [`keyrange`] *pure* (key ranges, splits) |
 //! | directory | [`directory`] *pure* (`ChunkRow`, `ChunkState`, the rules over rows), [`directory_io`] (rows read through the catalog C API), [`schema`] (SQL objects), [`config`] (settings, every default), [`cache`] (per-backend cache) |
 //! | route | [`route`] (row -> cell -> hot chunk) |
-//! | hot chunk | [`hot_chunk`] (inserts, sealing), [`seal`] *pure* (when a chunk is full), [`split`] (key-range splits), [`chunk_store`] (chunk relations: create, drop, follow ALTER TABLE) |
+//! | hot chunk | [`hot_chunk`] (inserts, sealing), [`seal`] *pure* (when a chunk is full), [`block_map`] *pure* (sealed chunks' block-range time maps), [`split`] (key-range splits), [`chunk_store`] (chunk relations: create, drop, follow ALTER TABLE) |
 //! | convert | [`convert`] (sealed -> cold), [`decompress`] (cold -> hot, for a statement that changes cold rows), [`cold`] (batch relation, values <-> codecs), [`codec`] *pure* (the column format and codecs) |
 //! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`cold_scan`] (cold chunks' batches), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
 //! | aggregate | [`agg_plan`] (the `BidimAgg` path under a Finalize Aggregate), [`agg_exec`] (aggregating batches and hot rows into partial states), [`aggregate`] *pure* (the states, as PostgreSQL's transition functions leave them) |
@@ -21,6 +21,7 @@ pub mod agg_exec;
 pub mod agg_plan;
 pub mod aggregate;
 pub mod api;
+pub mod block_map;
 pub mod cache;
 pub mod cell;
 pub mod chunk_scan;

@@ -185,9 +185,12 @@ pub(super) unsafe extern "C-unwind" fn bidim_tuple_update(
     let new_cell = route::cell_of(rel, &cfg, slot);
     // The row stays in its chunk when its new time is in the chunk's partition (and
     // within its measured bounds, if any: pruning trusts them) and its new key in the
-    // key range the chunk was made for (even if that range has split).
+    // key range the chunk was made for (even if that range has split), unless the
+    // chunk has a block-range time map: heap may put the new version in any block, so
+    // it moves to a hot chunk of its cell (src/tam/block_map.rs).
     let stays = route::chunk_cell(facade, cfg.key_kind, ordinal).is_some_and(|c| {
-        c.time_lo == new_cell.time_lo
+        !c.mapped
+            && c.time_lo == new_cell.time_lo
             && c.span.is_none_or(|(lo, hi)| {
                 // SAFETY: cell_of deformed the slot up to the time, which is not null.
                 let t = unsafe { route::slot_time(&cfg, slot) };

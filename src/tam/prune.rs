@@ -67,6 +67,42 @@ pub fn chunks_to_read<'a>(
         .collect()
 }
 
+/// The share of the table's blocks a scan reads when it reads the `kept` chunks of
+/// `all` for times in [lo, hi): each chunk weighs its size in blocks when measured
+/// (else the mean of the measured ones), and a chunk with a block-range time map
+/// counts only the blocks whose ranges overlap the window. 1.0 when nothing is
+/// skipped.
+pub fn read_share(all: &[ChunkRow], kept: &[&ChunkRow], (lo, hi): (i64, i64)) -> f64 {
+    let measured: Vec<f64> = all
+        .iter()
+        .filter_map(|c| c.pages)
+        .map(|p| p as f64)
+        .collect();
+    let mean = if measured.is_empty() {
+        1.0
+    } else {
+        (measured.iter().sum::<f64>() / measured.len() as f64).max(1.0)
+    };
+    let weight = |c: &ChunkRow| c.pages.map_or(mean, |p| (p as f64).max(1.0));
+    let total: f64 = all.iter().map(weight).sum();
+    let read: f64 = kept
+        .iter()
+        .map(|c| match &c.block_map {
+            Some(m) if m.blocks() > 0 => {
+                let b = m.read_for(lo, hi);
+                let blocks: u32 = b.runs.iter().map(|r| r.1).sum();
+                weight(c) * f64::from(blocks) / f64::from(m.blocks())
+            }
+            _ => weight(c),
+        })
+        .sum();
+    if total <= 0.0 {
+        1.0
+    } else {
+        (read / total).min(1.0)
+    }
+}
+
 /// A batch column's bound or a condition's value, compared in the column type's b-tree
 /// order: integers (and dates, times, timestamps) as i64, floats as f64 with NaN above
 /// every other value and -0 equal to 0 (PostgreSQL's float order).
@@ -217,6 +253,7 @@ mod tests {
             max_time: None,
             pages: None,
             rows: None,
+            block_map: None,
             parsed_keys: Default::default(),
         };
         let chunks = vec![
@@ -356,5 +393,52 @@ mod tests {
                 proptest::prop_assert!(batch_may_match(Some((min, max)), strategy, value));
             }
         }
+    }
+
+    #[test]
+    fn read_share_weighs_chunks_by_blocks_and_maps() {
+        use crate::tam::block_map::BlockMap;
+        use crate::tam::directory::ChunkState;
+        let chunk = |id: u32, pages: Option<i64>, map: Option<BlockMap>| ChunkRow {
+            chunk_id: id,
+            chunk_rel: pgrx::pg_sys::Oid::from(id),
+            range_id: 0,
+            time_lo: 0,
+            time_hi: 1000,
+            state: ChunkState::Sealed,
+            key_lo: None,
+            key_hi: None,
+            sealed_xid: None,
+            min_time: None,
+            max_time: None,
+            pages,
+            rows: None,
+            block_map: map,
+            parsed_keys: Default::default(),
+        };
+        // 800 blocks, block b holding time b
+        let mut map = BlockMap::new(800);
+        for b in 0..800 {
+            map.note(b, i64::from(b));
+        }
+        let all = vec![
+            chunk(1, Some(800), Some(map)),
+            chunk(2, Some(200), None),
+            chunk(3, None, None), // a hot chunk: the mean of the measured ones, 500
+        ];
+        let refs: Vec<&ChunkRow> = all.iter().collect();
+        let everything = read_share(&all, &refs, (i64::MIN, i64::MAX));
+        assert!((everything - 1.0).abs() < 1e-9);
+        // the first chunk's window is 100 of its 800 blocks (ranges of 13 blocks: 104)
+        let share = read_share(&all, &refs[..1], (0, 100));
+        assert!((share - 104.0 / 1500.0).abs() < 1e-9, "{share}");
+        let share = read_share(&all, &refs[1..2], (0, 100));
+        assert!((share - 200.0 / 1500.0).abs() < 1e-9, "{share}");
+        let share = read_share(&all, &refs[2..], (0, 100));
+        assert!((share - 500.0 / 1500.0).abs() < 1e-9, "{share}");
+        // nothing measured: every chunk weighs the same
+        let hot = vec![chunk(1, None, None), chunk(2, None, None)];
+        let share = read_share(&hot, &[&hot[0]], (0, 1));
+        assert!((share - 0.5).abs() < 1e-9, "{share}");
     }
 }

@@ -286,6 +286,7 @@ pub fn chunk_cell(facade: pg_sys::Oid, kind: KeyKind, ordinal: u32) -> Option<ca
         key_lo: row.key_lo.as_deref().and_then(|s| Key::parse(kind, s)),
         key_hi: row.key_hi.as_deref().and_then(|s| Key::parse(kind, s)),
         span: row.min_time.zip(row.max_time),
+        mapped: row.block_map.is_some(),
         read_in: lxid,
     };
     cache::set_chunk_cell(facade, ordinal, &c);

@@ -210,3 +210,148 @@ fn named_series_queries_match_heap() {
         "the maintenance job measured no chunk"
     );
 }
+
+/// The blocks of mapped chunks an EXPLAIN ANALYZE of `sql` says it reads, of the blocks
+/// those chunks have (`Sealed blocks: x of y`), if it says so.
+fn sealed_blocks(c: &mut Client, sql: &str) -> Option<(i64, i64)> {
+    let plan: Vec<String> = c
+        .query(format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}").as_str(), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let line = plan.iter().find(|l| l.contains("Sealed blocks:"))?;
+    let nums: Vec<i64> = line
+        .split(|ch: char| !ch.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    Some((nums[0], nums[1]))
+}
+
+/// Sealed chunks' block-range time maps: a time window reads only the blocks whose
+/// ranges hold it, and answers stay those of a heap table through late rows, updates
+/// (which move rows out of mapped chunks), deletes, new measurements and parallel
+/// plans; a REPEATABLE READ transaction keeps its answers across an update and a new
+/// measurement.
+#[test]
+fn block_maps_read_only_the_window() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    // 50 series a minute for 20 hours, about 130 bytes a row: chunks of 20,000 rows
+    // take some 330 blocks (about 40 ranges); late rows among them.
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         SET timezone = 'UTC';
+         CREATE TABLE b (series_id int, ts timestamptz, value float8, pad text) USING bidim;
+         SELECT bidim.configure('b', hot_chunk_rows => 20000, partition_interval => '1 day');
+         CREATE TABLE h (series_id int, ts timestamptz, value float8, pad text);
+         INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '1 minute', s * 10000 + t, repeat('x', 80)
+           FROM generate_series(0, 599) t, generate_series(1, 50) s ORDER BY t, s;
+         INSERT INTO b SELECT g % 50, timestamptz '2026-03-01' + (g * 7919 % 600) * interval '1 minute' + interval '7 seconds', -g, 'late'
+           FROM generate_series(1, 100) g;
+         INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '1 minute', s * 10000 + t, repeat('x', 80)
+           FROM generate_series(600, 1199) t, generate_series(1, 50) s ORDER BY t, s;
+         INSERT INTO b SELECT g % 50, timestamptz '2026-03-01' + (g * 7919 % 1200) * interval '1 minute' + interval '11 seconds', -g, 'later'
+           FROM generate_series(101, 200) g;
+         INSERT INTO h SELECT * FROM b;
+         SELECT bidim.seal('b');",
+    )
+    .unwrap();
+    c.batch_execute("SELECT bidim._maintain(); SELECT bidim._maintain(); ANALYZE b; ANALYZE h")
+        .unwrap();
+    assert!(one_i64(&mut c, "SELECT count(block_times) FROM bidim.chunk") >= 3);
+    // One hour reads a small part of the mapped chunks' blocks (serial plan).
+    c.batch_execute("SET max_parallel_workers_per_gather = 0")
+        .unwrap();
+    let hour = "SELECT count(*), sum(value) FROM b WHERE ts >= '2026-03-01 10:00' AND ts < '2026-03-01 11:00'";
+    let (read, total) = sealed_blocks(&mut c, hour).expect("EXPLAIN shows sealed blocks");
+    assert!(
+        read * 4 < total,
+        "an hour of 20 read {read} of {total} blocks"
+    );
+    same(&mut c, "SELECT count(*), sum(value) FROM {t} WHERE ts >= '2026-03-01 10:00' AND ts < '2026-03-01 11:00'", false);
+    // Before every row, after every row: no block.
+    assert_eq!(
+        sealed_blocks(&mut c, "SELECT count(*) FROM b WHERE ts < '2026-02-28'").map(|b| b.0),
+        None,
+        "no chunk overlaps"
+    );
+    let mut rng = Rng(0xb10c_0a95);
+    for round in 0..5 {
+        for _ in 0..30 {
+            let from = rng.below(1260) as i64 - 30;
+            let len = 1 + rng.below(300);
+            let w = format!(
+                "ts >= timestamptz '2026-03-01' + interval '{from} minutes' AND ts < timestamptz '2026-03-01' + interval '{} minutes'",
+                from + len as i64
+            );
+            match rng.below(3) {
+                0 => same(&mut c, &format!("SELECT * FROM {{t}} WHERE {w}"), false),
+                1 => same(
+                    &mut c,
+                    &format!(
+                        "SELECT series_id, count(*), sum(value) FROM {{t}} WHERE {w} GROUP BY 1"
+                    ),
+                    false,
+                ),
+                _ => same(
+                    &mut c,
+                    &format!(
+                        "SELECT count(*), min(ts), max(ts) FROM {{t}} WHERE {w} AND value < 0"
+                    ),
+                    false,
+                ),
+            }
+        }
+        // Updates that keep a row's time in its chunk's bounds, move it by minutes or
+        // hours, deletes, more late rows; then seal and measure again.
+        let a = rng.below(50);
+        let changes = [
+            format!("UPDATE {{t}} SET ts = ts + interval '20 seconds' WHERE series_id = {a} AND ts < timestamptz '2026-03-01 05:00'"),
+            format!("UPDATE {{t}} SET ts = ts + interval '{} minutes', value = -value WHERE series_id = {} AND value > 0 AND ts >= timestamptz '2026-03-01 12:00'", 1 + rng.below(400), (a + 1) % 50),
+            format!("DELETE FROM {{t}} WHERE series_id = {} AND ts < timestamptz '2026-03-01 08:00'", (a + 2) % 50),
+            "INSERT INTO {t} SELECT g % 50, timestamptz '2026-03-01' + (g * 31 % 1200) * interval '1 minute' + interval '3 seconds', -1000 - g, 'round' FROM generate_series(1, 50) g".to_string(),
+        ];
+        for sql in &changes {
+            for t in ["b", "h"] {
+                c.batch_execute(&sql.replace("{t}", t))
+                    .unwrap_or_else(|e| panic!("round {round}: {sql}: {e}"));
+            }
+        }
+        c.batch_execute(
+            "SELECT bidim.seal('b'); SELECT bidim._maintain(); SELECT bidim._maintain(); ANALYZE b",
+        )
+        .unwrap();
+        if round % 2 == 1 {
+            c.batch_execute("SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2").unwrap();
+        } else {
+            c.batch_execute("RESET ALL; SET max_parallel_workers_per_gather = 0")
+                .unwrap();
+        }
+    }
+    // A REPEATABLE READ reader keeps its rows across an update of mapped rows and a new
+    // measurement.
+    let mut r = cluster.connect().unwrap();
+    let q = "SELECT count(*), sum(value) FROM b WHERE ts >= '2026-03-01 02:00' AND ts < '2026-03-01 03:00'";
+    r.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .unwrap();
+    let before: (i64, f64) = {
+        let row = r.query_one(q, &[]).unwrap();
+        (row.get(0), row.get(1))
+    };
+    c.batch_execute(
+        "RESET ALL;
+         UPDATE b SET ts = ts + interval '9 hours', value = value + 1 WHERE ts >= '2026-03-01 02:00' AND ts < '2026-03-01 02:30';
+         SELECT bidim.seal('b'); SELECT bidim._maintain(); SELECT bidim._maintain();",
+    )
+    .unwrap();
+    let after: (i64, f64) = {
+        let row = r.query_one(q, &[]).unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(before, after, "a REPEATABLE READ reader's rows changed");
+    r.batch_execute("COMMIT").unwrap();
+    let now: i64 = one_i64(&mut c, &q.replace("count(*), sum(value)", "count(*)"));
+    assert!(now < before.0, "the update moved rows out of the window");
+}
