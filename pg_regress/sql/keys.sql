@@ -170,7 +170,7 @@ SELECT (SELECT array_agg(x ORDER BY x) FROM (SELECT ts, v, series_id FROM daily 
 SELECT same_as_heap($$SELECT * FROM daily WHERE ts BETWEEN '2026-02-01 03:00' AND '2026-02-01 03:30'$$);
 -- The maintenance job also maps each sealed chunk's block ranges to the times of
 -- their rows: a window reads only the blocks whose ranges hold it.
-CREATE TABLE wide (series_id int, ts timestamptz, v int, pad text) USING bidim;
+CREATE TABLE wide (series_id int, ts timestamptz NOT NULL, v int, pad text) USING bidim;
 SELECT (bidim.configure('wide', hot_chunk_rows => 20000, partition_interval => '1 day')).rel IS NOT NULL AS configured;
 INSERT INTO wide SELECT s, timestamptz '2026-02-01' + t * interval '1 minute', t, repeat('x', 100)
 FROM generate_series(0, 1439) t, generate_series(1, 10) s ORDER BY t, s;
@@ -181,6 +181,12 @@ SELECT state, pages, array_length(block_times, 1) AS map_length FROM bidim.chunk
 EXPLAIN (COSTS OFF) SELECT count(*), sum(v) FROM wide WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
 SELECT count(*), sum(v) FROM wide WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
 SELECT count(*), sum(v) FROM heap_wide WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
+-- Groups of time wanted newest first (`ORDER BY 1 DESC LIMIT n`): BidimAgg reads the
+-- mapped block ranges newest first and stops once the groups are complete.
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT date_trunc('minute', ts), max(v), count(*) FROM wide WHERE ts < '2026-02-01 12:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3;
+SELECT date_trunc('minute', ts), max(v), count(*) FROM wide WHERE ts < '2026-02-01 12:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3;
+SELECT date_trunc('minute', ts), max(v), count(*) FROM heap_wide WHERE ts < '2026-02-01 12:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3;
 -- An UPDATE moves its row out of a mapped chunk (heap could store the new version in
 -- any block), into a hot chunk of the same cell.
 UPDATE wide SET ts = ts + interval '30 seconds' WHERE series_id = 3 AND ts = '2026-02-01 10:20';

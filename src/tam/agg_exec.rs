@@ -14,6 +14,7 @@ use super::chunk_scan::{self, Block};
 use super::cold_scan;
 use super::config;
 use super::custom_scan::{self, BidimScanState};
+use super::delegate::heap_call;
 use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -149,14 +150,28 @@ struct KeySet {
     set: std::collections::HashSet<i64>,
 }
 
-/// The cold batches of a time-ordered BidimAgg, in reading order: newest last time
-/// first (descending), or oldest first time first (ascending).
+/// What a time-ordered BidimAgg reads as one step.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// A cold batch: its chunk (in `chunks`) and its batch row's TID.
+    Batch(usize, pg_sys::ItemPointerData),
+    /// A block range of a sealed chunk with a block-range time map: the chunk (in
+    /// `mapped`), first block and blocks.
+    Blocks(usize, u32, u32),
+}
+
+/// The cold batches and mapped block ranges of a time-ordered BidimAgg, in reading
+/// order: newest last time first (descending), or oldest first time first
+/// (ascending).
 struct OrderedInput {
-    /// (the batch's time bound in reading order, cold chunk, batch row's TID)
-    batches: Vec<(i64, usize, pg_sys::ItemPointerData)>,
+    /// (the unit's time bound in reading order, the unit)
+    batches: Vec<(i64, Unit)>,
     pos: usize,
     /// Per cold chunk: its relation and a scan decoding its batches by TID.
     chunks: Vec<(pg_sys::Relation, *mut cold_scan::ColdScan)>,
+    /// Per mapped sealed chunk: its relation and heap's scan of it (one block range at
+    /// a time).
+    mapped: Vec<(pg_sys::Relation, pg_sys::TableScanDesc)>,
 }
 
 #[pg_guard]
@@ -665,6 +680,7 @@ fn begin_ordered(st: *mut BidimAggState) {
             batches: Vec::new(),
             pos: 0,
             chunks: Vec::new(),
+            mapped: Vec::new(),
         };
         if (*st).scan.empty || scan.is_null() {
             a.ordered = Some(input);
@@ -672,6 +688,7 @@ fn begin_ordered(st: *mut BidimAggState) {
         }
         let bounds = ((*st).scan.time_lo, (*st).scan.time_hi);
         chunk_scan::skip_cold(scan);
+        chunk_scan::skip_mapped(scan);
         loop {
             match chunk_scan::scan_next_block(scan, a.row_slot) {
                 Block::End => break,
@@ -682,7 +699,7 @@ fn begin_ordered(st: *mut BidimAggState) {
         }
         let facade = (*st).scan.css.ss.ss_currentRelation;
         let snapshot = (*(*st).scan.css.ss.ps.state).es_snapshot;
-        for (ordinal, relid) in chunk_scan::chunk_list(scan) {
+        for (idx, (ordinal, relid)) in chunk_scan::chunk_list(scan).into_iter().enumerate() {
             let rel = pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             if rel.is_null() {
                 raise(
@@ -690,6 +707,28 @@ fn begin_ordered(st: *mut BidimAggState) {
                     "bidim: a chunk of the table was dropped while it was being read",
                     None,
                 );
+            }
+            let map = chunk_scan::restricted(scan, idx)
+                .then(|| custom_scan::block_map_of(st as *mut BidimScanState, ordinal))
+                .flatten();
+            if let Some(map) = map {
+                // Its block ranges, by their times; blocks past the mapped ones (none
+                // are expected) first.
+                let hs = super::delegate::heap_scan_of(rel, snapshot);
+                let i = input.mapped.len();
+                input.mapped.push((rel, hs));
+                for (start, count, first, last) in map.ranges_for(bounds.0, bounds.1) {
+                    let bound = if a.order < 0 { last } else { first };
+                    input.batches.push((bound, Unit::Blocks(i, start, count)));
+                }
+                let nblocks =
+                    pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM);
+                if nblocks > map.blocks() {
+                    let bound = if a.order < 0 { i64::MAX } else { i64::MIN };
+                    let tail = Unit::Blocks(i, map.blocks(), nblocks - map.blocks());
+                    input.batches.push((bound, tail));
+                }
+                continue;
             }
             if !super::cold::is_cold(rel) {
                 super::delegate::release_chunk(rel, std::ptr::null_mut());
@@ -701,7 +740,7 @@ fn begin_ordered(st: *mut BidimAggState) {
             input.chunks.push((rel, cs));
             for (tid, tmin, tmax) in cold_scan::batch_spans(rel, snapshot, bounds.0, bounds.1) {
                 let bound = if a.order < 0 { tmax } else { tmin };
-                input.batches.push((bound, i, tid));
+                input.batches.push((bound, Unit::Batch(i, tid)));
             }
         }
         if a.order < 0 {
@@ -732,12 +771,35 @@ fn advance_ordered(st: *mut BidimAggState) -> bool {
                 a.release_complete(None);
                 return true;
             }
-            let (_, chunk, tid) = input.batches[input.pos];
+            let (_, unit) = input.batches[input.pos];
             input.pos += 1;
             let next = input.batches.get(input.pos).map(|b| b.0);
-            let cs = input.chunks[chunk].1;
-            if cold_scan::load_at(cs, snapshot, tid) {
-                a.add_batch(econtext, slot, cs, bounds);
+            match unit {
+                Unit::Batch(chunk, tid) => {
+                    let cs = input.chunks[chunk].1;
+                    if cold_scan::load_at(cs, snapshot, tid) {
+                        a.add_batch(econtext, slot, cs, bounds);
+                    }
+                }
+                Unit::Blocks(chunk, start, count) => {
+                    let hs = input.mapped[chunk].1;
+                    heap_call!(scan_rescan(
+                        hs,
+                        std::ptr::null_mut(),
+                        false,
+                        false,
+                        false,
+                        false
+                    ));
+                    pg_sys::heap_setscanlimits(hs, start, count);
+                    while heap_call!(scan_getnextslot(
+                        hs,
+                        pg_sys::ScanDirection::ForwardScanDirection,
+                        a.row_slot
+                    )) {
+                        a.add_hot_row(econtext, slot, bounds);
+                    }
+                }
             }
             pgrx::check_for_interrupts!();
             a.release_complete(next);
@@ -753,6 +815,10 @@ fn end_ordered(a: &mut AggExec) {
     if let Some(input) = a.ordered.take() {
         for (rel, cs) in input.chunks {
             cold_scan::end(cs);
+            super::delegate::release_chunk(rel, std::ptr::null_mut());
+        }
+        for (rel, hs) in input.mapped {
+            heap_call!(scan_end(hs));
             super::delegate::release_chunk(rel, std::ptr::null_mut());
         }
     }
@@ -1048,13 +1114,28 @@ unsafe extern "C-unwind" fn explain(
             };
             pg_sys::ExplainPropertyText(c"Group order".as_ptr(), text.as_ptr(), es);
             if let (true, Some(input)) = ((*es).analyze, a.ordered.as_ref()) {
-                let text = std::ffi::CString::new(format!(
-                    "{} decoded of {} in the time range",
-                    input.pos,
-                    input.batches.len()
-                ))
-                .expect("no NUL");
-                pg_sys::ExplainPropertyText(c"Cold batches".as_ptr(), text.as_ptr(), es);
+                // (units read, units in the time range) of cold batches, block ranges
+                let count = |blocks: bool, upto: usize| {
+                    input.batches[..upto]
+                        .iter()
+                        .filter(|(_, u)| matches!(u, Unit::Blocks(..)) == blocks)
+                        .count()
+                };
+                let all = input.batches.len();
+                for (blocks, label) in [(false, c"Cold batches"), (true, c"Sealed block ranges")] {
+                    let (read, total) = (count(blocks, input.pos), count(blocks, all));
+                    // Each kind when the time range has some (cold batches also when
+                    // it has nothing at all).
+                    if total == 0 && (blocks || count(true, all) > 0) {
+                        continue;
+                    }
+                    let verb = if blocks { "read" } else { "decoded" };
+                    let text = std::ffi::CString::new(format!(
+                        "{read} {verb} of {total} in the time range"
+                    ))
+                    .expect("no NUL");
+                    pg_sys::ExplainPropertyText(label.as_ptr(), text.as_ptr(), es);
+                }
             }
         }
         if (*es).analyze {

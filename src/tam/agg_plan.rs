@@ -1,5 +1,6 @@
 //! BidimAgg planning: `GROUP BY` queries on one bidim table with cold chunks get a
-//! path that aggregates inside the scan. BidimAgg reads cold batches as decoded
+//! path that aggregates inside the scan (and, on tables with sealed chunks' block
+//! maps, a time-ordered variant that stops early). BidimAgg reads cold batches as decoded
 //! column arrays and hot rows from their chunks, and emits partial aggregate states
 //! per group; PostgreSQL's own Finalize Aggregate combines them (hashing, spilling to
 //! disk under `work_mem`, HAVING, the final functions), as it does above a Partial
@@ -425,11 +426,25 @@ unsafe fn add_paths(
             return;
         };
         let chunks = planning_chunks((*rte).relid);
-        // Hot rows come a row at a time, which the Aggregate node handles as fast (and
-        // a parallel sequential scan splits finer): only tables with cold chunks.
-        if !chunks.iter().any(|c| c.state == ChunkState::Cold) {
+        // Cold batches are decoded a column at a time and added up in bulk. Hot rows
+        // come a row at a time, which the Aggregate node handles about as fast (and a
+        // parallel sequential scan splits finer): a table without cold chunks gets
+        // only the time-ordered variant below, and only when sealed chunks have
+        // block-range time maps (it reads their ranges newest first and stops early).
+        let cold_share = if chunks.is_empty() {
+            0.0
+        } else {
+            chunks
+                .iter()
+                .filter(|c| c.state == ChunkState::Cold)
+                .count() as f64
+                / chunks.len() as f64
+        };
+        let hot_only = cold_share == 0.0;
+        if hot_only && !chunks.iter().any(|c| c.block_map.is_some()) {
             return;
         }
+        let per_cost = 0.3 * cold_share + 0.9 * (1.0 - cold_share);
         let nchunks = chunks.len() as i32;
         let Some(partial) = partial_target(root, grouped, extra, rti) else {
             return;
@@ -479,10 +494,10 @@ unsafe fn add_paths(
         // every row up to an Aggregate; it emits its groups at the end. Under a key
         // join it reads the keys' share of the rows, after running the inner plan.
         let total = match &semi {
-            None => (*cheapest).total_cost * 0.3 + 1.0,
+            None => (*cheapest).total_cost * per_cost + 1.0,
             Some(k) => {
                 let share = ((*input).rows / (*base).rows.max(1.0)).clamp(0.0001, 1.0);
-                (*cheapest).total_cost * 0.3 * share + (*k.child).total_cost + 1.0
+                (*cheapest).total_cost * per_cost * share + (*k.child).total_cost + 1.0
             }
         };
         (*cpath).path.startup_cost = total;
@@ -550,7 +565,9 @@ unsafe fn add_paths(
                 true,
             );
         }
-
+        if hot_only {
+            return;
+        }
         let zero: pg_sys::AggClauseCosts = std::mem::zeroed();
         finalize(
             root,

@@ -100,6 +100,21 @@ impl BlockMap {
         }
     }
 
+    /// The ranges whose rows overlap [lo, hi), in block order: (first block, blocks,
+    /// first time, last time) each (a time-ordered reader takes them by their times).
+    pub fn ranges_for(&self, lo: i64, hi: i64) -> Vec<(u32, u32, i64, i64)> {
+        self.bounds
+            .iter()
+            .enumerate()
+            .filter(|(_, &(first, last))| first <= last && first < hi && last >= lo)
+            .map(|(i, &(first, last))| {
+                let start = i as u32 * self.per_range;
+                let end = (start + self.per_range).min(self.blocks);
+                (start, end - start, first, last)
+            })
+            .collect()
+    }
+
     /// The runs of blocks `(start, count)` a scan for rows with times in [lo, hi)
     /// reads, in block order: the ranges whose rows overlap the window, adjacent ones
     /// joined. Empty: no covered block holds such a row.
@@ -180,6 +195,16 @@ mod tests {
         // before and after every row: nothing
         assert!(read(&m, -100, 0, 1024).is_empty());
         assert!(read(&m, 10_240, 20_000, 1024).is_empty());
+    }
+
+    #[test]
+    fn ranges_carry_their_times() {
+        let mut m = ordered(1024);
+        m.note(1000, 5);
+        assert_eq!(m.ranges_for(0, 6), [(0, 16, 0, 159), (992, 16, 5, 10_079)]);
+        assert!(m.ranges_for(20_000, 30_000).is_empty());
+        let total: u32 = m.ranges_for(i64::MIN, i64::MAX).iter().map(|r| r.1).sum();
+        assert_eq!(total, 1024);
     }
 
     #[test]

@@ -121,6 +121,9 @@ pub(super) struct BidimScan {
     nconds: i32,
     /// Cold chunks are passed over (BidimAgg reads their batches in its own order).
     skip_cold: bool,
+    /// Chunks whose blocks are restricted by a time map are passed over (a
+    /// time-ordered BidimAgg reads their block ranges in its own order).
+    skip_mapped: bool,
     /// palloc'd, one per chunk (null: none): the runs of blocks a heap reader reads of
     /// a chunk with a block-range time map ([`restrict_blocks`]).
     chunk_runs: *mut ChunkRuns,
@@ -553,6 +556,11 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
             needed_of(s),
             conds_of(s),
         ));
+        return;
+    }
+    if s.skip_mapped && runs_of(s).is_some() {
+        release_chunk(s.chunk_rel, std::ptr::null_mut());
+        s.chunk_rel = std::ptr::null_mut();
         return;
     }
     s.reader = match open_index_reader(s) {
@@ -1110,6 +1118,23 @@ pub(crate) fn chunk_list(scan: pg_sys::TableScanDesc) -> Vec<(u32, pg_sys::Oid)>
 pub(crate) fn skip_cold(scan: pg_sys::TableScanDesc) {
     // SAFETY: scan is a BidimScan.
     unsafe { (*(scan as *mut BidimScan)).skip_cold = true };
+}
+
+/// Makes a scan pass over the chunks whose blocks its time window restricts (their
+/// block ranges come another way: [`restricted`]).
+pub(crate) fn skip_mapped(scan: pg_sys::TableScanDesc) {
+    // SAFETY: scan is a BidimScan.
+    unsafe { (*(scan as *mut BidimScan)).skip_mapped = true };
+}
+
+/// Whether chunk `idx` of the scan ([`chunk_list`]'s order) has its blocks restricted
+/// by its block-range time map ([`restrict_blocks`]).
+pub(crate) fn restricted(scan: pg_sys::TableScanDesc, idx: usize) -> bool {
+    // SAFETY: scan is a BidimScan; chunk_runs, when set, has one entry per chunk.
+    unsafe {
+        let s = &*(scan as *mut BidimScan);
+        !s.chunk_runs.is_null() && idx < s.nchunks as usize && (*s.chunk_runs.add(idx)).count >= 0
+    }
 }
 
 /// What [`scan_next_block`] found.

@@ -520,7 +520,8 @@ unsafe extern "C-unwind" fn pathlist_hook(
         // Chunks outside the bounds are skipped; the rest is a sequential scan.
         (*cpath).path.total_cost = base * fraction + 1.0;
         (*cpath).path.pathkeys = std::ptr::null_mut();
-        (*cpath).flags = 0;
+        // The scan computes the plan's target list itself (no Result node above it).
+        (*cpath).flags = pg_sys::CUSTOMPATH_SUPPORT_PROJECTION;
         (*cpath).custom_paths = std::ptr::null_mut();
         (*cpath).custom_private = private_of(exprs, strategies, 0);
         (*cpath).methods = std::ptr::addr_of!(PATH_METHODS);
@@ -778,6 +779,7 @@ unsafe fn add_parameterized_paths(
             (*cpath).path.rows = rows;
             (*cpath).path.startup_cost = pg_sys::random_page_cost;
             (*cpath).path.total_cost = cost;
+            (*cpath).flags = pg_sys::CUSTOMPATH_SUPPORT_PROJECTION;
             (*cpath).methods = std::ptr::addr_of!(PATH_METHODS);
             (*cpath).custom_private = private_of(e, st, 0);
             pg_sys::add_path(rel, cpath as *mut pg_sys::Path);
@@ -1331,6 +1333,20 @@ pub(super) fn start(st: *mut BidimScanState) {
         }
         (*st).started = true;
     }
+}
+
+/// The block-range time map of chunk `ordinal` in the directory rows the scan's
+/// starts read.
+pub(super) fn block_map_of(
+    st: *mut BidimScanState,
+    ordinal: u32,
+) -> Option<super::block_map::BlockMap> {
+    // SAFETY: start made the directory (the query's memory context owns it).
+    let dir = unsafe { (*st).directory.as_ref() }?;
+    dir.rows
+        .iter()
+        .find(|r| r.chunk_id == ordinal)
+        .and_then(|r| r.block_map.clone())
 }
 
 /// [`needed_columns`], computed at the first start of the execution (a nested loop

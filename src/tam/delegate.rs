@@ -223,6 +223,22 @@ pub(super) fn heap_seqscan(
     ))
 }
 
+/// heap's scan of chunk `rel` under `snapshot` in page mode, without a buffer ring or
+/// synchronized start (a reader that sets its block range per step).
+pub(super) fn heap_scan_of(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+) -> pg_sys::TableScanDesc {
+    heap_call!(scan_begin(
+        rel,
+        snapshot,
+        0,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        pg_sys::ScanOptions::SO_TYPE_SEQSCAN | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE
+    ))
+}
+
 /// Decodes the facade TID `t` and opens its chunk: (ordinal, chunk-local TID, chunk).
 pub(super) fn open_row_chunk(
     rel: pg_sys::Relation,

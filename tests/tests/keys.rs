@@ -243,9 +243,9 @@ fn block_maps_read_only_the_window() {
     c.batch_execute(
         "CREATE EXTENSION bidim;
          SET timezone = 'UTC';
-         CREATE TABLE b (series_id int, ts timestamptz, value float8, pad text) USING bidim;
+         CREATE TABLE b (series_id int, ts timestamptz NOT NULL, value float8, pad text) USING bidim;
          SELECT bidim.configure('b', hot_chunk_rows => 20000, partition_interval => '1 day');
-         CREATE TABLE h (series_id int, ts timestamptz, value float8, pad text);
+         CREATE TABLE h (series_id int, ts timestamptz NOT NULL, value float8, pad text);
          INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '1 minute', s * 10000 + t, repeat('x', 80)
            FROM generate_series(0, 599) t, generate_series(1, 50) s ORDER BY t, s;
          INSERT INTO b SELECT g % 50, timestamptz '2026-03-01' + (g * 7919 % 600) * interval '1 minute' + interval '7 seconds', -g, 'late'
@@ -271,6 +271,32 @@ fn block_maps_read_only_the_window() {
         "an hour of 20 read {read} of {total} blocks"
     );
     same(&mut c, "SELECT count(*), sum(value) FROM {t} WHERE ts >= '2026-03-01 10:00' AND ts < '2026-03-01 11:00'", false);
+    // The newest minutes before a time read a few block ranges, not every block.
+    let newest = "SELECT date_trunc('minute', ts), max(value) FROM b WHERE ts < '2026-03-01 12:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3";
+    let plan: Vec<String> = c
+        .query(
+            format!("EXPLAIN (ANALYZE, COSTS OFF) {newest}").as_str(),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let ranges = plan
+        .iter()
+        .find(|l| l.contains("Sealed block ranges:"))
+        .unwrap_or_else(|| panic!("no block ranges read: {plan:#?}"));
+    let nums: Vec<i64> = ranges
+        .split(|ch: char| !ch.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(
+        nums[0] * 4 < nums[1],
+        "read {} of {} ranges",
+        nums[0],
+        nums[1]
+    );
     // Before every row, after every row: no block.
     assert_eq!(
         sealed_blocks(&mut c, "SELECT count(*) FROM b WHERE ts < '2026-02-28'").map(|b| b.0),
@@ -286,7 +312,20 @@ fn block_maps_read_only_the_window() {
                 "ts >= timestamptz '2026-03-01' + interval '{from} minutes' AND ts < timestamptz '2026-03-01' + interval '{} minutes'",
                 from + len as i64
             );
-            match rng.below(3) {
+            let at = format!("timestamptz '2026-03-01' + interval '{from} minutes'");
+            match rng.below(6) {
+                // Time-ordered aggregates (BidimAgg reads mapped block ranges by their
+                // times and stops early): newest or oldest groups first.
+                3 => same(
+                    &mut c,
+                    &format!("SELECT date_trunc('minute', ts) m, max(value), count(*) FROM {{t}} WHERE ts < {at} GROUP BY 1 ORDER BY 1 DESC LIMIT {}", 1 + len % 7),
+                    true,
+                ),
+                4 => same(
+                    &mut c,
+                    &format!("SELECT date_trunc('hour', ts) m, min(value), sum(value), count(*) FROM {{t}} WHERE ts >= {at} GROUP BY 1 ORDER BY 1 LIMIT {}", 1 + len % 4),
+                    true,
+                ),
                 0 => same(&mut c, &format!("SELECT * FROM {{t}} WHERE {w}"), false),
                 1 => same(
                     &mut c,
