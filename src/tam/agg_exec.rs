@@ -714,7 +714,7 @@ fn begin_ordered(st: *mut BidimAggState) {
             if let Some(map) = map {
                 // Its block ranges, by their times; blocks past the mapped ones (none
                 // are expected) first.
-                let hs = super::delegate::heap_scan_of(rel, snapshot);
+                let hs = super::delegate::heap_scan_of(rel, snapshot, 0);
                 let i = input.mapped.len();
                 input.mapped.push((rel, hs));
                 for (start, count, first, last) in map.ranges_for(bounds.0, bounds.1) {
@@ -783,14 +783,7 @@ fn advance_ordered(st: *mut BidimAggState) -> bool {
                 }
                 Unit::Blocks(chunk, start, count) => {
                     let hs = input.mapped[chunk].1;
-                    heap_call!(scan_rescan(
-                        hs,
-                        std::ptr::null_mut(),
-                        false,
-                        false,
-                        false,
-                        false
-                    ));
+                    super::delegate::restart_heap_scan(hs);
                     pg_sys::heap_setscanlimits(hs, start, count);
                     while heap_call!(scan_getnextslot(
                         hs,

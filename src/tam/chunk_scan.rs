@@ -662,14 +662,7 @@ fn next_from_heap(
             return false;
         }
         take_ring(s, hs);
-        heap_call!(scan_rescan(
-            hs,
-            std::ptr::null_mut(),
-            false,
-            false,
-            false,
-            false
-        ));
+        delegate::restart_heap_scan(hs);
         lend_ring(s, hs);
         if !next_run(s, hs) {
             return false;

@@ -211,23 +211,16 @@ pub(super) fn heap_seqscan(
     rel: pg_sys::Relation,
     snapshot: pg_sys::Snapshot,
 ) -> pg_sys::TableScanDesc {
-    heap_call!(scan_begin(
-        rel,
-        snapshot,
-        0,
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        pg_sys::ScanOptions::SO_TYPE_SEQSCAN
-            | pg_sys::ScanOptions::SO_ALLOW_STRAT
-            | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE
-    ))
+    heap_scan_of(rel, snapshot, pg_sys::ScanOptions::SO_ALLOW_STRAT)
 }
 
-/// heap's scan of chunk `rel` under `snapshot` in page mode, without a buffer ring or
-/// synchronized start (a reader that sets its block range per step).
+/// heap's sequential scan of chunk `rel` under `snapshot` in page mode, with `more`
+/// scan options (a reader that sets its block range per step asks for no buffer ring
+/// and no synchronized start).
 pub(super) fn heap_scan_of(
     rel: pg_sys::Relation,
     snapshot: pg_sys::Snapshot,
+    more: u32,
 ) -> pg_sys::TableScanDesc {
     heap_call!(scan_begin(
         rel,
@@ -235,8 +228,21 @@ pub(super) fn heap_scan_of(
         0,
         std::ptr::null_mut(),
         std::ptr::null_mut(),
-        pg_sys::ScanOptions::SO_TYPE_SEQSCAN | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE
+        pg_sys::ScanOptions::SO_TYPE_SEQSCAN | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE | more
     ))
+}
+
+/// Restarts heap's scan `hs` from its first block, its options kept (then its block
+/// range may be set again).
+pub(super) fn restart_heap_scan(hs: pg_sys::TableScanDesc) {
+    heap_call!(scan_rescan(
+        hs,
+        std::ptr::null_mut(),
+        false,
+        false,
+        false,
+        false
+    ));
 }
 
 /// Decodes the facade TID `t` and opens its chunk: (ordinal, chunk-local TID, chunk).
