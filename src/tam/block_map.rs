@@ -135,6 +135,22 @@ impl BlockMap {
     }
 }
 
+/// `runs` cut into pieces of at most `max` blocks, in order (the participants of a
+/// parallel scan take them one at a time).
+pub fn pieces(runs: &[(u32, u32)], max: u32) -> Vec<(u32, u32)> {
+    let max = max.max(1);
+    let mut out = Vec::new();
+    for &(start, count) in runs {
+        let mut at = 0;
+        while at < count {
+            let n = max.min(count - at);
+            out.push((start + at, n));
+            at += n;
+        }
+    }
+    out
+}
+
 /// Run `i` of a scan that reads `runs` (from [`BlockMap::runs_for`], over `covered`
 /// blocks) of a chunk that now has `nblocks` blocks: the runs cut to the chunk's
 /// blocks, then one more run of the blocks past the covered ones, if any. `None` past
@@ -244,6 +260,17 @@ mod tests {
         assert_eq!(fitted_run(&[], 0, 0, 0), None);
         assert_eq!(fitted_run(&[], 0, 5, 0), Some((0, 5)));
         assert_eq!(fitted_run(&[], 0, 5, 1), None);
+    }
+
+    #[test]
+    fn pieces_cover_the_runs_once() {
+        assert_eq!(
+            pieces(&[(0, 10), (20, 3)], 4),
+            [(0, 4), (4, 4), (8, 2), (20, 3)]
+        );
+        assert_eq!(pieces(&[(5, 4)], 4), [(5, 4)]);
+        assert!(pieces(&[], 4).is_empty());
+        assert_eq!(pieces(&[(0, 2)], 0), [(0, 1), (1, 1)]);
     }
 
     #[test]

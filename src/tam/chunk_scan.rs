@@ -329,34 +329,20 @@ pub(crate) fn restrict(
     }
 }
 
+/// Blocks a piece of a mapped chunk has at most in a parallel scan (the participants
+/// take the pieces one at a time, so the few chunks that hold a short window are
+/// shared among them).
+const PARALLEL_PIECE_BLOCKS: u32 = 256;
+
 /// Tells a scan begun by [`begin_scan_of`] which blocks of its chunks to read: for
 /// each chunk (in the scan's order), `None` (all of them) or the runs of blocks its
 /// block-range time map gives for the scan's time window, and the blocks the map
-/// covers (blocks past those are read too).
+/// covers (blocks past those are read too). A parallel scan lists a mapped chunk once
+/// per piece of its runs (the last piece also reads the blocks past the map).
 pub(crate) fn restrict_blocks(scan: pg_sys::TableScanDesc, maps: &[Option<block_map::BlockRuns>]) {
     if maps.iter().all(Option::is_none) {
         return;
     }
-    let mut flat = Vec::new();
-    let per_chunk: Vec<ChunkRuns> = maps
-        .iter()
-        .map(|m| match m {
-            None => ChunkRuns {
-                first: 0,
-                count: -1,
-                covered: 0,
-            },
-            Some(b) => {
-                let first = flat.len() as i32;
-                flat.extend_from_slice(&b.runs);
-                ChunkRuns {
-                    first,
-                    count: b.runs.len() as i32,
-                    covered: b.covered,
-                }
-            }
-        })
-        .collect();
     // SAFETY: scan is a BidimScan with one chunk per entry of maps; the arrays are
     // palloc'd in the scan's context.
     unsafe {
@@ -366,7 +352,54 @@ pub(crate) fn restrict_blocks(scan: pg_sys::TableScanDesc, maps: &[Option<block_
             s.nchunks as usize,
             "one block restriction per chunk"
         );
+        let parallel = !s.base.rs_parallel.is_null();
+        let chunks = std::slice::from_raw_parts(s.chunks, s.nchunks as usize);
+        let mut list = Vec::with_capacity(chunks.len());
+        let mut flat = Vec::new();
+        let mut per_chunk = Vec::with_capacity(chunks.len());
+        for (&c, m) in chunks.iter().zip(maps) {
+            match m {
+                None => {
+                    list.push(c);
+                    per_chunk.push(ChunkRuns {
+                        first: 0,
+                        count: -1,
+                        covered: 0,
+                    });
+                }
+                Some(b) if parallel && !b.runs.is_empty() => {
+                    let pieces = block_map::pieces(&b.runs, PARALLEL_PIECE_BLOCKS);
+                    for (j, &p) in pieces.iter().enumerate() {
+                        list.push(c);
+                        per_chunk.push(ChunkRuns {
+                            first: flat.len() as i32,
+                            count: 1,
+                            // only the last piece reads blocks past the map
+                            covered: if j + 1 == pieces.len() {
+                                b.covered
+                            } else {
+                                u32::MAX
+                            },
+                        });
+                        flat.push(p);
+                    }
+                }
+                Some(b) => {
+                    list.push(c);
+                    per_chunk.push(ChunkRuns {
+                        first: flat.len() as i32,
+                        count: b.runs.len() as i32,
+                        covered: b.covered,
+                    });
+                    flat.extend_from_slice(&b.runs);
+                }
+            }
+        }
         let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
+        if list.len() != chunks.len() {
+            s.chunks = palloc_array(&list);
+            s.nchunks = list.len() as i32;
+        }
         s.chunk_runs = palloc_array(&per_chunk);
         s.runs = palloc_array(&flat);
         pg_sys::MemoryContextSwitchTo(old);
