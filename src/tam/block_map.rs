@@ -120,15 +120,10 @@ impl BlockMap {
     /// joined. Empty: no covered block holds such a row.
     pub fn runs_for(&self, lo: i64, hi: i64) -> Vec<(u32, u32)> {
         let mut runs: Vec<(u32, u32)> = Vec::new();
-        for (i, &(first, last)) in self.bounds.iter().enumerate() {
-            if first > last || first >= hi || last < lo {
-                continue;
-            }
-            let start = i as u32 * self.per_range;
-            let end = (start + self.per_range).min(self.blocks);
+        for (start, count, _, _) in self.ranges_for(lo, hi) {
             match runs.last_mut() {
-                Some(r) if r.0 + r.1 == start => r.1 = end - r.0,
-                _ => runs.push((start, end - start)),
+                Some(r) if r.0 + r.1 == start => r.1 += count,
+                _ => runs.push((start, count)),
             }
         }
         runs

@@ -211,22 +211,28 @@ fn named_series_queries_match_heap() {
     );
 }
 
-/// The blocks of mapped chunks an EXPLAIN ANALYZE of `sql` says it reads, of the blocks
-/// those chunks have (`Sealed blocks: x of y`), if it says so.
-fn sealed_blocks(c: &mut Client, sql: &str) -> Option<(i64, i64)> {
+/// The first two numbers of the line of an EXPLAIN ANALYZE of `sql` that holds
+/// `label` (`Sealed blocks: x of y`), if it has such a line.
+fn explain_pair(c: &mut Client, sql: &str, label: &str) -> Option<(i64, i64)> {
     let plan: Vec<String> = c
         .query(format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}").as_str(), &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let line = plan.iter().find(|l| l.contains("Sealed blocks:"))?;
+    let line = plan.iter().find(|l| l.contains(label))?;
     let nums: Vec<i64> = line
         .split(|ch: char| !ch.is_ascii_digit())
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap())
         .collect();
     Some((nums[0], nums[1]))
+}
+
+/// The blocks of mapped chunks an EXPLAIN ANALYZE of `sql` says it reads, of the blocks
+/// those chunks have (`Sealed blocks: x of y`), if it says so.
+fn sealed_blocks(c: &mut Client, sql: &str) -> Option<(i64, i64)> {
+    explain_pair(c, sql, "Sealed blocks:")
 }
 
 /// Sealed chunks' block-range time maps: a time window reads only the blocks whose
@@ -273,30 +279,9 @@ fn block_maps_read_only_the_window() {
     same(&mut c, "SELECT count(*), sum(value) FROM {t} WHERE ts >= '2026-03-01 10:00' AND ts < '2026-03-01 11:00'", false);
     // The newest minutes before a time read a few block ranges, not every block.
     let newest = "SELECT date_trunc('minute', ts), max(value) FROM b WHERE ts < '2026-03-01 12:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3";
-    let plan: Vec<String> = c
-        .query(
-            format!("EXPLAIN (ANALYZE, COSTS OFF) {newest}").as_str(),
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let ranges = plan
-        .iter()
-        .find(|l| l.contains("Sealed block ranges:"))
-        .unwrap_or_else(|| panic!("no block ranges read: {plan:#?}"));
-    let nums: Vec<i64> = ranges
-        .split(|ch: char| !ch.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    assert!(
-        nums[0] * 4 < nums[1],
-        "read {} of {} ranges",
-        nums[0],
-        nums[1]
-    );
+    let (read, total) = explain_pair(&mut c, newest, "Sealed block ranges:")
+        .unwrap_or_else(|| panic!("no block ranges read: {newest}"));
+    assert!(read * 4 < total, "read {read} of {total} ranges");
     // Before every row, after every row: no block.
     assert_eq!(
         sealed_blocks(&mut c, "SELECT count(*) FROM b WHERE ts < '2026-02-28'").map(|b| b.0),
