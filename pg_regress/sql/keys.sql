@@ -3,6 +3,9 @@
 -- answer is compared with a heap table holding the same rows.
 CREATE EXTENSION bidim;
 SET timezone = 'UTC';
+-- Aggregates by the Aggregate node over the scan shown (BidimAgg, which computes them
+-- inside the scan, has its own tests: batch_agg).
+SET bidim.enable_batch_aggregation = off;
 CREATE TABLE points (series_id bigint, ts timestamptz, value float8) USING bidim;
 SELECT (bidim.configure('points', hot_chunk_rows => 2000, partition_interval => '1 hour')).rel IS NOT NULL AS configured;
 -- 6 hours, 200 series, one row per series a minute (with duplicate times for one
@@ -101,6 +104,14 @@ EXPLAIN (COSTS OFF)
 SELECT count(*) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'env:dev')
   AND p.ts >= '2026-01-01 05:00';
 SELECT same_as_heap($$SELECT count(*) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'env:dev') AND p.ts >= '2026-01-01 05:00'$$);
+-- BidimAgg (batch aggregation on, the default) runs the subquery first and reads
+-- only the keys it returns.
+SET bidim.enable_batch_aggregation = on;
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'host:h7')
+  AND p.ts >= '2026-01-01 05:00';
+SELECT same_as_heap($$SELECT count(*), sum(value) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'env:dev') AND p.ts >= '2026-01-01 05:00'$$);
+SET bidim.enable_batch_aggregation = off;
 RESET random_page_cost;
 SELECT count(*) FROM points p WHERE p.series_id IN (SELECT id FROM series WHERE tags @@ 'host:h7')
   AND p.ts >= '2026-01-01 05:00';
@@ -183,9 +194,11 @@ SELECT count(*), sum(v) FROM wide WHERE ts >= '2026-02-01 10:00' AND ts < '2026-
 SELECT count(*), sum(v) FROM heap_wide WHERE ts >= '2026-02-01 10:00' AND ts < '2026-02-01 11:00';
 -- Groups of time wanted newest first (`ORDER BY 1 DESC LIMIT n`): BidimAgg reads the
 -- mapped block ranges newest first and stops once the groups are complete.
+SET bidim.enable_batch_aggregation = on;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT date_trunc('minute', ts), max(v), count(*) FROM wide WHERE ts < '2026-02-01 12:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3;
 SELECT date_trunc('minute', ts), max(v), count(*) FROM wide WHERE ts < '2026-02-01 12:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3;
+SET bidim.enable_batch_aggregation = off;
 SELECT date_trunc('minute', ts), max(v), count(*) FROM heap_wide WHERE ts < '2026-02-01 12:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3;
 -- An UPDATE moves its row out of a mapped chunk (heap could store the new version in
 -- any block), into a hot chunk of the same cell.
@@ -221,11 +234,14 @@ SELECT count(*) AS chunk_locks_held FROM pg_locks l JOIN bidim.chunk c ON c.chun
 WHERE l.pid = pg_backend_pid();
 COMMIT;
 
--- 7. Parallel: a parallel BidimScan hands the chunks it keeps to the participants one
--- at a time.
+-- 7. Parallel: a parallel BidimScan (or BidimAgg) hands the chunks it keeps to the
+-- participants one at a time.
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF) SELECT count(*), sum(v) FROM many WHERE ts >= '2026-03-02' AND ts < '2026-03-04';
+SET bidim.enable_batch_aggregation = on;
+EXPLAIN (COSTS OFF) SELECT count(*), sum(v) FROM many WHERE ts >= '2026-03-02' AND ts < '2026-03-04';
+SET bidim.enable_batch_aggregation = off;
 SELECT count(*), sum(v) FROM many WHERE ts >= '2026-03-02' AND ts < '2026-03-04';
 SELECT count(*), sum(v) FROM heap_many WHERE ts >= '2026-03-02' AND ts < '2026-03-04';
 SELECT count(*), sum(v) FROM many WHERE series_id IN (1, 3) AND ts >= '2026-03-02';

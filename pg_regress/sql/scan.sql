@@ -2,6 +2,9 @@
 -- time partition can match; answers equal a full scan's (bidim.enable_pruning = off).
 CREATE EXTENSION bidim;
 SET timezone = 'UTC';
+-- Aggregates by the Aggregate node over the scan shown (BidimAgg, which computes them
+-- inside the scan, has its own tests: batch_agg).
+SET bidim.enable_batch_aggregation = off;
 CREATE TABLE points (series_id bigint, ts timestamptz, value float8) USING bidim;
 SELECT (bidim.configure('points', hot_chunk_rows => 1000, partition_interval => '1 hour')).rel IS NOT NULL AS configured;
 -- 24 hours, one row per series every 30 s: 2880 rows per hour, so 3 chunks per hour.

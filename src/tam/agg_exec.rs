@@ -130,11 +130,31 @@ struct AggExec {
     order: i32,
     /// The columns a batch decodes (one flag per table column).
     needed: Vec<bool>,
+    /// The last of those (a hot row is deformed up to it), at least 1.
+    last_needed: i32,
+    /// Hot rows gathered column by column, added a batch at a time; `None` when a
+    /// column read is passed by reference (a hot row's values live only while its
+    /// buffer is pinned: such rows are added one at a time).
+    hot: Option<HotRows>,
     /// Time order: the cold batches to read, and the complete groups to emit.
     ordered: Option<OrderedInput>,
     ready: std::collections::VecDeque<(GroupKey, Vec<State>)>,
     /// Under a key join: the inner plan and the keys it returned.
     keys: Option<KeySet>,
+}
+
+/// Rows a hot batch gathers before they are added (as a cold batch's are).
+const HOT_BATCH: usize = 256;
+
+/// Hot rows gathered for one [`AggExec::add_rows`] call: column-major, column
+/// `attnum`'s rows at `(attnum - 1) * HOT_BATCH ..`, for the columns up to
+/// `last_needed`.
+struct HotRows {
+    /// The columns copied (0-based), all by value.
+    atts: Vec<usize>,
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+    n: usize,
 }
 
 /// The keys a key join's inner plan returns (integers), checked once per cold batch
@@ -351,7 +371,9 @@ unsafe extern "C-unwind" fn begin(
                 pg_sys::list_nth((*cscan).custom_private, 4) as *mut pg_sys::List,
                 0,
             ),
-            needed: needed_columns(cscan, rel),
+            needed: Vec::new(),
+            last_needed: 1,
+            hot: None,
             ordered: None,
             ready: Default::default(),
             keys: None,
@@ -376,6 +398,24 @@ unsafe extern "C-unwind" fn begin(
                 set: Default::default(),
             });
         }
+        exec.needed = needed_columns(cscan, rel);
+        // A hot row is deformed up to the last column read (the time and the key are
+        // in the scan tuple when checked; counted anyway).
+        exec.last_needed = exec
+            .needed
+            .iter()
+            .rposition(|&n| n)
+            .map_or(1, |i| i as i32 + 1)
+            .max(i32::from(exec.time_att));
+        if let Some(k) = &exec.keys {
+            exec.last_needed = exec.last_needed.max(i32::from(k.key_att));
+        }
+        let mut read = exec.needed.clone();
+        read[exec.time_att as usize - 1] = true;
+        if let Some(k) = &exec.keys {
+            read[k.key_att as usize - 1] = true;
+        }
+        exec.hot = hot_rows(rel, exec.last_needed as usize, &read);
         (*st).exec =
             pgrx::PgMemoryContexts::For((*estate).es_query_cxt).leak_and_drop_on_delete(exec);
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
@@ -385,6 +425,25 @@ unsafe extern "C-unwind" fn begin(
             custom_scan::start(&mut (*st).scan);
         }
     }
+}
+
+/// The hot-row buffer of a BidimAgg that reads the table columns `read` marks (the
+/// last of them: `last`), if every one of them is passed by value.
+fn hot_rows(rel: pg_sys::Relation, last: usize, read: &[bool]) -> Option<HotRows> {
+    // SAFETY: the relation's tuple descriptor, open for the executor's life.
+    let attrs = unsafe {
+        let desc = (*rel).rd_att;
+        (*desc).attrs.as_slice((*desc).natts as usize)
+    };
+    let atts: Vec<usize> = (0..last.min(attrs.len()))
+        .filter(|&i| read.get(i).copied().unwrap_or(true))
+        .collect();
+    atts.iter().all(|&i| attrs[i].attbyval).then(|| HotRows {
+        atts,
+        values: vec![pg_sys::Datum::from(0usize); last * HOT_BATCH],
+        nulls: vec![true; last * HOT_BATCH],
+        n: 0,
+    })
 }
 
 /// A row's values: the table's columns at `values[(attnum - 1) * stride]` (column-major
@@ -483,8 +542,9 @@ impl AggExec {
     }
 
     /// Adds the `nrows` rows of column-major arrays `values`/`nulls` (column i's rows
-    /// at `i * nrows ..`; one row of a slot: its arrays) to their groups; `one_key`:
-    /// the rows are a cold batch (one key: its restrictions run on the first row only).
+    /// at `i * stride ..`; one row of a slot: its arrays, stride 1) to their groups;
+    /// `one_key`: the rows are a cold batch (one key: its restrictions run on the
+    /// first row only).
     #[allow(clippy::too_many_arguments)]
     fn add_rows(
         &mut self,
@@ -492,15 +552,15 @@ impl AggExec {
         slot: *mut pg_sys::TupleTableSlot,
         values: *const pg_sys::Datum,
         nulls: *const bool,
-        nrows: usize,
+        (nrows, stride): (usize, usize),
         one_key: bool,
         bounds: (i64, i64),
     ) {
         let row = |r: usize| Row {
-            // SAFETY: r < nrows; the arrays hold nrows x natts entries.
+            // SAFETY: r < nrows <= stride; the arrays hold stride x columns entries.
             values: unsafe { values.add(r) },
             nulls: unsafe { nulls.add(r) },
-            stride: nrows,
+            stride,
         };
         if nrows == 0 {
             return;
@@ -618,13 +678,47 @@ impl AggExec {
         slot: *mut pg_sys::TupleTableSlot,
         bounds: (i64, i64),
     ) {
-        // SAFETY: row_slot holds a row of the table, deformed here.
+        // SAFETY: row_slot holds a row of the table, deformed here up to the last
+        // column BidimAgg reads (the others are never looked at).
         let (v, n) = unsafe {
-            pg_sys::slot_getallattrs(self.row_slot);
+            pg_sys::slot_getsomeattrs(self.row_slot, self.last_needed);
             ((*self.row_slot).tts_values, (*self.row_slot).tts_isnull)
         };
         self.rows_hot += 1;
-        self.add_rows(econtext, slot, v, n, 1, false, bounds);
+        let Some(h) = self.hot.as_mut() else {
+            self.add_rows(econtext, slot, v, n, (1, 1), false, bounds);
+            return;
+        };
+        for &i in &h.atts {
+            // SAFETY: the slot's arrays hold its deformed columns, i among them; the
+            // values are by value (hot_rows), so they outlive the buffer pin.
+            unsafe {
+                h.values[i * HOT_BATCH + h.n] = *v.add(i);
+                h.nulls[i * HOT_BATCH + h.n] = *n.add(i);
+            }
+        }
+        h.n += 1;
+        if h.n == HOT_BATCH {
+            self.flush_hot(econtext, slot, bounds);
+        }
+    }
+
+    /// Adds the hot rows gathered so far to their groups.
+    fn flush_hot(
+        &mut self,
+        econtext: *mut pg_sys::ExprContext,
+        slot: *mut pg_sys::TupleTableSlot,
+        bounds: (i64, i64),
+    ) {
+        let Some(mut h) = self.hot.take() else {
+            return;
+        };
+        if h.n > 0 {
+            let (v, n) = (h.values.as_ptr(), h.nulls.as_ptr());
+            self.add_rows(econtext, slot, v, n, (h.n, HOT_BATCH), false, bounds);
+            h.n = 0;
+        }
+        self.hot = Some(h);
     }
 
     /// Adds the decoded batch of `cs` to its groups.
@@ -637,7 +731,8 @@ impl AggExec {
     ) {
         let (v, n, rows, _) = cold_scan::batch_values(cs);
         self.rows_cold += rows as i64;
-        self.add_rows(econtext, slot, v, n, rows as usize, true, bounds);
+        let rows = rows as usize;
+        self.add_rows(econtext, slot, v, n, (rows, rows), true, bounds);
     }
 
     /// Moves the groups no unread row can fall in, sorted in the scan's order, to
@@ -697,6 +792,7 @@ fn begin_ordered(st: *mut BidimAggState) {
             }
             pgrx::check_for_interrupts!();
         }
+        a.flush_hot(econtext, slot, bounds);
         let facade = (*st).scan.css.ss.ss_currentRelation;
         let snapshot = (*(*st).scan.css.ss.ps.state).es_snapshot;
         for (idx, (ordinal, relid)) in chunk_scan::chunk_list(scan).into_iter().enumerate() {
@@ -792,6 +888,7 @@ fn advance_ordered(st: *mut BidimAggState) -> bool {
                     )) {
                         a.add_hot_row(econtext, slot, bounds);
                     }
+                    a.flush_hot(econtext, slot, bounds);
                 }
             }
             pgrx::check_for_interrupts!();
@@ -888,14 +985,21 @@ fn consume(st: *mut BidimAggState) {
         loop {
             match chunk_scan::scan_next_block(scan, a.row_slot) {
                 Block::End => {
+                    a.flush_hot(econtext, slot, bounds);
                     a.input_done = true;
                     return;
                 }
                 Block::Row => a.add_hot_row(econtext, slot, bounds),
-                Block::Batch(cs) => a.add_batch(econtext, slot, cs, bounds),
+                Block::Batch(cs) => {
+                    // rows are added in the order they are read (ties of min and max
+                    // resolve as the row-at-a-time Aggregate's)
+                    a.flush_hot(econtext, slot, bounds);
+                    a.add_batch(econtext, slot, cs, bounds);
+                }
             }
             pgrx::check_for_interrupts!();
             if a.groups.bytes() > a.budget {
+                a.flush_hot(econtext, slot, bounds);
                 a.flushes += 1;
                 return;
             }
@@ -1033,6 +1137,9 @@ fn reset(st: *mut BidimAggState) {
         let a = &mut *(*st).exec;
         end_ordered(a);
         a.groups.clear();
+        if let Some(h) = a.hot.as_mut() {
+            h.n = 0;
+        }
         a.input_done = false;
         a.emitting = false;
         a.emit_pos = 0;

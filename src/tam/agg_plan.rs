@@ -13,6 +13,7 @@
 //! of a timestamp(tz) column. Any other query plans as before.
 
 use super::aggregate::{AggKind, MAX_GROUP_COLUMNS};
+use super::chunk_scan;
 use super::custom_scan::{self, ON_TIME};
 use super::directory::ChunkState;
 use super::directory_io::planning_chunks;
@@ -426,11 +427,10 @@ unsafe fn add_paths(
             return;
         };
         let chunks = planning_chunks((*rte).relid);
-        // Cold batches are decoded a column at a time and added up in bulk. Hot rows
-        // come a row at a time, which the Aggregate node handles about as fast (and a
-        // parallel sequential scan splits finer): a table without cold chunks gets
-        // only the time-ordered variant below, and only when sealed chunks have
-        // block-range time maps (it reads their ranges newest first and stops early).
+        // Cold batches are decoded a column at a time and added up in bulk; hot rows
+        // come a row at a time, but their groups are found without calling the
+        // grouping expressions (a native `date_trunc`) and their states kept without
+        // a transition call per row.
         let cold_share = if chunks.is_empty() {
             0.0
         } else {
@@ -440,12 +440,8 @@ unsafe fn add_paths(
                 .count() as f64
                 / chunks.len() as f64
         };
-        let hot_only = cold_share == 0.0;
-        if hot_only && !chunks.iter().any(|c| c.block_map.is_some()) {
-            return;
-        }
         let per_cost = 0.3 * cold_share + 0.9 * (1.0 - cold_share);
-        let nchunks = chunks.len() as i32;
+        let units = chunk_scan::parallel_units(&chunks);
         let Some(partial) = partial_target(root, grouped, extra, rti) else {
             return;
         };
@@ -565,7 +561,30 @@ unsafe fn add_paths(
                 true,
             );
         }
-        if hot_only {
+        // The parallel variant: participants take chunks, and pieces of the mapped
+        // ones, from a shared counter (as BidimScan's), each emits its own partial
+        // groups, Gather collects them.
+        let workers = if semi.is_none()
+            && (*input).consider_parallel
+            && (*extra).target_parallel_safe
+            && pg_sys::max_parallel_workers_per_gather > 0
+        {
+            let pages = ((*input).pages as f64).max((*input).tuples / 64.0);
+            pg_sys::compute_parallel_worker(
+                input,
+                pages,
+                -1.0,
+                pg_sys::max_parallel_workers_per_gather,
+            )
+        } else {
+            0
+        };
+        // With few units per participant, one of them reads most of the table and the
+        // workers' start is not repaid.
+        let splits = units >= 4 * (workers.max(0) as usize + 1);
+        // Mostly hot rows in a few unmapped chunks, read whole: a parallel sequential
+        // scan, which splits by blocks, is left to read them.
+        if !keyed && cold_share < 0.5 && workers > 0 && !splits {
             return;
         }
         let zero: pg_sys::AggClauseCosts = std::mem::zeroed();
@@ -578,55 +597,38 @@ unsafe fn add_paths(
             &zero,
             false,
         );
-        // The parallel variant: participants take whole chunks from a shared counter
-        // (as BidimScan's), each emits its own partial groups, Gather collects them.
-        if semi.is_none()
-            && (*input).consider_parallel
-            && (*extra).target_parallel_safe
-            && pg_sys::max_parallel_workers_per_gather > 0
-        {
-            let pages = ((*input).pages as f64).max((*input).tuples / 64.0);
-            let workers = pg_sys::compute_parallel_worker(
-                input,
-                pages,
-                -1.0,
-                pg_sys::max_parallel_workers_per_gather,
-            );
-            // Participants take whole chunks: with few chunks per participant, one
-            // of them reads most of the table and the workers' start is not repaid.
-            if workers > 0 && nchunks >= 4 * (workers + 1) {
-                let mut divisor = f64::from(workers);
-                let leader = 1.0 - 0.3 * f64::from(workers);
-                if pg_sys::parallel_leader_participation && leader > 0.0 {
-                    divisor += leader;
-                }
-                let ppath = pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>())
-                    as *mut pg_sys::CustomPath;
-                *ppath = *cpath;
-                (*ppath).path.parallel_aware = true;
-                (*ppath).path.parallel_safe = true;
-                (*ppath).path.parallel_workers = workers;
-                (*ppath).path.startup_cost = total / divisor;
-                (*ppath).path.total_cost = total / divisor;
-                let mut rows = (*ppath).path.rows * divisor;
-                let gather = pg_sys::create_gather_path(
-                    root,
-                    partial_rel,
-                    ppath as *mut pg_sys::Path,
-                    partial,
-                    std::ptr::null_mut(),
-                    &mut rows,
-                );
-                finalize(
-                    root,
-                    grouped,
-                    extra,
-                    gather as *mut pg_sys::Path,
-                    groups,
-                    &zero,
-                    false,
-                );
+        if workers > 0 && splits {
+            let mut divisor = f64::from(workers);
+            let leader = 1.0 - 0.3 * f64::from(workers);
+            if pg_sys::parallel_leader_participation && leader > 0.0 {
+                divisor += leader;
             }
+            let ppath = pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>())
+                as *mut pg_sys::CustomPath;
+            *ppath = *cpath;
+            (*ppath).path.parallel_aware = true;
+            (*ppath).path.parallel_safe = true;
+            (*ppath).path.parallel_workers = workers;
+            (*ppath).path.startup_cost = total / divisor;
+            (*ppath).path.total_cost = total / divisor;
+            let mut rows = (*ppath).path.rows * divisor;
+            let gather = pg_sys::create_gather_path(
+                root,
+                partial_rel,
+                ppath as *mut pg_sys::Path,
+                partial,
+                std::ptr::null_mut(),
+                &mut rows,
+            );
+            finalize(
+                root,
+                grouped,
+                extra,
+                gather as *mut pg_sys::Path,
+                groups,
+                &zero,
+                false,
+            );
         }
     }
 }

@@ -100,6 +100,18 @@ impl BlockMap {
         }
     }
 
+    /// Every block the map covers, as one run (a scan without a time window).
+    pub fn whole(&self) -> BlockRuns {
+        BlockRuns {
+            runs: if self.blocks > 0 {
+                vec![(0, self.blocks)]
+            } else {
+                Vec::new()
+            },
+            covered: self.blocks,
+        }
+    }
+
     /// The ranges whose rows overlap [lo, hi), in block order: (first block, blocks,
     /// first time, last time) each (a time-ordered reader takes them by their times).
     pub fn ranges_for(&self, lo: i64, hi: i64) -> Vec<(u32, u32, i64, i64)> {
@@ -180,6 +192,31 @@ mod tests {
             m.note(b, 10 * i64::from(b) + 9);
         }
         m
+    }
+
+    #[test]
+    fn a_scan_without_window_reads_every_covered_block() {
+        let m = ordered(100);
+        assert_eq!(
+            m.whole(),
+            BlockRuns {
+                runs: vec![(0, 100)],
+                covered: 100
+            }
+        );
+        assert_eq!(read_runs(&m.whole(), 120), [(0, 100), (100, 20)]);
+        assert_eq!(BlockMap::new(0).whole().runs, []);
+        // pieces of it cover the same blocks once each
+        let p = pieces(&m.whole().runs, 32);
+        assert_eq!(p, [(0, 32), (32, 32), (64, 32), (96, 4)]);
+    }
+
+    /// Every non-empty run a scan reading `r` of a chunk of `nblocks` blocks reads.
+    fn read_runs(r: &BlockRuns, nblocks: u32) -> Vec<(u32, u32)> {
+        (0..)
+            .map_while(|i| fitted_run(&r.runs, r.covered, nblocks, i))
+            .filter(|r| r.1 > 0)
+            .collect()
     }
 
     #[test]

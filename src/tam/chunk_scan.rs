@@ -202,8 +202,27 @@ pub(super) unsafe extern "C-unwind" fn bidim_scan_begin(
     pscan: pg_sys::ParallelTableScanDesc,
     flags: u32,
 ) -> pg_sys::TableScanDesc {
-    let chunks = list_chunks(rel, snapshot);
-    begin_scan_of(rel, snapshot, nkeys, key, pscan, flags, &chunks, &[])
+    // SAFETY: the snapshot is valid for the duration of the read.
+    let rows = unsafe { read_chunks(rel_oid(rel), directory_snapshot(snapshot)) };
+    let chunks: Vec<(u32, pg_sys::Oid)> = rows.iter().map(|r| (r.chunk_id, r.chunk_rel)).collect();
+    let scan = begin_scan_of(rel, snapshot, nkeys, key, pscan, flags, &chunks, &[]);
+    if !pscan.is_null() {
+        share_mapped_chunks(scan, rows.iter().map(|r| r.block_map.as_ref()));
+    }
+    scan
+}
+
+/// Lets the participants of a parallel scan that reads whole chunks share the sealed
+/// chunks with block-range time maps piece by piece ([`restrict_blocks`]), not chunk by
+/// chunk: a table of a few big chunks then keeps every participant busy to the end.
+/// Every participant lists the same pieces: the maps come from the directory rows,
+/// read with the scan's shared snapshot.
+pub(crate) fn share_mapped_chunks<'a>(
+    scan: pg_sys::TableScanDesc,
+    maps: impl Iterator<Item = Option<&'a block_map::BlockMap>>,
+) {
+    let maps: Vec<_> = maps.map(|m| m.map(block_map::BlockMap::whole)).collect();
+    restrict_blocks(scan, &maps);
 }
 
 /// Begins a scan of `rel` that returns rows in time order (`order` 1: ascending, -1:
@@ -333,6 +352,20 @@ pub(crate) fn restrict(
 /// take the pieces one at a time, so the few chunks that hold a short window are
 /// shared among them).
 const PARALLEL_PIECE_BLOCKS: u32 = 256;
+
+/// The units the participants of a parallel scan of all of `chunks` share: a piece
+/// of at most [`PARALLEL_PIECE_BLOCKS`] blocks of each mapped chunk, each other chunk
+/// whole ([`share_mapped_chunks`]).
+pub(crate) fn parallel_units(chunks: &[super::directory::ChunkRow]) -> usize {
+    chunks
+        .iter()
+        .map(|c| {
+            c.block_map.as_ref().map_or(1, |m| {
+                m.blocks().div_ceil(PARALLEL_PIECE_BLOCKS).max(1) as usize
+            })
+        })
+        .sum()
+}
 
 /// Tells a scan begun by [`begin_scan_of`] which blocks of its chunks to read: for
 /// each chunk (in the scan's order), `None` (all of them) or the runs of blocks its
@@ -706,12 +739,19 @@ fn next_from_heap(
     unsafe {
         let (ordinal, _) = *s.chunks.add(s.cur as usize);
         let h = slot as *mut pg_sys::HeapTupleTableSlot;
-        s.tup = *(*h).tuple;
-        delegate::encode_tid(ordinal, &mut s.tup.t_self);
-        s.tup.t_tableOid = rel_oid(s.base.rs_rd);
+        // The TID and table are computed apart and stored once each (no narrow store
+        // read back wide, which stalls the store buffer on every row).
+        let mut tid = (*(*h).tuple).t_self;
+        delegate::encode_tid(ordinal, &mut tid);
+        let table = rel_oid(s.base.rs_rd);
+        s.tup = pg_sys::HeapTupleData {
+            t_self: tid,
+            t_tableOid: table,
+            ..*(*h).tuple
+        };
         (*h).tuple = &mut s.tup;
-        (*slot).tts_tid = s.tup.t_self;
-        (*slot).tts_tableOid = s.tup.t_tableOid;
+        (*slot).tts_tid = tid;
+        (*slot).tts_tableOid = table;
     }
     true
 }

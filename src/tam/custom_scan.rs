@@ -563,7 +563,6 @@ unsafe extern "C-unwind" fn pathlist_hook(
                 pg_sys::add_path(rel, ordered as *mut pg_sys::Path);
             }
         }
-        pg_sys::add_path(rel, cpath as *mut pg_sys::Path);
         // Not when a join may name the key: a nested loop through the key's index
         // (above) reads a few series' rows, while a parallel hash join reads every
         // series in the time range, which the costs, pricing each index row as a
@@ -572,6 +571,8 @@ unsafe extern "C-unwind" fn pathlist_hook(
         if key_column.is_none() || !may_join {
             add_partial_path(rel, cpath, fraction, has_cold);
         }
+        // Last: add_path frees a path it rejects (the partial path above is a copy).
+        pg_sys::add_path(rel, cpath as *mut pg_sys::Path);
     }
 }
 
@@ -1330,6 +1331,8 @@ pub(super) fn start(st: *mut BidimScanState) {
                 })
                 .collect();
             chunk_scan::restrict_blocks((*st).scan, &maps);
+        } else if keys.is_empty() && !(*st).pscan.is_null() {
+            chunk_scan::share_mapped_chunks((*st).scan, kept.iter().map(|c| c.block_map.as_ref()));
         }
         (*st).started = true;
     }

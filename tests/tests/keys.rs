@@ -288,6 +288,21 @@ fn block_maps_read_only_the_window() {
         None,
         "no chunk overlaps"
     );
+    // Default planner settings, a window holding nearly every row: the parallel
+    // BidimScan path was once read after add_path had freed its serial original (a
+    // crash in the planner).
+    c.batch_execute("RESET ALL").unwrap();
+    for batch in ["off", "on"] {
+        c.batch_execute(&format!("SET bidim.enable_batch_aggregation = {batch}"))
+            .unwrap();
+        same(
+            &mut c,
+            "SELECT count(*), sum(value) FROM {t} WHERE ts >= timestamptz '2026-03-01 00:13'",
+            false,
+        );
+    }
+    c.batch_execute("RESET ALL; SET max_parallel_workers_per_gather = 0")
+        .unwrap();
     let mut rng = Rng(0xb10c_0a95);
     for round in 0..5 {
         for _ in 0..30 {
@@ -298,7 +313,18 @@ fn block_maps_read_only_the_window() {
                 from + len as i64
             );
             let at = format!("timestamptz '2026-03-01' + interval '{from} minutes'");
-            match rng.below(6) {
+            match rng.below(7) {
+                // No window: a parallel scan shares the mapped chunks piece by piece.
+                5 => same(
+                    &mut c,
+                    &format!("SELECT * FROM {{t}} WHERE value < {}", len as i64 - 150),
+                    false,
+                ),
+                6 => same(
+                    &mut c,
+                    "SELECT series_id, count(*), sum(value), max(ts) FROM {t} GROUP BY 1",
+                    false,
+                ),
                 // Time-ordered aggregates (BidimAgg reads mapped block ranges by their
                 // times and stops early): newest or oldest groups first.
                 3 => same(

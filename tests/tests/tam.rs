@@ -408,29 +408,46 @@ fn large_table_with_parallel_plans_answers_right() {
          SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;",
     )
     .unwrap();
-    let plan: Vec<String> = c
-        .query(
-            "EXPLAIN (COSTS OFF) SELECT count(*), sum(value) FROM b",
-            &[],
-        )
-        .unwrap()
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(
-        plan.iter().any(|l| l.contains("Parallel Seq Scan")),
-        "expected a parallel plan: {plan:?}"
-    );
-    let row = c
-        .query_one("SELECT count(*), sum(value) FROM b", &[])
-        .unwrap();
-    assert_eq!(row.get::<_, i64>(0), 400000);
-    assert_eq!(row.get::<_, f64>(1), 400000.0 * 400001.0 / 2.0);
-    let groups = one_i64(
-        &mut c,
-        "SELECT count(*) FROM (SELECT series_id, count(*) FROM b GROUP BY 1 HAVING count(*) <> 400) x",
-    );
-    assert_eq!(groups, 0);
+    // Aggregated by the Aggregate node over a parallel sequential scan (whole chunks
+    // would split too coarsely for BidimAgg's participants); then, once the sealed
+    // chunks have block-range maps (pieces to share), by BidimAgg's participants.
+    for (prepare, node) in [
+        ("", "Parallel Seq Scan"),
+        (
+            "SET bidim.enable_batch_aggregation = off",
+            "Parallel Seq Scan",
+        ),
+        (
+            "RESET bidim.enable_batch_aggregation; SELECT bidim.seal('b');
+             SELECT bidim._maintain() FROM generate_series(1, 3); ANALYZE b",
+            "Parallel Custom Scan (BidimAgg)",
+        ),
+    ] {
+        c.batch_execute(prepare).unwrap();
+        let plan: Vec<String> = c
+            .query(
+                "EXPLAIN (COSTS OFF) SELECT count(*), sum(value) FROM b",
+                &[],
+            )
+            .unwrap()
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            plan.iter().any(|l| l.contains(node)),
+            "expected {node}: {plan:?}"
+        );
+        let row = c
+            .query_one("SELECT count(*), sum(value) FROM b", &[])
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 400000);
+        assert_eq!(row.get::<_, f64>(1), 400000.0 * 400001.0 / 2.0);
+        let groups = one_i64(
+            &mut c,
+            "SELECT count(*) FROM (SELECT series_id, count(*) FROM b GROUP BY 1 HAVING count(*) <> 400) x",
+        );
+        assert_eq!(groups, 0);
+    }
 }
 
 /// 10M rows with the default planner settings (parallel workers allowed): every query
@@ -491,13 +508,19 @@ fn ten_million_rows_answer_like_heap() {
             .join("\n")
     };
     let full = explain(&mut c, "SELECT count(*), sum(value) FROM b");
-    assert!(full.contains("Parallel Seq Scan on b"), "{full}");
+    assert!(
+        full.contains("Parallel Custom Scan (BidimAgg) on b")
+            || full.contains("Parallel Seq Scan on b"),
+        "{full}"
+    );
     let by_time = explain(
         &mut c,
         "SELECT count(*) FROM b WHERE ts >= '2026-01-05' AND ts < '2026-01-06'",
     );
     assert!(
-        by_time.contains("Custom Scan (BidimScan) on b") && by_time.contains("Chunks: "),
+        (by_time.contains("Custom Scan (BidimScan) on b")
+            || by_time.contains("Custom Scan (BidimAgg) on b"))
+            && by_time.contains("Chunks: "),
         "{by_time}"
     );
     let by_key = explain(
