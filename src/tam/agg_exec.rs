@@ -229,7 +229,7 @@ unsafe fn quals_of(
 }
 
 /// Microseconds in a `date_trunc` unit BidimAgg truncates to by arithmetic.
-fn unit_width(unit: pg_sys::Datum) -> Option<i64> {
+pub(super) fn unit_width(unit: pg_sys::Datum) -> Option<i64> {
     // SAFETY: a non-NULL text constant; lowercased and looked up as date_trunc does.
     unsafe {
         let t = pg_sys::pg_detoast_datum_packed(unit.cast_mut_ptr());

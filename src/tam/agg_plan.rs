@@ -17,6 +17,7 @@ use super::chunk_scan;
 use super::custom_scan::{self, ON_TIME};
 use super::directory::ChunkState;
 use super::directory_io::planning_chunks;
+use super::prune;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use std::ffi::CStr;
@@ -467,13 +468,19 @@ unsafe fn add_paths(
         if first >= 0 && first + pg_sys::FirstLowInvalidHeapAttributeNumber <= 0 {
             return;
         }
+        // PostgreSQL counts `date_trunc(unit, time)` groups as distinct times; a
+        // bounded window holds only so many buckets of the unit.
+        let window = custom_scan::constant_time_conds(root, exprs, strategies)
+            .and_then(|conds| prune::bounds(&conds));
         let groups = (*(pg_sys::list_nth((*grouped).pathlist, 0) as *mut pg_sys::Path))
             .rows
+            .min(group_bound(root, partial, rti, (*input).rows, window).unwrap_or(f64::MAX))
             .max(1.0);
-        let cheapest = (*base).cheapest_total_path;
-        if cheapest.is_null() {
+        // The cheapest way to read the rows serially (the base relation's cheapest
+        // path may be a Gather when it is joined to another).
+        let Some(cheapest) = cheapest_serial(base) else {
             return;
-        }
+        };
         let partial_rel = pg_sys::fetch_upper_rel(
             root,
             pg_sys::UpperRelationKind::UPPERREL_PARTIAL_GROUP_AGG,
@@ -490,10 +497,10 @@ unsafe fn add_paths(
         // every row up to an Aggregate; it emits its groups at the end. Under a key
         // join it reads the keys' share of the rows, after running the inner plan.
         let total = match &semi {
-            None => (*cheapest).total_cost * per_cost + 1.0,
+            None => cheapest * per_cost + 1.0,
             Some(k) => {
                 let share = ((*input).rows / (*base).rows.max(1.0)).clamp(0.0001, 1.0);
-                (*cheapest).total_cost * per_cost * share + (*k.child).total_cost + 1.0
+                cheapest * per_cost * share + (*k.child).total_cost + 1.0
             }
         };
         (*cpath).path.startup_cost = total;
@@ -598,11 +605,7 @@ unsafe fn add_paths(
             false,
         );
         if workers > 0 && splits {
-            let mut divisor = f64::from(workers);
-            let leader = 1.0 - 0.3 * f64::from(workers);
-            if pg_sys::parallel_leader_participation && leader > 0.0 {
-                divisor += leader;
-            }
+            let divisor = custom_scan::parallel_divisor(workers);
             let ppath = pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>())
                 as *mut pg_sys::CustomPath;
             *ppath = *cpath;
@@ -630,6 +633,78 @@ unsafe fn add_paths(
                 false,
             );
         }
+    }
+}
+
+/// At most how many groups the grouping expressions of `partial` make over `rows` input
+/// rows: a `date_trunc` to a fixed unit makes at most the buckets of the time window
+/// (when bounded), every other expression what PostgreSQL estimates for it alone.
+unsafe fn group_bound(
+    root: *mut pg_sys::PlannerInfo,
+    partial: *mut pg_sys::PathTarget,
+    rti: u32,
+    rows: f64,
+    window: Option<(i64, i64)>,
+) -> Option<f64> {
+    // SAFETY: the partial target partial_target built (its grouping expressions
+    // first, each with a sortgroupref); planner estimates of single expressions.
+    unsafe {
+        let exprs = (*partial).exprs;
+        let mut bound = 1.0f64;
+        let mut any = false;
+        for i in 0..pg_sys::list_length(exprs) {
+            if (*partial).sortgrouprefs.is_null() || *(*partial).sortgrouprefs.add(i as usize) == 0
+            {
+                break;
+            }
+            let expr = pg_sys::list_nth(exprs, i) as *mut pg_sys::Node;
+            let buckets = match (group_column(expr, rti), window) {
+                (Some((kind, _)), Some((lo, hi)))
+                    if kind != GROUP_VAR && lo > i64::MIN && hi < i64::MAX =>
+                {
+                    let f = expr as *mut pg_sys::FuncExpr;
+                    let unit = pg_sys::list_nth((*f).args, 0) as *mut pg_sys::Const;
+                    super::agg_exec::unit_width((*unit).constvalue)
+                        .map(|w| (hi.saturating_sub(lo) / w.max(1)) as f64 + 2.0)
+                }
+                _ => None,
+            };
+            any |= buckets.is_some();
+            bound *= buckets.unwrap_or_else(|| {
+                pg_sys::estimate_num_groups(
+                    root,
+                    pg_sys::lappend(std::ptr::null_mut(), expr as *mut std::ffi::c_void),
+                    rows,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            });
+        }
+        any.then_some(bound)
+    }
+}
+
+/// What reading `base` costs in one process: its cheapest unparameterized serial
+/// path, or a partial path's cost times its participants (the serial path is gone
+/// from the path list when a Gather over a partial one beat it).
+unsafe fn cheapest_serial(base: *mut pg_sys::RelOptInfo) -> Option<f64> {
+    // SAFETY: the relation's path lists, built by the planner.
+    unsafe {
+        let paths = |list: *mut pg_sys::List| {
+            (0..pg_sys::list_length(list))
+                .map(move |i| pg_sys::list_nth(list, i) as *mut pg_sys::Path)
+        };
+        let serial = paths((*base).pathlist)
+            .filter(|&p| {
+                (*p).param_info.is_null()
+                    && (*p).pathtype != pg_sys::NodeTag::T_Gather
+                    && (*p).pathtype != pg_sys::NodeTag::T_GatherMerge
+            })
+            .map(|p| (*p).total_cost);
+        let partial = paths((*base).partial_pathlist)
+            .filter(|&p| (*p).param_info.is_null())
+            .map(|p| (*p).total_cost * custom_scan::parallel_divisor((*p).parallel_workers));
+        serial.chain(partial).min_by(f64::total_cmp)
     }
 }
 

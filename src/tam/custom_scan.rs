@@ -276,7 +276,7 @@ fn btree_family(coltype: pg_sys::Oid) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
 /// a stable expression whose value the planner can estimate now (`now() - interval
 /// '1 hour'`, Grafana's `ts BETWEEN '...' AND '...'`): for costs only, the scan
 /// evaluates the bounds again at executor start.
-fn constant_time_conds(
+pub(super) fn constant_time_conds(
     root: *mut pg_sys::PlannerInfo,
     exprs: *mut pg_sys::List,
     strategies: *mut pg_sys::List,
@@ -608,12 +608,7 @@ unsafe fn add_partial_path(
         if workers <= 0 {
             return;
         }
-        // costsize.c's get_parallel_divisor: the leader helps less the more workers run.
-        let mut divisor = f64::from(workers);
-        let leader = 1.0 - 0.3 * f64::from(workers);
-        if pg_sys::parallel_leader_participation && leader > 0.0 {
-            divisor += leader;
-        }
+        let divisor = parallel_divisor(workers);
         let partial =
             pg_sys::palloc0(std::mem::size_of::<pg_sys::CustomPath>()) as *mut pg_sys::CustomPath;
         *partial = *cpath;
@@ -1688,4 +1683,17 @@ pub(super) fn restriction_of(
             sets,
         }
     }
+}
+
+/// The share of a parallel plan's rows one participant reads, inverted (costsize.c's
+/// `get_parallel_divisor`): the workers, plus the leader's part, which shrinks the more
+/// workers it collects rows from.
+pub(super) fn parallel_divisor(workers: i32) -> f64 {
+    let mut divisor = f64::from(workers);
+    let leader = 1.0 - 0.3 * f64::from(workers);
+    // SAFETY: reading a GUC variable in the backend's own thread.
+    if unsafe { pg_sys::parallel_leader_participation } && leader > 0.0 {
+        divisor += leader;
+    }
+    divisor
 }
