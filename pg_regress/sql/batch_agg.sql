@@ -140,6 +140,38 @@ SELECT differ($$SELECT date_trunc('minute', ts) AS mi, max(v), count(*) FROM {t}
     WHERE ts < '2026-01-03 02:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 5$$);
 SELECT differ($$SELECT date_trunc('hour', ts), avg(w), min(n) FROM {t}
     WHERE ts > '2026-01-01 07:00' GROUP BY 1 ORDER BY 1 LIMIT 7$$);
+-- Under a constant LIMIT (and OFFSET) of groups shown in their order, a batch that
+-- holds that many groups (plus the one that ends the last) cuts the rest: rows of
+-- later groups are not added up. Three series, a row every 10 s, batches of 1000 rows.
+CREATE TABLE lm (series_id int, ts timestamptz NOT NULL, v float8) USING bidim;
+SELECT (bidim.configure('lm', partition_interval => '1 day')).rel IS NOT NULL AS configured;
+INSERT INTO lm SELECT s, timestamptz '2026-01-01' + g * interval '10 seconds', (g * s) % 101
+FROM generate_series(0, 4319) g, generate_series(1, 3) s;
+SELECT bidim.seal('lm') AS sealed;
+SELECT bidim.convert('lm') AS converted;
+CREATE TABLE lh AS SELECT * FROM lm;
+CREATE FUNCTION differ_l(q text) RETURNS bigint LANGUAGE sql AS $f$
+    SELECT differ(replace(q, 'FROM {t}', 'FROM l{t}'))
+$f$;
+SELECT * FROM plan_of($$SELECT date_trunc('minute', ts) AS mi, max(v), count(*) FROM lm
+    WHERE ts < '2026-01-01 10:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 5$$);
+SELECT differ_l($$SELECT date_trunc('minute', ts) AS mi, max(v), count(*) FROM {t}
+    WHERE ts < '2026-01-01 10:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 5$$);
+SELECT differ_l($$SELECT date_trunc('minute', ts), sum(v), count(*) FROM {t}
+    WHERE ts < '2026-01-01 10:00' GROUP BY 1 ORDER BY 1 DESC LIMIT 3 OFFSET 4$$);
+SELECT differ_l($$SELECT date_trunc('minute', ts), sum(v), count(*) FROM {t}
+    WHERE ts >= '2026-01-01 05:00' GROUP BY 1 ORDER BY 1 LIMIT 6$$);
+SELECT differ_l($$SELECT ts, count(*) FROM {t} GROUP BY 1 ORDER BY 1 DESC LIMIT 2$$);
+-- a filter, HAVING, or another output order: no cut (a batch's groups may not all
+-- reach the output)
+SELECT differ_l($$SELECT date_trunc('minute', ts), max(v) FROM {t}
+    WHERE ts < '2026-01-01 10:00' AND v > 90 GROUP BY 1 ORDER BY 1 DESC LIMIT 5$$);
+SELECT differ_l($$SELECT date_trunc('minute', ts), max(v) FROM {t}
+    WHERE ts < '2026-01-01 10:00' GROUP BY 1 HAVING max(v) > 99 ORDER BY 1 DESC LIMIT 5$$);
+SELECT differ_l($$SELECT date_trunc('minute', ts), max(v) FROM {t}
+    WHERE ts < '2026-01-01 10:00' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5$$);
+DROP FUNCTION differ_l(text);
+DROP TABLE lm, lh;
 -- every group, in order (hot rows' groups among them)
 SELECT (SELECT string_agg(format('%s %s %s', hr, c, s), ',' ORDER BY hr DESC) FROM (
           SELECT date_trunc('hour', ts) hr, count(*) c, sum(w) s FROM h GROUP BY 1) x)

@@ -128,6 +128,14 @@ struct AggExec {
     gids: Vec<u32>,
     /// Groups emitted in time order: 1 ascending, -1 descending, 0 in any order.
     order: i32,
+    /// Time order under a `LIMIT` that takes the first groups (offset included): how
+    /// many (0: no limit). Once a batch shows that many groups, rows of later groups
+    /// cannot reach the output and are not added ([`AggExec::limit_rows`]).
+    limit: usize,
+    /// The group the limit stops at, once known (its key: a time bucket).
+    cut: Option<i64>,
+    /// Rows of decoded batches left out by the cut.
+    rows_cut: i64,
     /// The columns a batch decodes (one flag per table column).
     needed: Vec<bool>,
     /// The last of those (a hot row is deformed up to it), at least 1.
@@ -342,6 +350,8 @@ unsafe extern "C-unwind" fn begin(
         );
         let check_time = (0..pg_sys::list_length(classes))
             .any(|i| pg_sys::list_nth_int(classes, i) == QUAL_TIME);
+        // (order, and the limit when it has one)
+        let order = pg_sys::list_nth((*cscan).custom_private, 4) as *mut pg_sys::List;
         let exec = AggExec {
             groups: Groups::new(kinds),
             gcols,
@@ -367,10 +377,14 @@ unsafe extern "C-unwind" fn begin(
             flushes: 0,
             sel: Vec::new(),
             gids: Vec::new(),
-            order: pg_sys::list_nth_int(
-                pg_sys::list_nth((*cscan).custom_private, 4) as *mut pg_sys::List,
-                0,
-            ),
+            order: pg_sys::list_nth_int(order, 0),
+            limit: if pg_sys::list_length(order) > 1 {
+                pg_sys::list_nth_int(order, 1).max(0) as usize
+            } else {
+                0
+            },
+            cut: None,
+            rows_cut: 0,
             needed: Vec::new(),
             last_needed: 1,
             hot: None,
@@ -732,7 +746,81 @@ impl AggExec {
         let (v, n, rows, _) = cold_scan::batch_values(cs);
         self.rows_cold += rows as i64;
         let rows = rows as usize;
-        self.add_rows(econtext, slot, v, n, (rows, rows), true, bounds);
+        let (from, to) = self.limit_rows(v, n, rows, bounds);
+        self.rows_cut += (rows - (to - from)) as i64;
+        // SAFETY: from <= to <= rows, and every column's rows start `rows` apart: row
+        // `from` of each column is at offset `from` of its start.
+        let (v, n) = unsafe { (v.add(from), n.add(from)) };
+        self.add_rows(econtext, slot, v, n, (to - from, rows), true, bounds);
+    }
+
+    /// The rows `from..to` of a decoded cold batch (sorted by time) that can reach the
+    /// output of a time-ordered BidimAgg under a limit of n groups. A batch whose rows
+    /// all count (no restriction beyond the time window) and that holds n groups
+    /// within the window sets the cut at its n-th group in the output's order, if that
+    /// is nearer than the cut so far: n groups up to it exist, so the output's first n
+    /// are all up to it and later groups are never read. Rows of earlier batches past
+    /// the cut may already be in groups; those groups come after the first n.
+    fn limit_rows(
+        &mut self,
+        values: *const pg_sys::Datum,
+        nulls: *const bool,
+        rows: usize,
+        (lo, hi): (i64, i64),
+    ) -> (usize, usize) {
+        let t = self.time_att as usize - 1;
+        if self.limit == 0 || self.order == 0 || !self.needed[t] || rows == 0 {
+            return (0, rows);
+        }
+        // SAFETY: the batch's arrays hold `rows` entries per decoded column, the time
+        // column among them (needed).
+        let (time, null) = unsafe {
+            (
+                std::slice::from_raw_parts(values.add(t * rows), rows),
+                std::slice::from_raw_parts(nulls.add(t * rows), rows),
+            )
+        };
+        if null.iter().any(|&n| n) {
+            return (0, rows);
+        }
+        let ts = |r: usize| time[r].value() as i64;
+        let trunc = &self.gcols[0].trunc;
+        let bucket = |r: usize| trunc.apply(ts(r) as u64) as i64;
+        let desc = self.order < 0;
+        if self.other_quals.is_null() && self.key_quals.is_null() && self.keys.is_none() {
+            // The rows surely in the window (finite times inside it) are a run.
+            let a = partition_point(0, rows, |r| ts(r) == i64::MIN || ts(r) < lo);
+            let b = partition_point(a, rows, |r| ts(r) != i64::MAX && ts(r) < hi);
+            let mut nth = None;
+            let (mut a2, mut b2) = (a, b);
+            for k in 1..=self.limit.min(64) {
+                if a2 >= b2 {
+                    break;
+                }
+                let g = if desc { bucket(b2 - 1) } else { bucket(a2) };
+                if k == self.limit {
+                    nth = Some(g);
+                    break;
+                }
+                if desc {
+                    b2 = partition_point(a2, b2, |r| bucket(r) < g);
+                } else {
+                    a2 = partition_point(a2, b2, |r| bucket(r) <= g);
+                }
+            }
+            if let Some(g) = nth {
+                self.cut = Some(match self.cut {
+                    Some(c) if desc => c.max(g),
+                    Some(c) => c.min(g),
+                    None => g,
+                });
+            }
+        }
+        match self.cut {
+            None => (0, rows),
+            Some(c) if desc => (partition_point(0, rows, |r| bucket(r) < c), rows),
+            Some(c) => (0, partition_point(0, rows, |r| bucket(r) <= c)),
+        }
     }
 
     /// Moves the groups no unread row can fall in, sorted in the scan's order, to
@@ -1143,7 +1231,23 @@ fn reset(st: *mut BidimAggState) {
         a.input_done = false;
         a.emitting = false;
         a.emit_pos = 0;
+        a.cut = None;
     }
+}
+
+/// The first index in `from..to` where `before` turns false (`before` is true on a
+/// prefix of the range).
+fn partition_point(from: usize, to: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (from, to);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 #[pg_guard]
@@ -1240,8 +1344,13 @@ unsafe extern "C-unwind" fn explain(
         }
         if (*es).analyze {
             let text = std::ffi::CString::new(format!(
-                "{} from cold batches, {} hot; {} partial groups emitted{}",
-                a.rows_cold,
+                "{} from cold batches{}, {} hot; {} partial groups emitted{}",
+                a.rows_cold - a.rows_cut,
+                if a.rows_cut > 0 {
+                    format!(" ({} more decoded, past the limit)", a.rows_cut)
+                } else {
+                    String::new()
+                },
                 a.rows_hot,
                 a.partial_rows,
                 if a.flushes > 0 {

@@ -515,11 +515,12 @@ unsafe fn add_paths(
             pg_sys::lappend_int(std::ptr::null_mut(), rti as i32) as *mut std::ffi::c_void,
         );
         // [.., order, and under a key join: (operator, element type), inner expression]
-        let with_order = |order: i32| {
-            let mut l = pg_sys::lappend(
-                pg_sys::list_copy(private),
-                pg_sys::lappend_int(std::ptr::null_mut(), order) as *mut std::ffi::c_void,
-            );
+        let with_order = |order: i32, limit: i32| {
+            let mut o = pg_sys::lappend_int(std::ptr::null_mut(), order);
+            if limit > 0 {
+                o = pg_sys::lappend_int(o, limit);
+            }
+            let mut l = pg_sys::lappend(pg_sys::list_copy(private), o as *mut std::ffi::c_void);
             if let Some(k) = &semi {
                 let mut ops = pg_sys::lappend_oid(std::ptr::null_mut(), k.opno);
                 ops = pg_sys::lappend_oid(ops, k.elemtype);
@@ -528,7 +529,7 @@ unsafe fn add_paths(
             }
             l
         };
-        (*cpath).custom_private = with_order(0);
+        (*cpath).custom_private = with_order(0, 0);
         if let Some(k) = &semi {
             (*cpath).custom_paths =
                 pg_sys::lappend(std::ptr::null_mut(), k.child as *mut std::ffi::c_void);
@@ -556,7 +557,7 @@ unsafe fn add_paths(
             (*opath).path.pathkeys = (*root).group_pathkeys;
             (*opath).path.startup_cost = total * 0.02;
             (*opath).path.total_cost = total * 1.2;
-            (*opath).custom_private = with_order(order);
+            (*opath).custom_private = with_order(order, groups_limit(root));
             let zero: pg_sys::AggClauseCosts = std::mem::zeroed();
             finalize(
                 root,
@@ -744,6 +745,57 @@ unsafe fn time_order(
             pg_sys::BTGreaterStrategyNumber => Some(-1),
             _ => None,
         }
+    }
+}
+
+/// How many groups, in the grouping order, the query's output can need (its constant
+/// `LIMIT` plus `OFFSET`, plus the one whose first row tells the Finalize
+/// GroupAggregate that the last of those is whole), when it shows the groups
+/// themselves in that order: no
+/// HAVING, DISTINCT, window function or set-returning function between them and the
+/// limit. 0 otherwise.
+unsafe fn groups_limit(root: *mut pg_sys::PlannerInfo) -> i32 {
+    // SAFETY: the query being planned and its pathkeys.
+    unsafe {
+        let parse = (*root).parse;
+        let constant = |e: *mut pg_sys::Node| -> Option<i64> {
+            if e.is_null() {
+                return Some(0);
+            }
+            let c = e as *mut pg_sys::Const;
+            ((*e).type_ == pg_sys::NodeTag::T_Const
+                && !(*c).constisnull
+                && (*c).consttype == pg_sys::INT8OID)
+                .then(|| (*c).constvalue.value() as i64)
+        };
+        if (*parse).limitOption != pg_sys::LimitOption::LIMIT_OPTION_COUNT
+            || !(*parse).havingQual.is_null()
+            || !(*parse).distinctClause.is_null()
+            || (*parse).hasWindowFuncs
+            || (*parse).hasTargetSRFs
+            || !same_pathkeys((*root).sort_pathkeys, (*root).group_pathkeys)
+        {
+            return 0;
+        }
+        let (Some(count), Some(offset)) = (
+            constant((*parse).limitCount),
+            constant((*parse).limitOffset),
+        ) else {
+            return 0;
+        };
+        if (*parse).limitCount.is_null() || count <= 0 || offset < 0 {
+            return 0;
+        }
+        i32::try_from(count.saturating_add(offset).saturating_add(1)).unwrap_or(0)
+    }
+}
+
+/// Whether two pathkey lists are the same (pathkeys are canonical: one node each).
+unsafe fn same_pathkeys(a: *mut pg_sys::List, b: *mut pg_sys::List) -> bool {
+    // SAFETY: two pathkey lists of the query being planned.
+    unsafe {
+        pg_sys::list_length(a) == pg_sys::list_length(b)
+            && (0..pg_sys::list_length(a)).all(|i| pg_sys::list_nth(a, i) == pg_sys::list_nth(b, i))
     }
 }
 
