@@ -116,9 +116,13 @@ pub(super) struct BidimScan {
     needed: *mut bool,
     /// Cold batches decoded, and skipped by their time bounds, by finished readers.
     batches: (i64, i64, i64),
-    /// palloc'd conditions on other columns, checked against cold batches' min/max.
+    /// palloc'd conditions on other columns, checked against cold batches' min/max
+    /// and the rows of decoded ones.
     conds: *mut ColumnCond,
     nconds: i32,
+    /// Rows of decoded cold batches left out by those conditions, not yet taken by
+    /// [`take_filtered`].
+    rows_filtered: i64,
     /// Cold chunks are passed over (BidimAgg reads their batches in its own order).
     skip_cold: bool,
     /// Chunks whose blocks are restricted by a time map are passed over (a
@@ -537,6 +541,14 @@ fn add_counts(acc: (i64, i64, i64), cs: *mut ColdScan) -> (i64, i64, i64) {
     (acc.0 + r, acc.1 + k, acc.2 + l)
 }
 
+/// Rows of decoded cold batches the scan has left out by its column conditions since
+/// the last call (a BidimScan counts them as removed by its filter).
+pub(crate) fn take_filtered(scan: pg_sys::TableScanDesc) -> i64 {
+    // SAFETY: scan is a BidimScan.
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    std::mem::take(&mut s.rows_filtered)
+}
+
 /// Cold batches a scan has decoded and skipped so far, and last rows it took from
 /// batches undecoded (EXPLAIN ANALYZE).
 pub(crate) fn batch_counts(scan: pg_sys::TableScanDesc) -> (i64, i64, i64) {
@@ -611,7 +623,7 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
                 },
             )
         };
-        s.reader = Reader::Cold(cold_scan::begin(
+        let cs = cold_scan::begin(
             s.chunk_rel,
             s.base.rs_rd,
             ordinal,
@@ -621,7 +633,9 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
             (s.time_lo, s.time_hi),
             needed_of(s),
             conds_of(s),
-        ));
+        );
+        cold_scan::count_filtered(cs, &mut s.rows_filtered);
+        s.reader = Reader::Cold(cs);
         return;
     }
     if s.skip_mapped && runs_of(s).is_some() {
@@ -828,7 +842,7 @@ fn start_unit(s: &mut BidimScan, u: i32) {
 }
 
 /// Opens a merge input's chunk and index scan and moves it to its first row.
-fn open_input(s: &BidimScan, input: &mut MergeInput) {
+fn open_input(s: &mut BidimScan, input: &mut MergeInput) {
     // SAFETY: the scan's own context outlives the unit; the chunk is opened, its index
     // scanned with the scan's keys into a slot of the chunk's descriptor.
     unsafe {
@@ -853,6 +867,7 @@ fn open_input(s: &BidimScan, input: &mut MergeInput) {
                 needed_of(s),
                 conds_of(s),
             );
+            cold_scan::count_filtered(input.cold, &mut s.rows_filtered);
             input.slot =
                 pg_sys::MakeSingleTupleTableSlot((*s.base.rs_rd).rd_att, &pg_sys::TTSOpsVirtual);
             input.opened = true;

@@ -12,7 +12,7 @@ use super::cold::{
     self, ColSpec, COL_BATCH, COL_KEY, COL_ROWS, COL_TIME_MAX, COL_TIME_MIN, FIXED_COLUMNS,
 };
 use super::delegate::{encode_tid, rel_oid};
-use super::prune::{batch_may_match, Bound, ColumnCond};
+use super::prune::{batch_may_match, value_may_match, Bound, ColumnCond};
 use super::tid;
 use crate::error::raise;
 use pgrx::pg_sys;
@@ -73,6 +73,11 @@ pub struct ColdScan {
     /// Conditions checked against the batches' min/max columns (palloc'd).
     filters: *mut BatchFilter,
     nfilters: i32,
+    /// Whether [`next`] also checks those conditions on each row of a decoded batch,
+    /// leaving out the rows that surely fail them (the scan's filter would), counted
+    /// in `*rows_filtered` when set.
+    row_filters: bool,
+    rows_filtered: *mut i64,
 }
 
 /// `column <strategy> value` against a batch's min and max columns (attribute numbers
@@ -85,6 +90,47 @@ struct BatchFilter {
     strategy: i32,
     value: Bound,
     float: bool,
+    /// The facade column (0-based) and how its datums read as a [`Bound`] to check a
+    /// decoded row ([`RowKind::None`]: rows are not checked).
+    att: i32,
+    kind: RowKind,
+}
+
+/// How a column's datum reads as a [`Bound`] (the kinds of its min/max columns).
+#[derive(Clone, Copy, PartialEq)]
+#[repr(C)]
+enum RowKind {
+    None,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+}
+
+impl RowKind {
+    fn of(typid: pg_sys::Oid) -> RowKind {
+        match typid {
+            pg_sys::INT2OID => RowKind::Int2,
+            pg_sys::INT4OID | pg_sys::DATEOID => RowKind::Int4,
+            pg_sys::INT8OID | pg_sys::TIMESTAMPOID | pg_sys::TIMESTAMPTZOID => RowKind::Int8,
+            pg_sys::FLOAT4OID => RowKind::Float4,
+            pg_sys::FLOAT8OID => RowKind::Float8,
+            _ => RowKind::None,
+        }
+    }
+
+    #[inline]
+    fn bound(self, d: pg_sys::Datum) -> Bound {
+        let raw = d.value() as u64;
+        match self {
+            RowKind::Int2 => Bound::Int(raw as u16 as i16 as i64),
+            RowKind::Int4 => Bound::Int(raw as u32 as i32 as i64),
+            RowKind::Float4 => Bound::Float(f32::from_bits(raw as u32) as f64),
+            RowKind::Float8 => Bound::Float(f64::from_bits(raw)),
+            RowKind::Int8 | RowKind::None => Bound::Int(raw as i64),
+        }
+    }
 }
 
 /// Index of the batch relation whose first column is `col` (the `_batch` or `_kt` index),
@@ -145,22 +191,34 @@ pub(super) fn begin(
         } else {
             cold::column_names(rel)
         };
+        let fdesc = (*facade).rd_att;
+        let fattrs = (*fdesc).attrs.as_slice((*fdesc).natts as usize);
         let filters: Vec<BatchFilter> = conds
             .iter()
             .filter_map(|k| {
                 let (min_att, max_att) = cold::bound_attnums(&names, k.attnum)?;
+                let att = k.attnum as usize - 1;
+                // a row is checked only on a column the scan decodes
+                let decoded = needed.is_none_or(|n| n.get(att).copied().unwrap_or(false));
+                let kind = match fattrs.get(att) {
+                    Some(a) if decoded && !a.attisdropped => RowKind::of(a.atttypid),
+                    _ => RowKind::None,
+                };
                 Some(BatchFilter {
                     min_att,
                     max_att,
                     strategy: k.strategy,
                     value: k.value,
                     float: matches!(k.value, Bound::Float(_)),
+                    att: att as i32,
+                    kind,
                 })
             })
             .collect();
         if !filters.is_empty() {
             c.filters = super::chunk_scan::palloc_array(&filters);
             c.nfilters = filters.len() as i32;
+            c.row_filters = filters.iter().any(|f| f.kind != RowKind::None);
         }
         // Keys on the key column, and the time lower bound (time_max >= lo holds for
         // every batch with a row at or after lo); upper bounds are checked per batch.
@@ -445,6 +503,29 @@ fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
     true
 }
 
+/// Whether row `r` of the decoded batch may pass every column filter (a NULL never
+/// does: the comparisons are strict).
+#[inline]
+fn row_may_pass(c: &ColdScan, r: i32) -> bool {
+    // SAFETY: nfilters filters, palloc'd by begin; the batch arrays hold nrows x natts
+    // entries, and each checked column was decoded.
+    let filters = unsafe { std::slice::from_raw_parts(c.filters, c.nfilters as usize) };
+    let (rows, at) = (c.nrows as usize, r as usize);
+    filters.iter().filter(|f| f.kind != RowKind::None).all(|f| {
+        let i = f.att as usize * rows + at;
+        // SAFETY: as above.
+        let (d, null) = unsafe { (*c.values.add(i), *c.nulls.add(i)) };
+        !null && value_may_match(f.kind.bound(d), f.strategy, f.value)
+    })
+}
+
+/// Counts the rows [`next`] leaves out by the column filters in `*counter` (the
+/// caller keeps it alive as long as the scan).
+pub(super) fn count_filtered(cs: *mut ColdScan, counter: *mut i64) {
+    // SAFETY: cs was made by begin.
+    unsafe { (*cs).rows_filtered = counter };
+}
+
 /// Stores row `r` of the current batch in `slot` as a virtual tuple of the table.
 fn store_row(c: &ColdScan, r: i32, slot: *mut pg_sys::TupleTableSlot) {
     let natts = c.natts as usize;
@@ -516,6 +597,13 @@ pub(super) fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool
                 c.row
             };
             c.row += 1;
+            if c.row_filters && !row_may_pass(c, r) {
+                if !c.rows_filtered.is_null() {
+                    // SAFETY: the counter the scan's owner set, outliving the scan.
+                    unsafe { *c.rows_filtered += 1 };
+                }
+                continue;
+            }
             store_row(c, r, slot);
             return true;
         }

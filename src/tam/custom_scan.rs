@@ -1403,11 +1403,19 @@ unsafe extern "C-unwind" fn access_next(ss: *mut pg_sys::ScanState) -> *mut pg_s
             start(st);
         }
         let slot = (*ss).ss_ScanTupleSlot;
-        if chunk_scan::scan_next(
+        let found = chunk_scan::scan_next(
             (*st).scan,
             pg_sys::ScanDirection::ForwardScanDirection,
             slot,
-        ) {
+        );
+        // Rows a cold batch left out by the column conditions are rows the filter
+        // removed (InstrCountFiltered1).
+        let filtered = chunk_scan::take_filtered((*st).scan);
+        let instr = (*ss).ps.instrument;
+        if filtered > 0 && !instr.is_null() {
+            (*instr).nfiltered1 += filtered as f64;
+        }
+        if found {
             slot
         } else {
             std::ptr::null_mut()

@@ -178,9 +178,57 @@ pub fn batch_may_match(bounds: Option<(Bound, Bound)>, strategy: i32, value: Bou
     }
 }
 
+/// Whether a non-NULL value `v` of a column may pass `column <strategy> value`: false
+/// only when it surely fails (values of different kinds are not compared).
+pub fn value_may_match(v: Bound, strategy: i32, value: Bound) -> bool {
+    use std::cmp::Ordering::*;
+    let Some(o) = v.order(value) else {
+        return true;
+    };
+    match strategy {
+        LT => o == Less,
+        LE => o != Greater,
+        EQ => o == Equal,
+        GE => o != Less,
+        GT => o == Greater,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_match_conditions_as_float8_and_int8_compare() {
+        let f = Bound::Float;
+        assert!(value_may_match(f(91.0), GT, f(90.0)));
+        assert!(!value_may_match(f(90.0), GT, f(90.0)));
+        assert!(value_may_match(f(90.0), GE, f(90.0)));
+        assert!(!value_may_match(f(-0.0), LT, f(0.0)));
+        assert!(value_may_match(f(-0.0), EQ, f(0.0)));
+        // NaN sorts above every number and equals itself, as in float8's btree order
+        assert!(value_may_match(f(f64::NAN), GT, f(f64::INFINITY)));
+        assert!(value_may_match(f(f64::NAN), EQ, f(f64::NAN)));
+        assert!(!value_may_match(f(f64::NAN), LT, f(1e300)));
+        assert!(!value_may_match(f(1.0), GE, f(f64::NAN)));
+        assert!(value_may_match(Bound::Int(i64::MIN), LE, Bound::Int(-5)));
+        assert!(!value_may_match(Bound::Int(7), EQ, Bound::Int(8)));
+        // kinds that do not compare are kept
+        assert!(value_may_match(Bound::Int(1), GT, f(5.0)));
+        // every strategy agrees with the batch test on a one-value batch
+        for v in [-3i64, 0, 4, 9] {
+            for w in [-3i64, 4, 10] {
+                for st in [LT, LE, EQ, GE, GT] {
+                    let (a, b) = (Bound::Int(v), Bound::Int(w));
+                    assert_eq!(
+                        value_may_match(a, st, b),
+                        batch_may_match(Some((a, a)), st, b)
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn bounds_combine_and_detect_empty_ranges() {
