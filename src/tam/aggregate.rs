@@ -227,6 +227,66 @@ pub fn float8_accum(n: &mut f64, sx: &mut f64, sxx: &mut f64, v: f64) -> Result<
     Ok(())
 }
 
+/// Adds the values `values` calls its argument with (it is called twice) to an
+/// `avg(float8)` state {N, Sx, Sxx}: Sx summed in order, exactly as [`float8_accum`]
+/// would; Sxx from the run's own mean and sum of squared deviations, combined as
+/// PostgreSQL's `float8_combine` combines a parallel worker's state (no division per
+/// value). Short runs and runs with infinities or NaN take [`float8_accum`] itself.
+pub fn avg_run(
+    n: &mut f64,
+    sx: &mut f64,
+    sxx: &mut f64,
+    values: impl Fn(&mut dyn FnMut(f64)),
+) -> Result<(), AggError> {
+    // count, the run's own sum, Sx in order from the state's Sx
+    let (mut cnt, mut local, mut total, mut finite) = (0usize, 0.0f64, *sx, true);
+    values(&mut |v| {
+        cnt += 1;
+        local += v;
+        total += v;
+        finite &= v.is_finite();
+    });
+    if cnt < 8 || !finite {
+        let mut res = Ok(());
+        values(&mut |v| {
+            if res.is_ok() {
+                res = float8_accum(n, sx, sxx, v);
+            }
+        });
+        return res;
+    }
+    if total.is_infinite() && sx.is_finite() {
+        return Err(AggError::FloatOverflow);
+    }
+    let c = cnt as f64;
+    let mean = local / c;
+    let mut m2 = 0.0f64;
+    values(&mut |v| {
+        let d = v - mean;
+        m2 += d * d;
+    });
+    if !m2.is_finite() {
+        return Err(AggError::FloatOverflow);
+    }
+    let n1 = *n;
+    let new_sxx = if n1 == 0.0 {
+        m2
+    } else if !sx.is_finite() || sxx.is_nan() {
+        f64::NAN
+    } else {
+        let tmp = *sx / n1 - local / c;
+        let v = *sxx + m2 + n1 * c * tmp * tmp / (n1 + c);
+        if v.is_infinite() && sxx.is_finite() {
+            return Err(AggError::FloatOverflow);
+        }
+        v
+    };
+    *n = n1 + c;
+    *sx = total;
+    *sxx = new_sxx;
+    Ok(())
+}
+
 /// A group: the raw datums of its grouping values and which of them are NULL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct GroupKey {
@@ -387,11 +447,33 @@ impl Groups {
                     }
                 }
             }
-            AggKind::AvgF8 => each!(|st, raw| {
-                if let State::Avg { n, sx, sxx } = st {
-                    float8_accum(n, sx, sxx, f64::from_bits(raw))?;
+            AggKind::AvgF8 => {
+                // runs of rows of one group (a batch's rows of one time bucket)
+                let mut j = 0;
+                while j < rows.len() {
+                    let g = gid(j);
+                    let mut k = j + 1;
+                    if one {
+                        k = rows.len();
+                    } else {
+                        while k < rows.len() && gid(k) == g {
+                            k += 1;
+                        }
+                    }
+                    if let State::Avg { n: c, sx, sxx } = &mut self.states[g * n + i] {
+                        let run = &rows[j..k];
+                        avg_run(c, sx, sxx, |each| {
+                            for &r in run {
+                                let (raw, null) = arg(r as usize);
+                                if !null {
+                                    each(f64::from_bits(raw));
+                                }
+                            }
+                        })?;
+                    }
+                    j = k;
                 }
-            }),
+            }
             AggKind::MaxF8 => each!(|st, raw| {
                 if let State::Float(s) = st {
                     let v = f64::from_bits(raw);
@@ -516,6 +598,27 @@ mod tests {
         // Sxx overflows before Sx does: PostgreSQL raises it too.
         assert_eq!(
             s.add(AggKind::AvgF8, (-1e200f64).to_bits(), false),
+            Err(AggError::FloatOverflow)
+        );
+        // and so does a run added at once
+        let (mut n, mut sx, mut sxx) = (0.0, 0.0, 0.0);
+        let run = |each: &mut dyn FnMut(f64)| {
+            for k in 0..10 {
+                each(if k % 2 == 0 { 1e200 } else { -1e200 })
+            }
+        };
+        assert_eq!(
+            avg_run(&mut n, &mut sx, &mut sxx, run),
+            Err(AggError::FloatOverflow)
+        );
+        let (mut n, mut sx, mut sxx) = (0.0, 1e308, 0.0);
+        let run = |each: &mut dyn FnMut(f64)| {
+            for _ in 0..10 {
+                each(1e308)
+            }
+        };
+        assert_eq!(
+            avg_run(&mut n, &mut sx, &mut sxx, run),
             Err(AggError::FloatOverflow)
         );
     }
@@ -644,6 +747,27 @@ mod tests {
     }
 
     proptest! {
+        /// A run added at once keeps N and Sx bit for bit as row by row, and Sxx within
+        /// rounding; infinities and NaN give what row by row gives.
+        #[test]
+        fn avg_runs_match_row_by_row(
+            start in proptest::collection::vec(-1e6f64..1e6, 0..20),
+            run in proptest::collection::vec(prop_oneof![8 => -1e9f64..1e9, 1 => Just(f64::INFINITY), 1 => Just(f64::NAN)], 0..300),
+        ) {
+            let (mut n1, mut sx1, mut sxx1) = (0.0, 0.0, 0.0);
+            for v in &start { float8_accum(&mut n1, &mut sx1, &mut sxx1, *v).unwrap(); }
+            let (mut n2, mut sx2, mut sxx2) = (n1, sx1, sxx1);
+            for v in &run { float8_accum(&mut n1, &mut sx1, &mut sxx1, *v).unwrap(); }
+            avg_run(&mut n2, &mut sx2, &mut sxx2, |each| for v in &run { each(*v) }).unwrap();
+            prop_assert_eq!(n1, n2);
+            prop_assert_eq!(sx1.to_bits(), sx2.to_bits());
+            if sxx1.is_nan() {
+                prop_assert!(sxx2.is_nan());
+            } else {
+                prop_assert!((sxx1 - sxx2).abs() <= 1e-9 * sxx1.abs().max(1.0), "{} vs {}", sxx1, sxx2);
+            }
+        }
+
         /// Adding rows one group at a time equals PostgreSQL's sequential formulas.
         #[test]
         fn avg_state_matches_sequential_definition(vals in proptest::collection::vec(-1e6f64..1e6, 1..200)) {
