@@ -588,8 +588,11 @@ unsafe fn add_paths(
             0
         };
         // With few units per participant, one of them reads most of the table and the
-        // workers' start is not repaid.
-        let splits = units >= 4 * (workers.max(0) as usize + 1);
+        // workers' start is not repaid. Mostly cold chunks (a fraction of the bytes of
+        // their rows, decoded several times faster than they are read from disk) pay
+        // from two units a participant.
+        let participants = workers.max(0) as usize + 1;
+        let splits = units >= 4 * participants || (cold_share >= 0.5 && units >= 2 * participants);
         // Mostly hot rows in a few unmapped chunks, read whole: a parallel sequential
         // scan, which splits by blocks, is left to read them.
         if !keyed && cold_share < 0.5 && workers > 0 && !splits {
