@@ -152,7 +152,8 @@ END $f$;
 SELECT cond, rows_differ(cond) FROM (VALUES ('f8 > 1e300'), ('f8 >= ''NaN'''), ('f8 = 0'), ('f8 < 0'),
     ('f4 <= 1 AND i2 >= 0'), ('d = ''2026-01-05'' AND i8 < 0'), ('i2 = 32767::int8'), ('i2 < 3.5'),
     ('i4 > 27000'), ('i8 <= -5 AND f4 > 0.5'), ('ts >= ''2026-01-03 05:00'' AND f8 < 100'),
-    ('d < ''2026-01-04''::timestamp')) v(cond);
+    ('d < ''2026-01-04''::timestamp'), ('ts < ''2026-01-02 07:13:20'''),
+    ('ts > ''2026-01-02'' AND ts <= ''2026-01-02 03:00'' AND i4 > 100')) v(cond);
 DROP FUNCTION rows_differ(text);
 RESET bidim.enable_batch_aggregation;
 -- In READ COMMITTED a scan keeps no lock on the cold chunks (nor their indexes) it read.

@@ -78,6 +78,9 @@ pub struct ColdScan {
     /// in `*rows_filtered` when set.
     row_filters: bool,
     rows_filtered: *mut i64,
+    /// The time column (1-based) when [`next`] also leaves out the rows of a decoded
+    /// batch outside [time_lo, time_hi) (0: it does not).
+    time_att: i32,
 }
 
 /// `column <strategy> value` against a batch's min and max columns (attribute numbers
@@ -238,6 +241,14 @@ pub(super) fn begin(
                 pg_sys::BTLessStrategyNumber => c.time_hi = c.time_hi.min(v),
                 _ => {}
             }
+        }
+        // Rows outside the time range are left out too when the time column is decoded
+        // (an unbounded end is no condition: +infinity passes it).
+        let time_att = super::config::config(facade).time_attnum as i32;
+        let decoded = needed.is_none_or(|n| n.get(time_att as usize - 1).copied().unwrap_or(false));
+        if decoded && (c.time_lo > i64::MIN || c.time_hi < i64::MAX) {
+            c.time_att = time_att;
+            c.row_filters = true;
         }
         if keys.iter().any(|k| k.sk_attno == 1) {
             c.index = index_on(rel, COL_KEY);
@@ -503,17 +514,29 @@ fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
     true
 }
 
-/// Whether row `r` of the decoded batch may pass every column filter (a NULL never
-/// does: the comparisons are strict).
+/// Whether row `r` of the decoded batch may pass the time range and every column
+/// filter (a NULL never does: the comparisons are strict).
 #[inline]
 fn row_may_pass(c: &ColdScan, r: i32) -> bool {
-    // SAFETY: nfilters filters, palloc'd by begin; the batch arrays hold nrows x natts
-    // entries, and each checked column was decoded.
-    let filters = unsafe { std::slice::from_raw_parts(c.filters, c.nfilters as usize) };
     let (rows, at) = (c.nrows as usize, r as usize);
+    if c.time_att > 0 {
+        let i = (c.time_att as usize - 1) * rows + at;
+        // SAFETY: the batch arrays hold nrows x natts entries; the time column is
+        // decoded (begin checked).
+        let (d, null) = unsafe { (*c.values.add(i), *c.nulls.add(i)) };
+        let t = d.value() as i64;
+        if null || t < c.time_lo || (t >= c.time_hi && c.time_hi != i64::MAX) {
+            return false;
+        }
+    }
+    if c.nfilters == 0 {
+        return true;
+    }
+    // SAFETY: nfilters filters, palloc'd by begin.
+    let filters = unsafe { std::slice::from_raw_parts(c.filters, c.nfilters as usize) };
     filters.iter().filter(|f| f.kind != RowKind::None).all(|f| {
         let i = f.att as usize * rows + at;
-        // SAFETY: as above.
+        // SAFETY: as above; each checked column was decoded (begin checked).
         let (d, null) = unsafe { (*c.values.add(i), *c.nulls.add(i)) };
         !null && value_may_match(f.kind.bound(d), f.strategy, f.value)
     })
