@@ -1071,6 +1071,32 @@ fn consume(st: *mut BidimAggState) {
         }
         let bounds = ((*st).scan.time_lo, (*st).scan.time_hi);
         loop {
+            // Hot rows of a heap reader, a buffer at a time (by-value columns).
+            if let Some(h) = a.hot.as_mut() {
+                let buf = chunk_scan::RowBuffer {
+                    atts: h.atts.as_ptr(),
+                    natts: h.atts.len(),
+                    values: h.values.as_mut_ptr(),
+                    nulls: h.nulls.as_mut_ptr(),
+                    stride: HOT_BATCH,
+                };
+                if let Some(n) =
+                    chunk_scan::heap_rows(scan, a.row_slot, a.last_needed, &buf, h.n, HOT_BATCH)
+                {
+                    h.n += n;
+                    a.rows_hot += n as i64;
+                    if h.n == HOT_BATCH {
+                        a.flush_hot(econtext, slot, bounds);
+                    }
+                    pgrx::check_for_interrupts!();
+                    if a.groups.bytes() > a.budget {
+                        a.flush_hot(econtext, slot, bounds);
+                        a.flushes += 1;
+                        return;
+                    }
+                    continue;
+                }
+            }
             match chunk_scan::scan_next_block(scan, a.row_slot) {
                 Block::End => {
                     a.flush_hot(econtext, slot, bounds);

@@ -1227,6 +1227,94 @@ pub(crate) enum Block {
     End,
 }
 
+/// Where [`heap_rows`] put a hot chunk's rows.
+pub(crate) struct RowBuffer {
+    /// The columns copied (0-based), each passed by value.
+    pub atts: *const usize,
+    pub natts: usize,
+    /// Column-major arrays: column `i`'s row `r` at `i * stride + r`.
+    pub values: *mut pg_sys::Datum,
+    pub nulls: *mut bool,
+    pub stride: usize,
+}
+
+/// Reads up to `max - start` rows of the current chunk's heap reader into rows
+/// `start..` of `buf`, each deformed in `slot` up to column `last` (the copied
+/// columns among them): the number read, or `None` when the current reader is not a
+/// heap reader (take [`scan_next_block`]). The rows of a block run are read under one
+/// error boundary, not one per row; when the chunk has no rows left, its reader ends
+/// and 0 may be returned ([`scan_next_block`] opens the next chunk). Rows carry no
+/// facade TID (BidimAgg reads none).
+pub(crate) fn heap_rows(
+    scan: pg_sys::TableScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+    last: i32,
+    buf: &RowBuffer,
+    start: usize,
+    max: usize,
+) -> Option<usize> {
+    // SAFETY: scan was created by bidim_scan_begin (an unordered scan).
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    let Reader::Heap(hs) = s.reader else {
+        return None;
+    };
+    let getnext = delegate::heap()
+        .scan_getnextslot
+        .expect("heap scan_getnextslot");
+    let mut n = 0usize;
+    loop {
+        let at = start + n;
+        // SAFETY: heap's callbacks on its own scan and a slot of the chunk's row type;
+        // the closure holds nothing that needs dropping, so a PostgreSQL error that
+        // leaves it by longjmp skips no destructor (the boundary turns it into a Rust
+        // panic); the buffer has `stride` rows a column for every copied column and
+        // at < max <= stride.
+        let (got, ended) = unsafe {
+            pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                let atts = std::slice::from_raw_parts(buf.atts, buf.natts);
+                let mut k = 0usize;
+                while at + k < max {
+                    if !getnext(hs, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+                        return (k, true);
+                    }
+                    if i32::from((*slot).tts_nvalid) < last {
+                        let ops = (*slot).tts_ops;
+                        if let Some(deform) = (*ops).getsomeattrs {
+                            deform(slot, last);
+                        }
+                        if i32::from((*slot).tts_nvalid) < last {
+                            // columns added after the row was written: their missing
+                            // values (PostgreSQL's own path)
+                            pg_sys::slot_getsomeattrs_int(slot, last);
+                        }
+                    }
+                    for &i in atts {
+                        *buf.values.add(i * buf.stride + at + k) = *(*slot).tts_values.add(i);
+                        *buf.nulls.add(i * buf.stride + at + k) = *(*slot).tts_isnull.add(i);
+                    }
+                    k += 1;
+                }
+                (k, false)
+            })
+        };
+        n += got;
+        if !ended {
+            return Some(n);
+        }
+        // The next run of blocks of a restricted chunk, if any; else the chunk is done.
+        if runs_of(s).is_some() {
+            take_ring(s, hs);
+            delegate::restart_heap_scan(hs);
+            lend_ring(s, hs);
+            if next_run(s, hs) {
+                continue;
+            }
+        }
+        end_chunk_scan(s);
+        return Some(n);
+    }
+}
+
 /// [`scan_next`] for a reader that takes cold chunks a batch at a time (BidimAgg): the
 /// next row of a hot chunk in `slot`, or the next batch of a cold chunk, decoded.
 pub(crate) fn scan_next_block(
