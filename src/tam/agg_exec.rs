@@ -783,30 +783,31 @@ impl AggExec {
         if null.iter().any(|&n| n) {
             return (0, rows);
         }
-        let ts = |r: usize| time[r].value() as i64;
+        let ts = |d: &pg_sys::Datum| d.value() as i64;
         let trunc = &self.gcols[0].trunc;
-        let bucket = |r: usize| trunc.apply(ts(r) as u64) as i64;
+        let bucket = |d: &pg_sys::Datum| trunc.apply(d.value() as u64) as i64;
         let desc = self.order < 0;
         if self.other_quals.is_null() && self.key_quals.is_null() && self.keys.is_none() {
             // The rows surely in the window (finite times inside it) are a run.
-            let a = partition_point(0, rows, |r| ts(r) == i64::MIN || ts(r) < lo);
-            let b = partition_point(a, rows, |r| ts(r) != i64::MAX && ts(r) < hi);
+            let a = time.partition_point(|d| ts(d) == i64::MIN || ts(d) < lo);
+            let b = a + time[a..].partition_point(|d| ts(d) != i64::MAX && ts(d) < hi);
+            // The n-th bucket from the output's first end of that run (n at most 64).
+            let mut run = &time[a..b];
             let mut nth = None;
-            let (mut a2, mut b2) = (a, b);
             for k in 1..=self.limit.min(64) {
-                if a2 >= b2 {
+                let Some(d) = (if desc { run.last() } else { run.first() }) else {
                     break;
-                }
-                let g = if desc { bucket(b2 - 1) } else { bucket(a2) };
+                };
+                let g = bucket(d);
                 if k == self.limit {
                     nth = Some(g);
                     break;
                 }
-                if desc {
-                    b2 = partition_point(a2, b2, |r| bucket(r) < g);
+                run = if desc {
+                    &run[..run.partition_point(|d| bucket(d) < g)]
                 } else {
-                    a2 = partition_point(a2, b2, |r| bucket(r) <= g);
-                }
+                    &run[run.partition_point(|d| bucket(d) <= g)..]
+                };
             }
             if let Some(g) = nth {
                 self.cut = Some(match self.cut {
@@ -818,8 +819,8 @@ impl AggExec {
         }
         match self.cut {
             None => (0, rows),
-            Some(c) if desc => (partition_point(0, rows, |r| bucket(r) < c), rows),
-            Some(c) => (0, partition_point(0, rows, |r| bucket(r) <= c)),
+            Some(c) if desc => (time.partition_point(|d| bucket(d) < c), rows),
+            Some(c) => (0, time.partition_point(|d| bucket(d) <= c)),
         }
     }
 
@@ -1072,7 +1073,7 @@ fn consume(st: *mut BidimAggState) {
         let bounds = ((*st).scan.time_lo, (*st).scan.time_hi);
         loop {
             // Hot rows of a heap reader, a buffer at a time (by-value columns).
-            if let Some(h) = a.hot.as_mut() {
+            let buffered = a.hot.as_mut().and_then(|h| {
                 let buf = chunk_scan::RowBuffer {
                     atts: h.atts.as_ptr(),
                     natts: h.atts.len(),
@@ -1080,35 +1081,30 @@ fn consume(st: *mut BidimAggState) {
                     nulls: h.nulls.as_mut_ptr(),
                     stride: HOT_BATCH,
                 };
-                if let Some(n) =
-                    chunk_scan::heap_rows(scan, a.row_slot, a.last_needed, &buf, h.n, HOT_BATCH)
-                {
-                    h.n += n;
-                    a.rows_hot += n as i64;
-                    if h.n == HOT_BATCH {
+                let n =
+                    chunk_scan::heap_rows(scan, a.row_slot, a.last_needed, &buf, h.n, HOT_BATCH)?;
+                h.n += n;
+                Some((n, h.n == HOT_BATCH))
+            });
+            if let Some((n, full)) = buffered {
+                a.rows_hot += n as i64;
+                if full {
+                    a.flush_hot(econtext, slot, bounds);
+                }
+            } else {
+                match chunk_scan::scan_next_block(scan, a.row_slot) {
+                    Block::End => {
                         a.flush_hot(econtext, slot, bounds);
-                    }
-                    pgrx::check_for_interrupts!();
-                    if a.groups.bytes() > a.budget {
-                        a.flush_hot(econtext, slot, bounds);
-                        a.flushes += 1;
+                        a.input_done = true;
                         return;
                     }
-                    continue;
-                }
-            }
-            match chunk_scan::scan_next_block(scan, a.row_slot) {
-                Block::End => {
-                    a.flush_hot(econtext, slot, bounds);
-                    a.input_done = true;
-                    return;
-                }
-                Block::Row => a.add_hot_row(econtext, slot, bounds),
-                Block::Batch(cs) => {
-                    // rows are added in the order they are read (ties of min and max
-                    // resolve as the row-at-a-time Aggregate's)
-                    a.flush_hot(econtext, slot, bounds);
-                    a.add_batch(econtext, slot, cs, bounds);
+                    Block::Row => a.add_hot_row(econtext, slot, bounds),
+                    Block::Batch(cs) => {
+                        // rows are added in the order they are read (ties of min and
+                        // max resolve as the row-at-a-time Aggregate's)
+                        a.flush_hot(econtext, slot, bounds);
+                        a.add_batch(econtext, slot, cs, bounds);
+                    }
                 }
             }
             pgrx::check_for_interrupts!();
@@ -1259,21 +1255,6 @@ fn reset(st: *mut BidimAggState) {
         a.emit_pos = 0;
         a.cut = None;
     }
-}
-
-/// The first index in `from..to` where `before` turns false (`before` is true on a
-/// prefix of the range).
-fn partition_point(from: usize, to: usize, before: impl Fn(usize) -> bool) -> usize {
-    let (mut lo, mut hi) = (from, to);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if before(mid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
 }
 
 #[pg_guard]

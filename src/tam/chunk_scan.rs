@@ -737,14 +737,7 @@ fn next_from_heap(
     slot: *mut pg_sys::TupleTableSlot,
 ) -> bool {
     while !heap_call!(scan_getnextslot(hs, direction, slot)) {
-        // The next run of blocks of a restricted chunk, if any.
-        if runs_of(s).is_none() {
-            return false;
-        }
-        take_ring(s, hs);
-        delegate::restart_heap_scan(hs);
-        lend_ring(s, hs);
-        if !next_run(s, hs) {
+        if !restart_at_next_run(s, hs) {
             return false;
         }
     }
@@ -768,6 +761,18 @@ fn next_from_heap(
         (*slot).tts_tableOid = table;
     }
     true
+}
+
+/// Points heap reader `hs`, which has read its block run, at the next run of blocks
+/// of its restricted chunk: false when the chunk is not restricted or has none left.
+fn restart_at_next_run(s: &mut BidimScan, hs: pg_sys::TableScanDesc) -> bool {
+    if runs_of(s).is_none() {
+        return false;
+    }
+    take_ring(s, hs);
+    delegate::restart_heap_scan(hs);
+    lend_ring(s, hs);
+    next_run(s, hs)
 }
 
 /// The next row of an index reader in `slot`, presented as a table row.
@@ -1301,17 +1306,11 @@ pub(crate) fn heap_rows(
         if !ended {
             return Some(n);
         }
-        // The next run of blocks of a restricted chunk, if any; else the chunk is done.
-        if runs_of(s).is_some() {
-            take_ring(s, hs);
-            delegate::restart_heap_scan(hs);
-            lend_ring(s, hs);
-            if next_run(s, hs) {
-                continue;
-            }
+        if !restart_at_next_run(s, hs) {
+            // the chunk is done
+            end_chunk_scan(s);
+            return Some(n);
         }
-        end_chunk_scan(s);
-        return Some(n);
     }
 }
 

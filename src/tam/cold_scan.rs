@@ -202,9 +202,8 @@ pub(super) fn begin(
                 let (min_att, max_att) = cold::bound_attnums(&names, k.attnum)?;
                 let att = k.attnum as usize - 1;
                 // a row is checked only on a column the scan decodes
-                let decoded = needed.is_none_or(|n| n.get(att).copied().unwrap_or(false));
                 let kind = match fattrs.get(att) {
-                    Some(a) if decoded && !a.attisdropped => RowKind::of(a.atttypid),
+                    Some(a) if decodes(needed, att) && !a.attisdropped => RowKind::of(a.atttypid),
                     _ => RowKind::None,
                 };
                 Some(BatchFilter {
@@ -245,8 +244,8 @@ pub(super) fn begin(
         // Rows outside the time range are left out too when the time column is decoded
         // (an unbounded end is no condition: +infinity passes it).
         let time_att = super::config::config(facade).time_attnum as i32;
-        let decoded = needed.is_none_or(|n| n.get(time_att as usize - 1).copied().unwrap_or(false));
-        if decoded && (c.time_lo > i64::MIN || c.time_hi < i64::MAX) {
+        if decodes(needed, time_att as usize - 1) && (c.time_lo > i64::MIN || c.time_hi < i64::MAX)
+        {
             c.time_att = time_att;
             c.row_filters = true;
         }
@@ -512,6 +511,12 @@ fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
         pg_sys::MemoryContextSwitchTo(old);
     }
     true
+}
+
+/// Whether a scan that decodes the columns `needed` marks (`None`: all) decodes column
+/// `att` (0-based).
+fn decodes(needed: Option<&[bool]>, att: usize) -> bool {
+    needed.is_none_or(|n| n.get(att).copied().unwrap_or(false))
 }
 
 /// Whether row `r` of the decoded batch may pass the time range and every column

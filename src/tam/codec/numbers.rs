@@ -34,12 +34,12 @@ fn compress<T: pco::data_types::Number>(v: &[T]) -> Vec<u8> {
 /// instead of two for most integer columns; the bytes are those `simple_compress`
 /// writes for a single chunk).
 fn compress_int<T: pco::data_types::Number>(v: &[T]) -> Vec<u8> {
-    if v.is_empty() || v.len() > pco::DEFAULT_MAX_PAGE_N {
-        let auto = compress(v);
-        if v.is_empty() {
-            return auto;
-        }
-        return smaller(auto, || classic(v));
+    if v.is_empty() {
+        return Vec::new();
+    }
+    if v.len() > pco::DEFAULT_MAX_PAGE_N {
+        // several chunks: both whole
+        return smaller(compress(v), || classic(v));
     }
     let file = FileCompressor::default().with_n_hint(v.len());
     let mut auto = Vec::new();
