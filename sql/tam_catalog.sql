@@ -253,6 +253,11 @@ LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_cold_rows';
 COMMENT ON FUNCTION bidim.cold_rows(pg_catalog.regclass, pg_catalog.int4) IS
     'bidim: the rows a cold chunk holds now (rows moved back to hot chunks by changes no longer count); NULL for a chunk that is not cold';
 
+CREATE FUNCTION bidim.cold_column_bytes(rel pg_catalog.regclass, chunk_id pg_catalog.int4) RETURNS pg_catalog.int8[]
+LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'bidim_cold_column_bytes';
+COMMENT ON FUNCTION bidim.cold_column_bytes(pg_catalog.regclass, pg_catalog.int4) IS
+    'bidim: bytes each column takes in a cold chunk (by attribute number: its batches'' encoded columns); NULL for a chunk that is not cold';
+
 CREATE VIEW bidim.chunks WITH (security_barrier) AS
 SELECT c.rel::pg_catalog.regclass AS rel,
        c.chunk_id,

@@ -402,39 +402,26 @@ fn query_workload(c: &mut Client, rows: i64, runs: usize, file: &str, tsdb: bool
     }
     if let Some(i) = cases.iter().position(|c| c.0 == "bidim cold") {
         let t = &tables[i];
-        println!("\nbidim cold, bytes a row by column (encoded batches, TOAST included):\n");
+        println!(
+            "\nbidim cold, bytes a row by column (encoded columns, `bidim.cold_column_bytes`):\n"
+        );
         println!("| column | bytes a row |");
         println!("|---|---:|");
-        let cols: Vec<(i16, String)> = c
+        let rows = c
             .query(
-                &format!("SELECT attnum, attname::text FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"),
+                &format!(
+                    "SELECT a.attname::text, sum(b.bytes)::int8
+                     FROM bidim.chunk c,
+                          unnest(bidim.cold_column_bytes(c.rel::regclass, c.chunk_id)) WITH ORDINALITY b(bytes, attnum)
+                     JOIN pg_attribute a ON a.attrelid = '{t}'::regclass AND a.attnum = b.attnum
+                     WHERE c.rel = '{t}'::regclass AND c.state = 'cold' AND NOT a.attisdropped
+                     GROUP BY a.attnum, a.attname ORDER BY a.attnum"
+                ),
                 &[],
             )
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let chunks: Vec<String> = c
-            .query(
-                &format!("SELECT chunk_rel::regclass::text FROM bidim.chunk WHERE rel = '{t}'::regclass AND state = 'cold'"),
-                &[],
-            )
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        for (num, name) in cols {
-            let parts: Vec<String> = chunks
-                .iter()
-                .map(|ch| format!("SELECT coalesce(sum(pg_column_size(c{num})), 0) AS b FROM {ch}"))
-                .collect();
-            let b: i64 = c
-                .query_one(
-                    &format!("SELECT sum(b)::int8 FROM ({}) x", parts.join(" UNION ALL ")),
-                    &[],
-                )
-                .map_err(|e| e.to_string())?
-                .get(0);
+            .map_err(|e| e.to_string())?;
+        for r in rows {
+            let (name, b): (String, i64) = (r.get(0), r.get(1));
             println!("| {name} | {:.2} |", b as f64 / (HOSTS * epochs) as f64);
         }
     }

@@ -743,11 +743,15 @@ impl AggExec {
         cs: *mut cold_scan::ColdScan,
         bounds: (i64, i64),
     ) {
-        let (v, n, rows, _) = cold_scan::batch_values(cs);
-        self.rows_cold += rows as i64;
+        let (v, n, rows, decoded) = cold_scan::batch_values(cs);
         let rows = rows as usize;
         let (from, to) = self.limit_rows(v, n, rows, bounds);
-        self.rows_cut += (rows - (to - from)) as i64;
+        // rows past `decoded` lie past the window and have only their time decoded
+        let decoded = decoded as usize;
+        let to = to.min(decoded);
+        let from = from.min(to);
+        self.rows_cold += decoded as i64;
+        self.rows_cut += (decoded - (to - from)) as i64;
         // SAFETY: from <= to <= rows, and every column's rows start `rows` apart: row
         // `from` of each column is at offset `from` of its start.
         let (v, n) = unsafe { (v.add(from), n.add(from)) };
@@ -921,6 +925,7 @@ fn begin_ordered(st: *mut BidimAggState) {
             }
             let cs = cold_scan::begin_for_fetch(rel, facade, ordinal);
             cold_scan::set_needed(cs, &a.needed);
+            cold_scan::set_time_hi(cs, bounds.1);
             let i = input.chunks.len();
             input.chunks.push((rel, cs));
             for (tid, tmin, tmax) in cold_scan::batch_spans(rel, snapshot, bounds.0, bounds.1) {

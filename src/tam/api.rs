@@ -448,21 +448,7 @@ pub unsafe extern "C-unwind" fn bidim_cold_rows(fcinfo: pg_sys::FunctionCallInfo
             arg(fcinfo, 1).0.value() as i32,
         )
     };
-    // SAFETY: an ACL check by oid of the current user.
-    let may_read = unsafe {
-        pg_sys::pg_class_aclcheck(
-            rel,
-            pg_sys::GetUserId(),
-            pg_sys::ACL_SELECT as pg_sys::AclMode,
-        ) == pg_sys::AclResult::ACLCHECK_OK
-    };
-    if !may_read {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied for table {}", qualified_name(rel)),
-            None,
-        );
-    }
+    require_select(rel);
     let rows = (ordinal > 0)
         .then(|| super::chunk_store::chunk_relid(rel, ordinal as u32))
         .flatten()
@@ -482,6 +468,73 @@ pub unsafe extern "C-unwind" fn bidim_cold_rows(fcinfo: pg_sys::FunctionCallInfo
             unsafe { (*fcinfo).isnull = true };
             pg_sys::Datum::from(0)
         }
+    }
+}
+
+finfo!(pg_finfo_bidim_cold_column_bytes);
+/// `bidim.cold_column_bytes(rel, chunk_id)`: bytes each column of `rel` takes in cold
+/// chunk `chunk_id` (an int8 array by attribute number: the encoded columns of its
+/// batches visible now); NULL for a chunk that is not cold or not there. The caller
+/// must be allowed to read the table.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn bidim_cold_column_bytes(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: (regclass, int4) per the SQL declaration (STRICT: neither is NULL).
+    let (rel, ordinal) = unsafe {
+        (
+            table_arg(fcinfo, "bidim.cold_column_bytes"),
+            arg(fcinfo, 1).0.value() as i32,
+        )
+    };
+    require_select(rel);
+    let bytes = (ordinal > 0)
+        .then(|| super::chunk_store::chunk_relid(rel, ordinal as u32))
+        .flatten()
+        .and_then(|relid| {
+            // SAFETY: the table is open to our caller (its oid came as an argument and
+            // passed the privilege check); its descriptor gives the column count.
+            let natts = unsafe {
+                let t = pg_sys::relation_open(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+                let n = (*(*t).rd_att).natts as usize;
+                pg_sys::relation_close(t, pg_sys::NoLock as pg_sys::LOCKMODE);
+                n
+            };
+            let chunk = super::delegate::open_chunk(relid, pg_sys::AccessShareLock);
+            // SAFETY: the caller's active snapshot, valid during the call.
+            let b = super::cold::is_cold(chunk).then(|| {
+                super::cold_scan::column_bytes(chunk, unsafe { pg_sys::GetActiveSnapshot() }, natts)
+            });
+            super::delegate::close_chunk(chunk);
+            b
+        });
+    match bytes.and_then(|b| b.into_datum()) {
+        Some(d) => d,
+        None => {
+            // SAFETY: the function's call info: a NULL result.
+            unsafe { (*fcinfo).isnull = true };
+            pg_sys::Datum::from(0)
+        }
+    }
+}
+
+/// Raises `insufficient_privilege` unless the current user may read table `rel`.
+fn require_select(rel: pg_sys::Oid) {
+    // SAFETY: an ACL check by oid of the current user.
+    let may_read = unsafe {
+        pg_sys::pg_class_aclcheck(
+            rel,
+            pg_sys::GetUserId(),
+            pg_sys::ACL_SELECT as pg_sys::AclMode,
+        ) == pg_sys::AclResult::ACLCHECK_OK
+    };
+    if !may_read {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for table {}", qualified_name(rel)),
+            None,
+        );
     }
 }
 

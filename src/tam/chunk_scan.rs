@@ -1329,7 +1329,7 @@ pub(crate) fn scan_next_block(
             Reader::Index { scan, .. } => next_from_index(s, scan, slot),
             Reader::Cold(cs) => {
                 if cold_scan::next_batch(cs, |_, _| ()).is_some() {
-                    cold_scan::decode_batch(cs);
+                    cold_scan::decode_batch(cs, true);
                     return Block::Batch(cs);
                 }
                 false

@@ -38,14 +38,22 @@ pub struct ColdScan {
     natts: i32,
     specs: *mut ColSpec,
     needed: *mut bool,
-    /// Columns stored in the batches (the table's columns when the chunk was converted).
+    /// Columns stored in the batches (the table's columns when the chunk was converted;
+    /// for packed batches, the table's columns now: each batch's directory says).
     stored: i32,
+    /// The batch relation's packed column ([`cold::packed_attnum`]; 0: a column each).
+    packed: i32,
     /// The current batch: rows x natts datums and NULL flags, column-major (column
     /// i's rows at `i * nrows ..`), in `cxt`.
     cxt: pg_sys::MemoryContext,
     values: *mut pg_sys::Datum,
     nulls: *mut bool,
     nrows: i32,
+    /// Rows `..decoded` of the batch have every column decoded; the rest (past the
+    /// scan's upper time bound, [`load_batch`]'s window) only the time column.
+    decoded: i32,
+    /// The table's time column (attribute number).
+    time_col: i32,
     /// Next row to return (counting from the end when backward).
     row: i32,
     batch: i32,
@@ -385,7 +393,11 @@ fn enter_batch(c: &mut ColdScan) -> (pg_sys::MemoryContext, i32) {
 }
 
 /// Decodes the batch in `bslot` into the scan's batch arrays (only `needed` columns).
-fn load_batch(c: &mut ColdScan) {
+/// With `window`, when the scan has an upper time bound and reads the time column,
+/// the other columns are decoded only up to the batch's first row at or past that
+/// bound (rows are in time order; [`ColdScan::decoded`]): the rows after it fail the
+/// scan's conditions, and a caller that takes a window must never read them.
+fn load_batch(c: &mut ColdScan, window: bool) {
     // SAFETY: the batch context is reset for every batch and owns the arrays and every
     // by-reference datum; the slot holds a batch row of the batch relation.
     unsafe {
@@ -401,16 +413,29 @@ fn load_batch(c: &mut ColdScan) {
         let values = std::slice::from_raw_parts_mut(c.values, n);
         let nulls = std::slice::from_raw_parts_mut(c.nulls, n);
         let specs = std::slice::from_raw_parts(c.specs, natts);
-        for (i, spec) in specs.iter().enumerate() {
+        let wanted = |i: usize| !specs[i].dropped && (c.needed.is_null() || *c.needed.add(i));
+        let packed = (c.packed != 0 && (0..natts).any(wanted)).then(|| Packed::read(c, &wanted));
+        let stored = packed
+            .as_ref()
+            .map_or(c.stored as usize, |p| p.dir.columns.len());
+        let time = c.time_col as usize - 1;
+        let windowed = window && c.time_hi < i64::MAX && wanted(time) && time < stored;
+        // The time column first when windowed: it says how many rows the others need.
+        let order = std::iter::once(time)
+            .filter(|_| windowed)
+            .chain((0..natts).filter(|&i| !windowed || i != time));
+        let mut upto = rows;
+        for i in order {
+            let spec = &specs[i];
             let (vals, nuls) = (
                 &mut values[i * rows..(i + 1) * rows],
                 &mut nulls[i * rows..(i + 1) * rows],
             );
-            if spec.dropped || (!c.needed.is_null() && !*c.needed.add(i)) {
+            if !wanted(i) {
                 nuls.fill(true);
                 continue;
             }
-            if i as i32 >= c.stored {
+            if i >= stored {
                 // added after the conversion: the column's missing value
                 let mut isnull = false;
                 let d = pg_sys::getmissingattr((*c.facade).rd_att, i as i32 + 1, &mut isnull);
@@ -418,33 +443,95 @@ fn load_batch(c: &mut ColdScan) {
                 nuls.fill(isnull);
                 continue;
             }
-            let (d, isnull) = attr(c.bslot, FIXED_COLUMNS + i + 1);
-            if isnull {
-                cold::corrupt("a batch without one of its columns");
-            }
-            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-            let bytes = std::slice::from_raw_parts(
-                pgrx::varlena::vardata_any(v) as *const u8,
-                pgrx::varlena::varsize_any_exhdr(v),
-            );
-            let col = codec::decode(bytes).unwrap_or_else(|e| cold::corrupt(&e.to_string()));
-            if col.rows != rows || col.values.kind() != spec.kind {
+            let bytes = match &packed {
+                Some(p) => p.column(i),
+                None => {
+                    let (d, isnull) = attr(c.bslot, FIXED_COLUMNS + i + 1);
+                    if isnull {
+                        cold::corrupt("a batch without one of its columns");
+                    }
+                    let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+                    std::slice::from_raw_parts(
+                        pgrx::varlena::vardata_any(v) as *const u8,
+                        pgrx::varlena::varsize_any_exhdr(v),
+                    )
+                }
+            };
+            let (col, total) =
+                codec::decode_prefix(bytes, upto).unwrap_or_else(|e| cold::corrupt(&e.to_string()));
+            if total != rows || col.values.kind() != spec.kind {
                 cold::corrupt(&format!(
                     "column {} holds {} rows of {:?}, the batch {} rows of {:?}",
                     i + 1,
-                    col.rows,
+                    total,
                     col.values.kind(),
                     nrows,
                     spec.kind
                 ));
             }
-            cold::fill_datums(&col, spec, vals, nuls);
+            cold::fill_datums(&col, spec, &mut vals[..upto], &mut nuls[..upto]);
+            nuls[upto..].fill(true);
+            if windowed && i == time {
+                // rows before the first at or past the bound
+                let hi = c.time_hi;
+                upto = vals.partition_point(|d| time_of(*d) < hi);
+            }
         }
         c.nrows = nrows;
+        c.decoded = upto as i32;
         c.row = 0;
         c.lazy = false;
         c.batches_read += 1;
         pg_sys::MemoryContextSwitchTo(old);
+    }
+}
+
+/// A time datum's value (the time column of a bidim table is never NULL).
+fn time_of(d: pg_sys::Datum) -> i64 {
+    d.value() as i64
+}
+
+/// The packed columns of the batch in a scan's batch slot, fetched in the batch context:
+/// the bytes from the first column wanted to the last.
+struct Packed {
+    dir: codec::pack::Directory,
+    /// Where the fetched bytes start in the packed value, and the bytes.
+    first: usize,
+    whole: *const u8,
+}
+
+impl Packed {
+    /// Fetches the packed value of the batch in `c.bslot` (columns `wanted`).
+    ///
+    /// # Safety
+    /// `c.bslot` holds a batch row of a packed batch relation; the current memory
+    /// context is the batch context.
+    unsafe fn read(c: &ColdScan, wanted: &dyn Fn(usize) -> bool) -> Packed {
+        // SAFETY: per the contract.
+        let value = unsafe { cold::PackedValue::of(c.bslot, c.packed) };
+        let dir = value.directory();
+        // One fetch from the first to the last column wanted.
+        let span = dir
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| wanted(i))
+            .fold(None, |acc: Option<(usize, usize)>, (_, &(at, len))| {
+                Some(acc.map_or((at, at + len), |(a, b)| (a.min(at), b.max(at + len))))
+            });
+        let (first, whole) = match span {
+            Some((a, b)) => (a, value.range(a, b - a).as_ptr()),
+            None => (0, std::ptr::null()),
+        };
+        Packed { dir, first, whole }
+    }
+
+    /// Column `i`'s encoded bytes (a column [`Packed::read`] fetched).
+    fn column(&self, i: usize) -> &[u8] {
+        let (at, len) = self.dir.columns[i];
+        // SAFETY: `read` fetched the bytes from `first` through every wanted column into
+        // the batch context, which outlives self.
+        unsafe { std::slice::from_raw_parts(self.whole.add(at - self.first), len) }
     }
 }
 
@@ -505,6 +592,7 @@ fn serve_last_row(c: &mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool {
         }
         stored_row(c, nrows - 1, slot);
         c.nrows = nrows;
+        c.decoded = nrows;
         c.row = 1;
         c.lazy = true;
         c.rows_in_clear += 1;
@@ -616,7 +704,7 @@ pub(super) fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool
             if c.lazy {
                 // the batch's second row: decode it now, past the row handed out
                 let row = c.row;
-                load_batch(c);
+                load_batch(c, true);
                 c.row = row;
             }
             let r = if c.backward {
@@ -625,7 +713,7 @@ pub(super) fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool
                 c.row
             };
             c.row += 1;
-            if c.row_filters && !row_may_pass(c, r) {
+            if r >= c.decoded || c.row_filters && !row_may_pass(c, r) {
                 if !c.rows_filtered.is_null() {
                     // SAFETY: the counter the scan's owner set, outliving the scan.
                     unsafe { *c.rows_filtered += 1 };
@@ -641,7 +729,7 @@ pub(super) fn next(cs: *mut ColdScan, slot: *mut pg_sys::TupleTableSlot) -> bool
         if c.backward && c.last_att > 0 && serve_last_row(c, slot) {
             return true;
         }
-        load_batch(c);
+        load_batch(c, true);
     }
 }
 
@@ -720,7 +808,7 @@ pub(super) fn load_numbered(cs: *mut ColdScan, snapshot: pg_sys::Snapshot, batch
         let found =
             pg_sys::index_getnext_slot(iscan, pg_sys::ScanDirection::ForwardScanDirection, c.bslot);
         if found {
-            load_batch(c);
+            load_batch(c, false);
         }
         pg_sys::index_endscan(iscan);
         super::delegate::release_index(index);
@@ -784,7 +872,13 @@ fn begin_without_reader(
         let specs = cold::column_specs((*facade).rd_att);
         c.natts = specs.len() as i32;
         c.specs = super::chunk_scan::palloc_array(&specs);
-        c.stored = cold::stored_columns(rel);
+        c.packed = cold::packed_attnum(rel);
+        c.time_col = super::config::config(facade).time_attnum as i32;
+        c.stored = if c.packed != 0 {
+            c.natts
+        } else {
+            cold::stored_columns(rel)
+        };
         c.bslot = pg_sys::MakeSingleTupleTableSlot((*rel).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
         c.cxt = pg_sys::AllocSetContextCreateExtended(
             pg_sys::CurrentMemoryContext,
@@ -823,11 +917,14 @@ pub(super) fn next_batch<K>(
 }
 
 /// Decodes the batch [`next_batch`] found (every column); its rows are then
-/// [`batch_row`] 0..n (not handed out by [`next`]). Returns n.
-pub(super) fn decode_batch(cs: *mut ColdScan) -> i32 {
+/// [`batch_row`] 0..n (not handed out by [`next`]). Returns n. With `window`, only the
+/// rows before the scan's upper time bound are decoded ([`load_batch`]; their count
+/// in [`batch_values`]): for a reader of the rows in the time range, never for one
+/// that moves every row of the batch.
+pub(super) fn decode_batch(cs: *mut ColdScan, window: bool) -> i32 {
     // SAFETY: cs was made by begin and holds a batch row.
     let c = unsafe { &mut *cs };
-    load_batch(c);
+    load_batch(c, window);
     c.row = c.nrows;
     c.nrows
 }
@@ -838,7 +935,7 @@ pub(super) fn decode_batch(cs: *mut ColdScan) -> i32 {
 pub(super) fn batch_values(cs: *mut ColdScan) -> (*const pg_sys::Datum, *const bool, i32, i32) {
     // SAFETY: cs was made by begin and holds a decoded batch.
     let c = unsafe { &*cs };
-    (c.values, c.nulls, c.nrows, c.natts)
+    (c.values, c.nulls, c.nrows, c.decoded)
 }
 
 /// Stores row `r` (0-based) of the decoded batch in `slot`, a slot of the table; its
@@ -847,8 +944,8 @@ pub(super) fn batch_row(cs: *mut ColdScan, r: i32, slot: *mut pg_sys::TupleTable
     // SAFETY: cs was made by begin and holds a decoded batch.
     let c = unsafe { &*cs };
     assert!(
-        (0..c.nrows).contains(&r),
-        "bidim: row {r} outside the batch"
+        (0..c.decoded).contains(&r),
+        "bidim: row {r} outside the batch's decoded rows"
     );
     store_row(c, r, slot);
 }
@@ -874,6 +971,39 @@ fn for_each_batch_row(
         super::delegate::heap_call!(scan_end(scan));
         pg_sys::ExecDropSingleTupleTableSlot(slot);
     }
+}
+
+/// Bytes of each table column (by attribute number - 1, `natts` of them) in the
+/// batches of the open cold chunk `rel` visible to `snapshot`: the encoded columns'
+/// lengths (packed batches: read from their directories; a column each: their
+/// stored sizes, TOAST pointers' targets included).
+pub(super) fn column_bytes(
+    rel: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    natts: usize,
+) -> Vec<i64> {
+    let mut out = vec![0i64; natts];
+    let packed = cold::packed_attnum(rel);
+    let stored = (cold::stored_columns(rel) as usize).min(natts);
+    for_each_batch_row(rel, snapshot, |slot| {
+        if packed == 0 {
+            for (i, b) in out.iter_mut().enumerate().take(stored) {
+                let (d, isnull) = attr(slot, FIXED_COLUMNS + i + 1);
+                if !isnull {
+                    // SAFETY: a bytea datum of the slot.
+                    *b += unsafe { pg_sys::toast_datum_size(d) } as i64;
+                }
+            }
+            return;
+        }
+        // SAFETY: a batch row of a packed batch relation; the directory's bytes are
+        // palloc'd in the caller's context (a small copy a batch).
+        let dir = unsafe { cold::PackedValue::of(slot, packed) }.directory();
+        for (b, &(_, len)) in out.iter_mut().zip(&dir.columns) {
+            *b += len as i64;
+        }
+    });
+    out
 }
 
 /// The batches of the open cold chunk `rel` visible to `snapshot` that may hold rows
@@ -914,11 +1044,18 @@ pub(super) fn load_at(
             super::delegate::heap_call!(tuple_fetch_row_version(c.rel, &mut t, snapshot, c.bslot));
         pg_sys::MemoryContextSwitchTo(old);
         if found {
-            load_batch(c);
+            load_batch(c, true);
             c.row = c.nrows;
         }
         found
     }
+}
+
+/// Makes a scan's batches decode only up to their first row at or past `hi` (a
+/// [`load_at`] caller that never reads those rows: [`batch_values`]' decoded count).
+pub(super) fn set_time_hi(cs: *mut ColdScan, hi: i64) {
+    // SAFETY: cs was made by begin_for_fetch; nothing else reads its time bounds.
+    unsafe { (*cs).time_hi = hi };
 }
 
 /// Makes a scan decode only the table columns flagged in `needed`.

@@ -27,7 +27,7 @@ use super::directory_io::{self, relation_oid};
 use super::locks::Lock;
 use super::privilege::as_extension_owner;
 use super::prune::Bound;
-use super::{cache, tid};
+use super::{cache, codec, tid};
 use crate::error::{raise, spi_or_raise};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -246,8 +246,8 @@ pub fn relation_bytes(relid: pg_sys::Oid) -> i64 {
 }
 
 /// Creates the batch relation `name` for a cold chunk of `facade` (its key and time
-/// columns of the table's types and the key's collation; a bytea column per column
-/// of the table, dropped ones included so attribute numbers match).
+/// columns of the table's types and the key's collation; one bytea column holding
+/// every column of a batch, dropped ones included so positions match attribute numbers).
 fn create_batch_relation(
     facade: pg_sys::Oid,
     cfg: &TableConfig,
@@ -274,7 +274,10 @@ fn create_batch_relation(
     };
     let key_type = typ(cfg.key_attnum);
     let time_type = typ(cfg.time_attnum);
-    let mut cols: Vec<String> = (1..=specs.len()).map(|n| format!("c{n} bytea")).collect();
+    let mut cols: Vec<String> = vec![
+        format!("{} pg_catalog.bytea", cold::PACKED_COLUMN),
+        format!("{} pg_catalog.bytea", cold::PACKED_TAIL_COLUMN),
+    ];
     for i in cold::bounded_columns(specs, cfg.key_attnum, cfg.time_attnum) {
         let (min, max) = cold::bound_names(i + 1);
         let typ = if specs[i].bounded == cold::BOUND_FLOAT {
@@ -285,9 +288,6 @@ fn create_batch_relation(
         cols.push(format!("{min} {typ}, {max} {typ}"));
     }
     cols.push(format!("{} pg_catalog.bytea", cold::LAST_ROW_COLUMN));
-    let storage: Vec<String> = (1..=specs.len())
-        .map(|n| format!("ALTER COLUMN c{n} SET STORAGE EXTERNAL"))
-        .collect();
     as_extension_owner(|| {
         spi_or_raise(
             Spi::run(&format!(
@@ -297,16 +297,19 @@ fn create_batch_relation(
                     _bidim_key {key_type},
                     _bidim_time_min {time_type} NOT NULL,
                     _bidim_time_max {time_type} NOT NULL,
-                    {}) USING heap",
+                    {}) USING heap WITH (toast_tuple_target = {})",
                 cols.join(", "),
+                cold::WHOLE_ROW_BYTES,
                 batch = cold::BATCH_COLUMN,
             )),
             "create a cold chunk",
         );
         spi_or_raise(
             Spi::run(&format!(
-                "ALTER TABLE bidim_internal.{name} {}",
-                storage.join(", ")
+                "ALTER TABLE bidim_internal.{name} ALTER COLUMN {} SET STORAGE EXTERNAL,
+                    ALTER COLUMN {} SET STORAGE MAIN",
+                cold::PACKED_COLUMN,
+                cold::PACKED_TAIL_COLUMN
             )),
             "create a cold chunk",
         );
@@ -465,6 +468,10 @@ struct Written {
 
 /// Cuts the sorted rows into batches (one key, at most [`BATCH_ROWS`] rows and about
 /// [`BATCH_BYTES`] of variable-length values each) and writes them into `cold_rel`.
+/// The builders hold up to two batches' rows of one key, so that a key's rows are cut
+/// into batches of even length: a key of 1.5 batches' rows makes two batches of 0.75,
+/// not a full one and one of half (each batch costs a batch row and its own pco
+/// tables; TSBS's chunks hold 1000 to 2900 rows of a host).
 fn write_batches(
     cold_rel_id: pg_sys::Oid,
     cfg: &TableConfig,
@@ -481,7 +488,8 @@ fn write_batches(
     let natts = specs.len();
     // SAFETY: the batch relation we just created (locked by its creation); every batch
     // tuple is formed from its own descriptor; a per-batch memory context holds the
-    // detoasted values and the batch tuple, reset after each batch.
+    // detoasted values and the batch tuple, reset after each batch; the key's copy
+    // lives in a context of its own, reset when the key changes.
     unsafe {
         let rel = pg_sys::relation_open(cold_rel_id, pg_sys::NoLock as pg_sys::LOCKMODE);
         let bistate = pg_sys::GetBulkInsertState();
@@ -493,21 +501,27 @@ fn write_batches(
             pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
+        let keycxt = pg_sys::AllocSetContextCreateExtended(
+            pg_sys::CurrentMemoryContext,
+            c"bidim conversion key".as_ptr(),
+            pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+            pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+            pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+        );
         let key_attr = (*(*rel).rd_att).attrs.as_slice(cold::COL_KEY)[cold::COL_KEY - 1];
+        let time_col = (cfg.time_attnum - 1) as usize;
         let mut batch_no = 0i32;
-        let mut rows_in_batch = 0usize;
-        let mut bytes_in_batch = 0usize;
-        // The batch's key (copied into the batch context) and time bounds.
+        let mut bytes_held = 0usize;
+        // The key of the rows held (copied into its context).
         let mut key: Option<(pg_sys::Datum, bool)> = None;
-        let mut tmin = i64::MAX;
-        let mut tmax = i64::MIN;
-        let flush = |key: (pg_sys::Datum, bool),
-                     n: usize,
-                     tmin: i64,
-                     tmax: i64,
-                     b: &mut Vec<ColumnBuilder>,
-                     batch_no: i32| {
-            let width = cold::FIXED_COLUMNS + natts + 2 * bounded.len() + 1;
+        // Writes every row of the builders as one batch.
+        let flush = |key: (pg_sys::Datum, bool), b: &mut Vec<ColumnBuilder>, batch_no: i32| {
+            let n = b[time_col].rows();
+            let (tmin, tmax) = match b[time_col].bounds() {
+                Some((Bound::Int(lo), Bound::Int(hi))) => (lo, hi),
+                _ => unreachable!("a batch's times are integers and never NULL"),
+            };
+            let width = cold::FIXED_COLUMNS + 2 + 2 * bounded.len() + 1;
             let mut values = vec![pg_sys::Datum::from(0); width];
             let mut nulls = vec![false; width];
             // The last row in the clear, taken before the builders are emptied.
@@ -523,7 +537,7 @@ fn write_batches(
                 nulls[width - 1] = true;
             }
             for (j, &i) in bounded.iter().enumerate() {
-                let at = cold::FIXED_COLUMNS + natts + 2 * j;
+                let at = cold::FIXED_COLUMNS + 2 + 2 * j;
                 match b[i].bounds() {
                     None => {
                         nulls[at] = true;
@@ -541,47 +555,82 @@ fn write_batches(
             nulls[cold::COL_KEY - 1] = key.1;
             values[cold::COL_TIME_MIN - 1] = pg_sys::Datum::from(tmin);
             values[cold::COL_TIME_MAX - 1] = pg_sys::Datum::from(tmax);
-            for (i, bld) in b.iter_mut().enumerate() {
-                values[cold::FIXED_COLUMNS + i] = cold::bytea_datum(&bld.finish());
-            }
-            let tup =
+            let columns: Vec<Vec<u8>> = b.iter_mut().map(|bld| bld.finish()).collect();
+            let packed = codec::pack::pack(&columns);
+            values[cold::FIXED_COLUMNS] = cold::bytea_datum(&packed);
+            nulls[cold::FIXED_COLUMNS + 1] = true;
+            let mut tup =
                 pg_sys::heap_form_tuple((*rel).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
+            if (*tup).t_len as usize > cold::WHOLE_ROW_BYTES {
+                // too big to stay whole: full TOAST chunks, and the rest with the
+                // directory in the row
+                let dir = codec::pack::directory_len(&packed).expect("a packed value");
+                let cut = cold::split_packed(packed.len() - dir);
+                values[cold::FIXED_COLUMNS] = cold::bytea_datum(&packed[..cut]);
+                values[cold::FIXED_COLUMNS + 1] = cold::bytea_datum(&packed[cut..]);
+                nulls[cold::FIXED_COLUMNS + 1] = false;
+                tup =
+                    pg_sys::heap_form_tuple((*rel).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr());
+            }
             pg_sys::heap_insert(rel, tup, cid, 0, bistate);
         };
+        // Writes the rows held: one batch, or two of even length when they are more
+        // than one batch's.
+        let flush_held =
+            |key: (pg_sys::Datum, bool), b: &mut Vec<ColumnBuilder>, batch_no: &mut i32| {
+                let n = b[time_col].rows();
+                if n > BATCH_ROWS {
+                    let mut rest: Vec<ColumnBuilder> =
+                        b.iter_mut().map(|c| c.split_off(n.div_ceil(2))).collect();
+                    flush(key, b, *batch_no);
+                    *batch_no += 1;
+                    pg_sys::MemoryContextReset(cxt);
+                    flush(key, &mut rest, *batch_no);
+                } else {
+                    flush(key, b, *batch_no);
+                }
+                *batch_no += 1;
+                pg_sys::MemoryContextReset(cxt);
+            };
         let old = pg_sys::MemoryContextSwitchTo(cxt);
         while let Some(slot) = sort.next() {
             pg_sys::slot_getallattrs(slot);
             let vals = std::slice::from_raw_parts((*slot).tts_values, natts);
             let isnull = std::slice::from_raw_parts((*slot).tts_isnull, natts);
             let k = (cfg.key_attnum - 1) as usize;
-            let t = vals[(cfg.time_attnum - 1) as usize].value() as i64;
+            let t = vals[time_col].value() as i64;
             let same_key = key.is_some_and(|(d, n)| {
                 n == isnull[k] && (n || same_key_value(d, vals[k], &key_attr))
             });
-            if key.is_some()
-                && (!same_key || rows_in_batch >= BATCH_ROWS || bytes_in_batch >= BATCH_BYTES)
-            {
-                flush(
-                    key.unwrap(),
-                    rows_in_batch,
-                    tmin,
-                    tmax,
-                    &mut builders,
-                    batch_no,
-                );
-                pg_sys::MemoryContextReset(cxt);
-                batch_no += 1;
-                rows_in_batch = 0;
-                bytes_in_batch = 0;
-                key = None;
-                tmin = i64::MAX;
-                tmax = i64::MIN;
+            if let Some(held_key) = key {
+                if !same_key || bytes_held >= BATCH_BYTES {
+                    flush_held(held_key, &mut builders, &mut batch_no);
+                    bytes_held = 0;
+                    if !same_key {
+                        pg_sys::MemoryContextReset(keycxt);
+                        key = None;
+                    }
+                } else if builders[time_col].rows() == 2 * BATCH_ROWS {
+                    // the key goes on: its first batch's rows make a batch
+                    let mut rest: Vec<ColumnBuilder> = builders
+                        .iter_mut()
+                        .map(|c| c.split_off(BATCH_ROWS))
+                        .collect();
+                    flush(held_key, &mut builders, batch_no);
+                    batch_no += 1;
+                    pg_sys::MemoryContextReset(cxt);
+                    std::mem::swap(&mut builders, &mut rest);
+                    bytes_held = builders.iter().map(|c| c.bytes()).sum();
+                }
             }
             if key.is_none() {
                 let d = if isnull[k] {
                     pg_sys::Datum::from(0)
                 } else {
-                    copy_key(vals[k], &key_attr)
+                    let old = pg_sys::MemoryContextSwitchTo(keycxt);
+                    let d = copy_key(vals[k], &key_attr);
+                    pg_sys::MemoryContextSwitchTo(old);
+                    d
                 };
                 key = Some((d, isnull[k]));
             }
@@ -589,12 +638,9 @@ fn write_batches(
                 if specs[i].dropped {
                     bld.push(pg_sys::Datum::from(0), true);
                 } else {
-                    bytes_in_batch += bld.push(vals[i], isnull[i]);
+                    bytes_held += bld.push(vals[i], isnull[i]);
                 }
             }
-            rows_in_batch += 1;
-            tmin = tmin.min(t);
-            tmax = tmax.max(t);
             out.rows += 1;
             out.time = Some(match out.time {
                 None => (t, t),
@@ -602,10 +648,11 @@ fn write_batches(
             });
         }
         if let Some(k) = key {
-            flush(k, rows_in_batch, tmin, tmax, &mut builders, batch_no);
+            flush_held(k, &mut builders, &mut batch_no);
         }
         pg_sys::MemoryContextSwitchTo(old);
         pg_sys::MemoryContextDelete(cxt);
+        pg_sys::MemoryContextDelete(keycxt);
         sort.end();
         pg_sys::FreeBulkInsertState(bistate);
         pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);

@@ -449,7 +449,7 @@ fn move_matching(
             if key.is_some_and(|k| !restriction.may_hold_key(&k)) {
                 continue;
             }
-            let n = cold_scan::decode_batch(cs);
+            let n = cold_scan::decode_batch(cs, false);
             while slots.len() < n as usize {
                 // SAFETY: a virtual slot of the table's descriptor, dropped below.
                 slots.push(unsafe {

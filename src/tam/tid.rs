@@ -14,8 +14,10 @@ pub const MAX_CHUNK_BLOCKS: u32 = 1 << CHUNK_BLOCK_BITS;
 /// Largest chunk ordinal: keeps the facade block below PostgreSQL's InvalidBlockNumber.
 pub const MAX_ORDINAL: u32 = (1 << (32 - CHUNK_BLOCK_BITS)) - 2;
 /// Most rows in a cold chunk's batch: a cold row's TID offset is its place in its
-/// batch + 1 (block = ordinal << 18 | batch number).
-pub const MAX_BATCH_ROWS: u32 = 1000;
+/// batch + 1 (block = ordinal << 18 | batch number). Within `OffsetNumberIsValid`'s
+/// 2048, and the largest offset every index kind could store (GIN packs offsets in 11
+/// bits), though bidim tables take no indexes.
+pub const MAX_BATCH_ROWS: u32 = 2047;
 /// Hot chunks are sealed well before they run out of addressable blocks.
 pub const SEAL_AT_BLOCKS: u32 = MAX_CHUNK_BLOCKS / 2;
 

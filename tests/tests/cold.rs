@@ -422,3 +422,127 @@ fn convert_calls_stay_within_the_lock_budget() {
         35
     );
 }
+
+/// Batches up to 2047 rows, cut evenly (a key of 1.5 batches' rows makes two of 0.75),
+/// batch rows too big to stay whole (their packed columns split between TOAST and the
+/// row), windowed reads that decode a prefix of a batch, cold TIDs with offsets past
+/// 1000, and changes to such rows: every answer equal to a heap table's.
+#[test]
+fn long_and_wide_batches_match_heap() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         CREATE TABLE b (series_id int, ts timestamptz, v float8, w float8, note text, big text)
+             USING bidim;
+         SELECT bidim.configure('b', hot_chunk_rows => 100000, partition_interval => '1 day');
+         CREATE TABLE h (LIKE b);
+         SELECT setseed(0.25);
+         CREATE TEMP TABLE src AS
+         SELECT s AS series_id, timestamptz '2026-01-01' + g * interval '10 seconds' AS ts,
+                CASE WHEN g % 97 = 0 THEN NULL ELSE random() END AS v, (g % 50)::float8 AS w,
+                CASE WHEN g % 3 = 0 THEN 'n' || (g % 7) END AS note,
+                CASE WHEN s = 6 THEN repeat(md5(g::text), 10) END AS big
+         FROM (VALUES (1, 1000), (2, 3000), (3, 5000), (4, 2047), (5, 2048), (6, 600)) k(s, n),
+              generate_series(1, n) g;
+         INSERT INTO b SELECT * FROM src; INSERT INTO h SELECT * FROM src;",
+    )
+    .unwrap();
+    // each its own transaction: a chunk converts once its sealing transaction is past
+    c.batch_execute("SELECT bidim.seal('b')").unwrap();
+    c.batch_execute("SELECT bidim.convert('b')").unwrap();
+    let chunk: String = c
+        .query_one(
+            "SELECT chunk_rel::regclass::text FROM bidim.chunk WHERE rel = 'b'::regclass AND state = 'cold'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let sizes = |c: &mut postgres::Client, k: i32| -> Vec<i32> {
+        c.query_one(
+            &format!("SELECT array_agg(_bidim_rows ORDER BY _bidim_batch) FROM {chunk} WHERE _bidim_key = {k}"),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(sizes(&mut c, 1), vec![1000]);
+    assert_eq!(sizes(&mut c, 2), vec![1500, 1500]);
+    assert_eq!(sizes(&mut c, 3), vec![2047, 1477, 1476]);
+    assert_eq!(sizes(&mut c, 4), vec![2047]);
+    assert_eq!(sizes(&mut c, 5), vec![1024, 1024]);
+    // random floats do not fit a half page: split rows; series 1's 1000 rows do
+    assert!(
+        one_i64(
+            &mut c,
+            &format!("SELECT count(*) FROM {chunk} WHERE _bidim_columns_tail IS NOT NULL")
+        ) > 0
+    );
+    let bytes: Vec<i64> = c
+        .query_one(
+            "SELECT bidim.cold_column_bytes('b', chunk_id) FROM bidim.chunk WHERE rel = 'b'::regclass AND state = 'cold'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(bytes.len(), 6);
+    assert!(bytes.iter().all(|&b| b > 0), "{bytes:?}");
+    assert!(
+        bytes[2] > 8000 * 7,
+        "random floats take about 8 bytes: {bytes:?}"
+    );
+    assert_eq!(difference(&mut c, "b", "h"), 0);
+    let mut rng = Rng(0x7f4a_7c15_9e37_79b9);
+    for round in 0..60 {
+        let a = rng.below(50_000) as i64;
+        let len = 1 + rng.below(30_000) as i64;
+        let s = 1 + rng.below(6) as i64;
+        let window = format!(
+            "ts >= timestamptz '2026-01-01' + {a} * interval '1 second' AND ts < timestamptz '2026-01-01' + {} * interval '1 second'",
+            a + len
+        );
+        let queries = [
+            format!("SELECT count(*), sum(v), max(note), sum(length(big)) FROM {{t}} WHERE {window}"),
+            format!("SELECT count(*), sum(w), min(v) FROM {{t}} WHERE series_id = {s} AND {window}"),
+            format!("SELECT string_agg(ts::text || coalesce(v::text, '-'), ',') FROM (SELECT ts, v FROM {{t}} WHERE series_id = {s} AND {window} ORDER BY ts DESC LIMIT 7) x"),
+            format!("SELECT string_agg(m::text || ':' || x::text, ',') FROM (SELECT date_trunc('minute', ts) m, max(w) x FROM {{t}} WHERE ts < timestamptz '2026-01-01' + {a} * interval '1 second' GROUP BY 1 ORDER BY 1 DESC LIMIT 4) y"),
+            format!("SELECT series_id, count(*), sum(v), max(big) FROM {{t}} WHERE {window} GROUP BY 1 ORDER BY 1"),
+        ];
+        for q in &queries {
+            let ans: Vec<String> = ["b", "h"]
+                .iter()
+                .map(|t| {
+                    c.query(
+                        &format!("SELECT x::text FROM ({}) x", q.replace("{t}", t)),
+                        &[],
+                    )
+                    .unwrap_or_else(|e| panic!("round {round}: {q}: {e}"))
+                    .iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+                    .join("|")
+                })
+                .collect();
+            assert_eq!(ans[0], ans[1], "round {round}: {q}");
+        }
+    }
+    // TIDs past offset 1000 fetch their rows
+    assert_eq!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM (SELECT ctid, ts FROM b WHERE series_id = 3) x
+             WHERE (ctid::text::point)[1] > 1000
+               AND EXISTS (SELECT 1 FROM b y WHERE y.ctid = x.ctid AND y.ts = x.ts)"
+        ),
+        2047 - 1000 + 1477 - 1000 + 1476 - 1000
+    );
+    // a change to a row past offset 1000 of a split batch row
+    for t in ["b", "h"] {
+        c.batch_execute(&format!(
+            "UPDATE {t} SET v = -1, big = 'x' WHERE series_id = 3 AND ts = timestamptz '2026-01-01' + 4000 * interval '10 seconds';
+             DELETE FROM {t} WHERE series_id = 2 AND ts > timestamptz '2026-01-01' + 2990 * interval '10 seconds'"
+        ))
+        .unwrap();
+    }
+    assert_eq!(difference(&mut c, "b", "h"), 0);
+}

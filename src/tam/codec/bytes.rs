@@ -111,7 +111,10 @@ pub fn encode_dictionary(values: &Values) -> Option<Vec<u8>> {
     w.varint(distinct.len() as u64);
     w.varint(dict.len() as u64);
     w.bytes(&dict);
-    w.bytes(&numbers::encode(&Values::I32(index)).expect("pco takes integers"));
+    w.bytes(
+        &numbers::encode(&Values::I32(index), numbers::Form::Standalone)
+            .expect("pco takes integers"),
+    );
     Some(w.finish())
 }
 
@@ -125,7 +128,8 @@ pub fn decode_dictionary(kind: Kind, n: usize, buf: &[u8]) -> Result<Values, Dec
     let ndistinct = r.count(n)?;
     let dict_len = r.count(buf.len())?;
     let distinct = values_of_zstd(ndistinct, r.take(dict_len)?)?;
-    let Values::I32(index) = numbers::decode(Kind::I32, n, r.rest())? else {
+    let Values::I32(index) = numbers::decode(Kind::I32, n, r.rest(), numbers::Form::Standalone)?
+    else {
         unreachable!("numbers::decode gives the kind it is asked for")
     };
     let mut out = ByteValues::default();

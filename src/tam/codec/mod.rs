@@ -22,11 +22,13 @@
 pub mod bits;
 pub mod bytes;
 pub mod numbers;
+pub mod pack;
 mod wire;
 
 #[cfg(test)]
 mod tests;
 
+use numbers::Form;
 pub use wire::DecodeError;
 use wire::{Reader, Writer};
 
@@ -140,6 +142,28 @@ impl Values {
         self.len() == 0
     }
 
+    /// Values `at..` as values of their own; `self` keeps `..at`.
+    pub fn split_off(&mut self, at: usize) -> Values {
+        match self {
+            Values::Bool(v) => Values::Bool(v.split_off(at)),
+            Values::I16(v) => Values::I16(v.split_off(at)),
+            Values::I32(v) => Values::I32(v.split_off(at)),
+            Values::I64(v) => Values::I64(v.split_off(at)),
+            Values::F32(v) => Values::F32(v.split_off(at)),
+            Values::F64(v) => Values::F64(v.split_off(at)),
+            Values::Bytes(b) => {
+                let mut rest = ByteValues::default();
+                for i in at..b.len() {
+                    rest.push(b.get(i));
+                }
+                let cut = if at == 0 { 0 } else { b.ends[at - 1] as usize };
+                b.data.truncate(cut);
+                b.ends.truncate(at);
+                Values::Bytes(rest)
+            }
+        }
+    }
+
     /// No values of `kind`.
     pub fn empty(kind: Kind) -> Values {
         match kind {
@@ -181,6 +205,9 @@ impl Column {
     }
 }
 
+/// Decodes the first `k` of the `n` values of `kind` in a payload.
+pub type PrefixFn = fn(Kind, usize, usize, &[u8]) -> Result<Values, DecodeError>;
+
 /// One codec: its id in the format, its name (statistics, docs), and its two halves.
 pub struct CodecDef {
     pub id: u8,
@@ -189,12 +216,15 @@ pub struct CodecDef {
     pub encode: fn(&Values) -> Option<Vec<u8>>,
     /// Decodes `n` values of `kind` from a payload.
     pub decode: fn(Kind, usize, &[u8]) -> Result<Values, DecodeError>,
+    /// Decodes the first `k` of the `n` values of a payload for less than all of them
+    /// (`None`: the codec decodes all, and the rest are dropped).
+    pub prefix: Option<PrefixFn>,
 }
 
 /// Every codec, by id. The encoder tries them in [`PREFERENCE`] order and takes the
 /// first that takes the values (among those for variable-length values, the
 /// dictionary takes them only when it pays off).
-pub const CODECS: [CodecDef; 6] = [
+pub const CODECS: [CodecDef; 8] = [
     CodecDef {
         id: 0,
         name: "null",
@@ -206,41 +236,63 @@ pub const CODECS: [CodecDef; 6] = [
                 Err(DecodeError::new("values in an all-NULL column"))
             }
         },
+        prefix: None,
     },
     CodecDef {
         id: 1,
-        name: "pco",
-        encode: numbers::encode,
-        decode: numbers::decode,
+        name: "pco-v1",
+        encode: |v| numbers::encode(v, Form::Standalone),
+        decode: |k, n, b| numbers::decode(k, n, b, Form::Standalone),
+        prefix: None,
     },
     CodecDef {
         id: 2,
         name: "bits",
         encode: bits::encode,
         decode: bits::decode,
+        prefix: None,
     },
     CodecDef {
         id: 3,
         name: "dictionary",
         encode: bytes::encode_dictionary,
         decode: bytes::decode_dictionary,
+        prefix: None,
     },
     CodecDef {
         id: 4,
         name: "zstd",
         encode: bytes::encode_zstd,
         decode: bytes::decode_zstd,
+        prefix: None,
     },
     CodecDef {
         id: 5,
+        name: "pco-integral-v1",
+        encode: |v| numbers::encode_integral(v, Form::Standalone),
+        decode: |k, n, b| numbers::decode_integral(k, n, b, Form::Standalone),
+        prefix: None,
+    },
+    CodecDef {
+        id: 6,
+        name: "pco",
+        encode: |v| numbers::encode(v, Form::Wrapped),
+        decode: |k, n, b| numbers::decode(k, n, b, Form::Wrapped),
+        prefix: Some(|kind, n, k, b| numbers::decode_prefix(kind, n, k, b, Form::Wrapped)),
+    },
+    CodecDef {
+        id: 7,
         name: "pco-integral",
-        encode: numbers::encode_integral,
-        decode: numbers::decode_integral,
+        encode: |v| numbers::encode_integral(v, Form::Wrapped),
+        decode: |k, n, b| numbers::decode_integral(k, n, b, Form::Wrapped),
+        prefix: Some(|kind, n, k, b| numbers::decode_integral_prefix(kind, n, k, b, Form::Wrapped)),
     },
 ];
 
 /// The order the encoder tries the codecs in (ids): integral floats before floats.
-const PREFERENCE: [usize; 6] = [0, 5, 1, 2, 3, 4];
+/// Codecs 1 and 5 (pco's standalone form, written before codecs 6 and 7 took their
+/// place) are read, no longer written.
+const PREFERENCE: [usize; 6] = [0, 7, 6, 2, 3, 4];
 
 /// Name of codec `id` as stored in an encoded column.
 pub fn codec_name(encoded: &[u8]) -> Option<&'static str> {
@@ -275,6 +327,14 @@ pub fn encode(col: &Column) -> Vec<u8> {
 
 /// Decodes one column, checking everything it reads.
 pub fn decode(buf: &[u8]) -> Result<Column, DecodeError> {
+    decode_prefix(buf, MAX_ROWS).map(|(c, _)| c)
+}
+
+/// Decodes the first `upto` rows of one column (all of them when it has fewer), and
+/// says how many rows the column has: a scan that wants no row past `upto` (rows are
+/// in time order within a batch) decodes less of a long batch. Checks everything it
+/// reads.
+pub fn decode_prefix(buf: &[u8], upto: usize) -> Result<(Column, usize), DecodeError> {
     let mut r = Reader::new(buf);
     let version = r.byte()?;
     if version != FORMAT_VERSION {
@@ -291,11 +351,10 @@ pub fn decode(buf: &[u8]) -> Result<Column, DecodeError> {
         .ok_or_else(|| DecodeError::new(format!("unknown codec {codec_id}")))?;
     let rows = r.count(MAX_ROWS)?;
     let nnull = r.count(rows)?;
+    let null = |bitmap: &[u8], i: usize| bitmap[i / 8] & (1 << (i % 8)) != 0;
     let nulls = if nnull > 0 {
         let bitmap = r.take(rows.div_ceil(8))?.to_vec();
-        let marked: usize = (0..rows)
-            .filter(|&i| bitmap[i / 8] & (1 << (i % 8)) != 0)
-            .count();
+        let marked: usize = (0..rows).filter(|&i| null(&bitmap, i)).count();
         if marked != nnull {
             return Err(DecodeError::new(format!(
                 "the NULL bitmap marks {marked} rows, the header says {nnull}"
@@ -305,19 +364,47 @@ pub fn decode(buf: &[u8]) -> Result<Column, DecodeError> {
     } else {
         None
     };
-    let values = (codec.decode)(kind, rows - nnull, r.rest())?;
-    if values.len() != rows - nnull || values.kind() != kind {
+    let n = rows - nnull;
+    let keep = upto.min(rows);
+    let k = match &nulls {
+        Some(b) => (0..keep).filter(|&i| !null(b, i)).count(),
+        None => keep,
+    };
+    let mut values = match codec.prefix {
+        Some(prefix) if k < n => prefix(kind, n, k, r.rest())?,
+        _ => (codec.decode)(kind, n, r.rest())?,
+    };
+    let expected = if codec.prefix.is_some() && k < n {
+        k
+    } else {
+        n
+    };
+    if values.len() != expected || values.kind() != kind {
         return Err(DecodeError::new(format!(
-            "codec {} gave {} values of kind {:?}, expected {} of {kind:?}",
+            "codec {} gave {} values of kind {:?}, expected {expected} of {kind:?}",
             codec.name,
             values.len(),
             values.kind(),
-            rows - nnull
         )));
     }
-    Ok(Column {
+    if values.len() > k {
+        values.split_off(k);
+    }
+    let nulls = nulls.map(|mut b| {
+        b.truncate(keep.div_ceil(8));
+        if !keep.is_multiple_of(8) {
+            if let Some(last) = b.last_mut() {
+                *last &= (1u8 << (keep % 8)) - 1;
+            }
+        }
+        b
+    });
+    Ok((
+        Column {
+            rows: keep,
+            nulls: nulls.filter(|b| b.iter().any(|&x| x != 0)),
+            values,
+        },
         rows,
-        nulls,
-        values,
-    })
+    ))
 }

@@ -48,6 +48,23 @@ fn round_trip(c: &Column) {
     assert!(same(c, &back), "{c:?}\n!=\n{back:?}");
 }
 
+/// The first `upto` rows of `c`, as [`decode_prefix`] must give them.
+fn prefix_of(c: &Column, upto: usize) -> Column {
+    let keep = upto.min(c.rows);
+    let mask: Vec<bool> = (0..keep).map(|i| c.is_null(i)).collect();
+    let mut values = c.values.clone();
+    values.split_off(mask.iter().filter(|&&m| !m).count());
+    column(&mask, values)
+}
+
+fn check_prefix(c: &Column, upto: usize) {
+    let (got, rows) =
+        decode_prefix(&encode(c), upto).unwrap_or_else(|e| panic!("decode failed: {e}"));
+    assert_eq!(rows, c.rows);
+    let want = prefix_of(c, upto);
+    assert!(same(&want, &got), "upto {upto}: {want:?}\n!=\n{got:?}");
+}
+
 fn bytes_of(values: &[Vec<u8>]) -> ByteValues {
     let mut b = ByteValues::default();
     for v in values {
@@ -160,9 +177,18 @@ fn golden_bytes_of_format_version_1() {
     // pco's and zstd's own bytes are theirs to keep stable: decode a stored payload
     let ints = Column::without_nulls(Values::I64(vec![10, 20, 30, 40]));
     let stored = encode(&ints);
-    assert_eq!(&stored[..5], &[1, 3, 1, 4, 0]);
+    assert_eq!(&stored[..5], &[1, 3, 6, 4, 0]);
+    // codec 1 (pco's standalone form) is no longer written, still read
     let golden_ints = include_bytes!("golden_i64_v1.bin");
+    assert_eq!(codec_name(golden_ints), Some("pco-v1"));
     assert!(same(&decode(golden_ints).unwrap(), &ints));
+    let golden_wrapped = include_bytes!("golden_i64_wrapped.bin");
+    assert_eq!(codec_name(golden_wrapped), Some("pco"));
+    assert!(same(&decode(golden_wrapped).unwrap(), &ints));
+    let floats = Column::without_nulls(Values::F64(vec![1.0, 5.0, -3.0, 4e12]));
+    let golden_integral = include_bytes!("golden_integral_wrapped.bin");
+    assert_eq!(codec_name(golden_integral), Some("pco-integral"));
+    assert!(same(&decode(golden_integral).unwrap(), &floats));
     let text = Column::without_nulls(Values::Bytes(bytes_of(&[b"a".to_vec(), b"bc".to_vec()])));
     let golden_text = include_bytes!("golden_text_v1.bin");
     assert!(same(&decode(golden_text).unwrap(), &text));
@@ -240,6 +266,24 @@ proptest! {
             }
         }
         round_trip(&column(&mask, values));
+    }
+
+    #[test]
+    fn random_prefixes_decode_as_the_first_rows(
+        values in values_strategy(), nulls in any::<u64>(), upto in 0usize..320
+    ) {
+        let n = values.len();
+        let extra = (nulls % 5) as usize;
+        let mut mask = vec![false; n + extra];
+        let mut placed = 0;
+        for i in 0..mask.len() {
+            let left = mask.len() - i;
+            if placed < extra && ((nulls >> (i % 64)) & 1 == 1 || left == extra - placed) {
+                mask[i] = true;
+                placed += 1;
+            }
+        }
+        check_prefix(&column(&mask, values), upto);
     }
 
     #[test]
@@ -346,5 +390,47 @@ fn regular_timestamps_take_almost_nothing() {
         let bytes = encode(&Column::without_nulls(Values::I64(t.clone()))).len();
         assert!(bytes < 80, "{n} regular timestamps took {bytes} bytes");
         round_trip(&Column::without_nulls(Values::I64(t)));
+    }
+}
+
+#[test]
+fn split_off_keeps_every_value_once() {
+    let texts: Vec<Vec<u8>> = (0..9).map(|i| vec![b'x'; i]).collect();
+    for at in 0..=9 {
+        let whole = Values::Bytes(bytes_of(&texts));
+        let mut head = whole.clone();
+        let tail = head.split_off(at);
+        assert_eq!(head, Values::Bytes(bytes_of(&texts[..at])));
+        assert_eq!(tail, Values::Bytes(bytes_of(&texts[at..])));
+        let mut ints = Values::I64((0..9).collect());
+        let rest = ints.split_off(at);
+        assert_eq!((ints.len(), rest.len()), (at, 9 - at));
+    }
+}
+
+/// Prefixes of long columns around pco's runs of 256 numbers, with and without NULLs.
+#[test]
+fn prefixes_of_long_columns() {
+    let n = 2047usize;
+    let walk: Vec<f64> = (0..n).map(|i| ((i * 7919) % 101) as f64).collect();
+    let ints: Vec<i64> = (0..n as i64).map(|i| 1_000_000 + i * 10).collect();
+    let floats: Vec<f64> = (0..n).map(|i| i as f64 * 0.37).collect();
+    let with_nulls = {
+        let mask: Vec<bool> = (0..n).map(|i| i % 3 == 0).collect();
+        let vals: Vec<i64> = (0..n as i64).filter(|i| i % 3 != 0).collect();
+        column(&mask, Values::I64(vals))
+    };
+    let cols = [
+        Column::without_nulls(Values::F64(walk)),
+        Column::without_nulls(Values::I64(ints)),
+        Column::without_nulls(Values::F64(floats)),
+        with_nulls,
+    ];
+    assert_eq!(codec_name(&encode(&cols[0])), Some("pco-integral"));
+    assert_eq!(codec_name(&encode(&cols[2])), Some("pco"));
+    for c in &cols {
+        for upto in [0, 1, 255, 256, 257, 511, 512, 1000, 2046, 2047, 5000] {
+            check_prefix(c, upto);
+        }
     }
 }
