@@ -14,10 +14,11 @@ pub const MAX_CHUNK_BLOCKS: u32 = 1 << CHUNK_BLOCK_BITS;
 /// Largest chunk ordinal: keeps the facade block below PostgreSQL's InvalidBlockNumber.
 pub const MAX_ORDINAL: u32 = (1 << (32 - CHUNK_BLOCK_BITS)) - 2;
 /// Most rows in a cold chunk's batch: a cold row's TID offset is its place in its
-/// batch + 1 (block = ordinal << 18 | batch number). Within `OffsetNumberIsValid`'s
-/// 2048, and the largest offset every index kind could store (GIN packs offsets in 11
-/// bits), though bidim tables take no indexes.
-pub const MAX_BATCH_ROWS: u32 = 2047;
+/// batch + 1 (block = ordinal << 18 | batch number). Past heap's 2048 line pointers a
+/// page (`OffsetNumberIsValid`): a facade TID is only ever read by bidim's own
+/// callbacks (bidim tables take no indexes, and no bitmap or TID-range scans are
+/// offered), which take any offset up to this one. 4095 fits 12 bits.
+pub const MAX_BATCH_ROWS: u32 = 4095;
 /// Hot chunks are sealed well before they run out of addressable blocks.
 pub const SEAL_AT_BLOCKS: u32 = MAX_CHUNK_BLOCKS / 2;
 

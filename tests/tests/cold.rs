@@ -423,10 +423,11 @@ fn convert_calls_stay_within_the_lock_budget() {
     );
 }
 
-/// Batches up to 2047 rows, cut evenly (a key of 1.5 batches' rows makes two of 0.75),
+/// Batches up to 4095 rows, cut evenly (a key of 1.5 batches' rows makes two of 0.75),
 /// batch rows too big to stay whole (their packed columns split between TOAST and the
-/// row), windowed reads that decode a prefix of a batch, cold TIDs with offsets past
-/// 1000, and changes to such rows: every answer equal to a heap table's.
+/// row), windowed reads that decode a prefix of a batch, cold TIDs with offsets past a
+/// heap page's 2048 line pointers, and changes to such rows: every answer equal to a
+/// heap table's.
 #[test]
 fn long_and_wide_batches_match_heap() {
     let cluster = Cluster::new().expect("cluster");
@@ -435,7 +436,7 @@ fn long_and_wide_batches_match_heap() {
         "CREATE EXTENSION bidim;
          CREATE TABLE b (series_id int, ts timestamptz, v float8, w float8, note text, big text)
              USING bidim;
-         SELECT bidim.configure('b', hot_chunk_rows => 100000, partition_interval => '1 day');
+         SELECT bidim.configure('b', hot_chunk_rows => 100000, partition_interval => '7 days');
          CREATE TABLE h (LIKE b);
          SELECT setseed(0.25);
          CREATE TEMP TABLE src AS
@@ -443,7 +444,7 @@ fn long_and_wide_batches_match_heap() {
                 CASE WHEN g % 97 = 0 THEN NULL ELSE random() END AS v, (g % 50)::float8 AS w,
                 CASE WHEN g % 3 = 0 THEN 'n' || (g % 7) END AS note,
                 CASE WHEN s = 6 THEN repeat(md5(g::text), 10) END AS big
-         FROM (VALUES (1, 1000), (2, 3000), (3, 5000), (4, 2047), (5, 2048), (6, 600)) k(s, n),
+         FROM (VALUES (1, 1000), (2, 6000), (3, 10000), (4, 4095), (5, 4096), (6, 600)) k(s, n),
               generate_series(1, n) g;
          INSERT INTO b SELECT * FROM src; INSERT INTO h SELECT * FROM src;",
     )
@@ -467,10 +468,10 @@ fn long_and_wide_batches_match_heap() {
         .get(0)
     };
     assert_eq!(sizes(&mut c, 1), vec![1000]);
-    assert_eq!(sizes(&mut c, 2), vec![1500, 1500]);
-    assert_eq!(sizes(&mut c, 3), vec![2047, 1477, 1476]);
-    assert_eq!(sizes(&mut c, 4), vec![2047]);
-    assert_eq!(sizes(&mut c, 5), vec![1024, 1024]);
+    assert_eq!(sizes(&mut c, 2), vec![3000, 3000]);
+    assert_eq!(sizes(&mut c, 3), vec![4095, 2953, 2952]);
+    assert_eq!(sizes(&mut c, 4), vec![4095]);
+    assert_eq!(sizes(&mut c, 5), vec![2048, 2048]);
     // random floats do not fit a half page: split rows; series 1's 1000 rows do
     assert!(
         one_i64(
@@ -494,8 +495,8 @@ fn long_and_wide_batches_match_heap() {
     assert_eq!(difference(&mut c, "b", "h"), 0);
     let mut rng = Rng(0x7f4a_7c15_9e37_79b9);
     for round in 0..60 {
-        let a = rng.below(50_000) as i64;
-        let len = 1 + rng.below(30_000) as i64;
+        let a = rng.below(100_000) as i64;
+        let len = 1 + rng.below(40_000) as i64;
         let s = 1 + rng.below(6) as i64;
         let window = format!(
             "ts >= timestamptz '2026-01-01' + {a} * interval '1 second' AND ts < timestamptz '2026-01-01' + {} * interval '1 second'",
@@ -526,21 +527,22 @@ fn long_and_wide_batches_match_heap() {
             assert_eq!(ans[0], ans[1], "round {round}: {q}");
         }
     }
-    // TIDs past offset 1000 fetch their rows
+    // TIDs past offset 2048 fetch their rows
     assert_eq!(
         one_i64(
             &mut c,
             "SELECT count(*) FROM (SELECT ctid, ts FROM b WHERE series_id = 3) x
-             WHERE (ctid::text::point)[1] > 1000
+             WHERE (ctid::text::point)[1] > 2048
                AND EXISTS (SELECT 1 FROM b y WHERE y.ctid = x.ctid AND y.ts = x.ts)"
         ),
-        2047 - 1000 + 1477 - 1000 + 1476 - 1000
+        4095 - 2048 + 2953 - 2048 + 2952 - 2048
     );
-    // a change to a row past offset 1000 of a split batch row
+    // changes to rows past offset 2048 of split batch rows, locks, a trigger
     for t in ["b", "h"] {
         c.batch_execute(&format!(
             "UPDATE {t} SET v = -1, big = 'x' WHERE series_id = 3 AND ts = timestamptz '2026-01-01' + 4000 * interval '10 seconds';
-             DELETE FROM {t} WHERE series_id = 2 AND ts > timestamptz '2026-01-01' + 2990 * interval '10 seconds'"
+             SELECT count(*) FROM (SELECT * FROM {t} WHERE series_id = 4 AND ts > timestamptz '2026-01-01' + 3000 * interval '10 seconds' FOR UPDATE) x;
+             DELETE FROM {t} WHERE series_id = 2 AND ts > timestamptz '2026-01-01' + 5990 * interval '10 seconds'"
         ))
         .unwrap();
     }

@@ -128,9 +128,10 @@ pub fn decode_dictionary(kind: Kind, n: usize, buf: &[u8]) -> Result<Values, Dec
     let ndistinct = r.count(n)?;
     let dict_len = r.count(buf.len())?;
     let distinct = values_of_zstd(ndistinct, r.take(dict_len)?)?;
-    let Values::I32(index) = numbers::decode(Kind::I32, n, r.rest(), numbers::Form::Standalone)?
+    let Values::I32(index) =
+        numbers::decode_prefix(Kind::I32, n, n, r.rest(), numbers::Form::Standalone)?
     else {
-        unreachable!("numbers::decode gives the kind it is asked for")
+        unreachable!("numbers::decode_prefix gives the kind it is asked for")
     };
     let mut out = ByteValues::default();
     for id in index {

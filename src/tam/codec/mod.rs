@@ -242,7 +242,7 @@ pub const CODECS: [CodecDef; 8] = [
         id: 1,
         name: "pco-v1",
         encode: |v| numbers::encode(v, Form::Standalone),
-        decode: |k, n, b| numbers::decode(k, n, b, Form::Standalone),
+        decode: |k, n, b| numbers::decode_prefix(k, n, n, b, Form::Standalone),
         prefix: None,
     },
     CodecDef {
@@ -270,21 +270,21 @@ pub const CODECS: [CodecDef; 8] = [
         id: 5,
         name: "pco-integral-v1",
         encode: |v| numbers::encode_integral(v, Form::Standalone),
-        decode: |k, n, b| numbers::decode_integral(k, n, b, Form::Standalone),
+        decode: |k, n, b| numbers::decode_integral_prefix(k, n, n, b, Form::Standalone),
         prefix: None,
     },
     CodecDef {
         id: 6,
         name: "pco",
         encode: |v| numbers::encode(v, Form::Wrapped),
-        decode: |k, n, b| numbers::decode(k, n, b, Form::Wrapped),
+        decode: |k, n, b| numbers::decode_prefix(k, n, n, b, Form::Wrapped),
         prefix: Some(|kind, n, k, b| numbers::decode_prefix(kind, n, k, b, Form::Wrapped)),
     },
     CodecDef {
         id: 7,
         name: "pco-integral",
         encode: |v| numbers::encode_integral(v, Form::Wrapped),
-        decode: |k, n, b| numbers::decode_integral(k, n, b, Form::Wrapped),
+        decode: |k, n, b| numbers::decode_integral_prefix(k, n, n, b, Form::Wrapped),
         prefix: Some(|kind, n, k, b| numbers::decode_integral_prefix(kind, n, k, b, Form::Wrapped)),
     },
 ];

@@ -239,17 +239,8 @@ pub fn encode_integral(values: &Values, form: Form) -> Option<Vec<u8>> {
     Some(compress(&ints, form))
 }
 
-/// Decodes [`encode_integral`]'s payload into `n` floats of `kind`.
-pub fn decode_integral(
-    kind: Kind,
-    n: usize,
-    buf: &[u8],
-    form: Form,
-) -> Result<Values, DecodeError> {
-    decode_integral_prefix(kind, n, n, buf, form)
-}
-
-/// The first `k` of [`decode_integral`]'s `n` floats.
+/// The first `k` of the `n` floats of `kind` of [`encode_integral`]'s payload (all of
+/// them: `k == n`).
 pub fn decode_integral_prefix(
     kind: Kind,
     n: usize,
@@ -269,11 +260,7 @@ pub fn decode_integral_prefix(
     })
 }
 
-pub fn decode(kind: Kind, n: usize, buf: &[u8], form: Form) -> Result<Values, DecodeError> {
-    decode_prefix(kind, n, n, buf, form)
-}
-
-/// The first `k` of [`decode`]'s `n` numbers.
+/// The first `k` of the `n` numbers of [`encode`]'s payload (all of them: `k == n`).
 pub fn decode_prefix(
     kind: Kind,
     n: usize,
