@@ -441,33 +441,13 @@ finfo!(pg_finfo_bidim_cold_rows);
 #[pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn bidim_cold_rows(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: (regclass, int4) per the SQL declaration (STRICT: neither is NULL).
-    let (rel, ordinal) = unsafe {
-        (
-            table_arg(fcinfo, "bidim.cold_rows"),
-            arg(fcinfo, 1).0.value() as i32,
-        )
-    };
-    require_select(rel);
-    let rows = (ordinal > 0)
-        .then(|| super::chunk_store::chunk_relid(rel, ordinal as u32))
-        .flatten()
-        .and_then(|relid| {
-            let chunk = super::delegate::open_chunk(relid, pg_sys::AccessShareLock);
-            // SAFETY: the caller's active snapshot, valid during the call.
-            let n = super::cold::is_cold(chunk).then(|| {
-                super::cold_scan::live_rows(chunk, unsafe { pg_sys::GetActiveSnapshot() })
-            });
-            super::delegate::close_chunk(chunk);
-            n
-        });
-    match rows {
-        Some(n) => pg_sys::Datum::from(n),
-        None => {
-            // SAFETY: the function's call info: a NULL result.
-            unsafe { (*fcinfo).isnull = true };
-            pg_sys::Datum::from(0)
-        }
+    // SAFETY: (regclass, int4) per the SQL declaration.
+    unsafe {
+        on_cold_chunk(fcinfo, "bidim.cold_rows", |_, chunk, snapshot| {
+            Some(pg_sys::Datum::from(super::cold_scan::live_rows(
+                chunk, snapshot,
+            )))
+        })
     }
 }
 
@@ -481,42 +461,53 @@ finfo!(pg_finfo_bidim_cold_column_bytes);
 pub unsafe extern "C-unwind" fn bidim_cold_column_bytes(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: (regclass, int4) per the SQL declaration (STRICT: neither is NULL).
-    let (rel, ordinal) = unsafe {
-        (
-            table_arg(fcinfo, "bidim.cold_column_bytes"),
-            arg(fcinfo, 1).0.value() as i32,
-        )
+    let bytes = |rel: pg_sys::Oid, chunk: pg_sys::Relation, snapshot: pg_sys::Snapshot| {
+        // SAFETY: the table passed the checks of on_cold_chunk; its descriptor gives
+        // the column count.
+        let natts = unsafe {
+            let t = pg_sys::relation_open(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let n = (*(*t).rd_att).natts as usize;
+            pg_sys::relation_close(t, pg_sys::NoLock as pg_sys::LOCKMODE);
+            n
+        };
+        super::cold_scan::column_bytes(chunk, snapshot, natts).into_datum()
     };
+    // SAFETY: (regclass, int4) per the SQL declaration.
+    unsafe { on_cold_chunk(fcinfo, "bidim.cold_column_bytes", bytes) }
+}
+
+/// The result of a function `func(rel regclass, chunk_id int4)` STRICT about a cold
+/// chunk: `f` of the bidim table, its open cold chunk `chunk_id` and the caller's
+/// snapshot; NULL for a chunk that is not cold or not there. The caller must be
+/// allowed to read the table.
+///
+/// # Safety
+/// `fcinfo` is a call of such a function.
+unsafe fn on_cold_chunk(
+    fcinfo: pg_sys::FunctionCallInfo,
+    func: &str,
+    f: impl FnOnce(pg_sys::Oid, pg_sys::Relation, pg_sys::Snapshot) -> Option<pg_sys::Datum>,
+) -> pg_sys::Datum {
+    // SAFETY: (regclass, int4) per the contract (STRICT: neither is NULL).
+    let (rel, ordinal) = unsafe { (table_arg(fcinfo, func), arg(fcinfo, 1).0.value() as i32) };
     require_select(rel);
-    let bytes = (ordinal > 0)
+    let result = (ordinal > 0)
         .then(|| super::chunk_store::chunk_relid(rel, ordinal as u32))
         .flatten()
         .and_then(|relid| {
-            // SAFETY: the table is open to our caller (its oid came as an argument and
-            // passed the privilege check); its descriptor gives the column count.
-            let natts = unsafe {
-                let t = pg_sys::relation_open(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-                let n = (*(*t).rd_att).natts as usize;
-                pg_sys::relation_close(t, pg_sys::NoLock as pg_sys::LOCKMODE);
-                n
-            };
             let chunk = super::delegate::open_chunk(relid, pg_sys::AccessShareLock);
             // SAFETY: the caller's active snapshot, valid during the call.
-            let b = super::cold::is_cold(chunk).then(|| {
-                super::cold_scan::column_bytes(chunk, unsafe { pg_sys::GetActiveSnapshot() }, natts)
-            });
+            let d = super::cold::is_cold(chunk)
+                .then(|| f(rel, chunk, unsafe { pg_sys::GetActiveSnapshot() }))
+                .flatten();
             super::delegate::close_chunk(chunk);
-            b
+            d
         });
-    match bytes.and_then(|b| b.into_datum()) {
-        Some(d) => d,
-        None => {
-            // SAFETY: the function's call info: a NULL result.
-            unsafe { (*fcinfo).isnull = true };
-            pg_sys::Datum::from(0)
-        }
-    }
+    result.unwrap_or_else(|| {
+        // SAFETY: the function's call info: a NULL result.
+        unsafe { (*fcinfo).isnull = true };
+        pg_sys::Datum::from(0)
+    })
 }
 
 /// Raises `insufficient_privilege` unless the current user may read table `rel`.

@@ -445,20 +445,28 @@ impl ColumnBuilder {
 ///
 /// # Safety
 /// `d` must be a valid datum of a by-reference type of length `typlen`.
-unsafe fn datum_bytes<'a>(d: pg_sys::Datum, typlen: i16) -> &'a [u8] {
+pub(super) unsafe fn datum_bytes<'a>(d: pg_sys::Datum, typlen: i16) -> &'a [u8] {
     // SAFETY: per the contract; a detoasted varlena stays in the current context.
     unsafe {
         match typlen {
-            -1 => {
-                let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-                std::slice::from_raw_parts(
-                    pgrx::varlena::vardata_any(v) as *const u8,
-                    pgrx::varlena::varsize_any_exhdr(v),
-                )
-            }
+            -1 => varlena_bytes(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())),
             -2 => std::ffi::CStr::from_ptr(d.cast_mut_ptr()).to_bytes(),
             n => std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), n as usize),
         }
+    }
+}
+
+/// The data bytes of a varlena in plain form (not TOASTed, not compressed).
+///
+/// # Safety
+/// `v` must be such a varlena, alive as long as the bytes are used.
+unsafe fn varlena_bytes<'a>(v: *const pg_sys::varlena) -> &'a [u8] {
+    // SAFETY: per the contract.
+    unsafe {
+        std::slice::from_raw_parts(
+            pgrx::varlena::vardata_any(v) as *const u8,
+            pgrx::varlena::varsize_any_exhdr(v),
+        )
     }
 }
 
@@ -600,11 +608,8 @@ impl PackedValue {
             let (tail, tail_len) = if isnull {
                 (std::ptr::null(), 0)
             } else {
-                let v = pg_sys::pg_detoast_datum_packed(tail.cast_mut_ptr());
-                (
-                    pgrx::varlena::vardata_any(v) as *const u8,
-                    pgrx::varlena::varsize_any_exhdr(v),
-                )
+                let t = datum_bytes(tail, -1);
+                (t.as_ptr(), t.len())
             };
             let head_len = pg_sys::toast_raw_datum_size(head).saturating_sub(pg_sys::VARHDRSZ);
             PackedValue {
@@ -624,22 +629,16 @@ impl PackedValue {
         // SAFETY: the head is a bytea datum of the batch row (inline or a TOAST
         // pointer); detoasted copies are palloc'd in the current context.
         unsafe {
-            let bytes = |v: *mut pg_sys::varlena| {
-                std::slice::from_raw_parts(
-                    pgrx::varlena::vardata_any(v) as *const u8,
-                    pgrx::varlena::varsize_any_exhdr(v),
-                )
-            };
             let plain = !pgrx::varlena::varatt_is_1b_e(self.head)
                 && !pgrx::varlena::varatt_is_4b_c(self.head);
             let from_head = |a: usize, b: usize| -> &[u8] {
                 let s = if plain {
                     // in the row, uncompressed: no copy
-                    &bytes(self.head)[a..b]
+                    &varlena_bytes(self.head)[a..b]
                 } else if a == 0 && b == self.head_len {
-                    bytes(pg_sys::pg_detoast_datum_packed(self.head))
+                    datum_bytes(pg_sys::Datum::from(self.head), -1)
                 } else {
-                    bytes(pg_sys::detoast_attr_slice(
+                    varlena_bytes(pg_sys::detoast_attr_slice(
                         self.head,
                         a as i32,
                         (b - a) as i32,

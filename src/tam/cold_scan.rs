@@ -450,11 +450,7 @@ fn load_batch(c: &mut ColdScan, window: bool) {
                     if isnull {
                         cold::corrupt("a batch without one of its columns");
                     }
-                    let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-                    std::slice::from_raw_parts(
-                        pgrx::varlena::vardata_any(v) as *const u8,
-                        pgrx::varlena::varsize_any_exhdr(v),
-                    )
+                    cold::datum_bytes(d, -1)
                 }
             };
             let (col, total) =
@@ -474,7 +470,7 @@ fn load_batch(c: &mut ColdScan, window: bool) {
             if windowed && i == time {
                 // rows before the first at or past the bound
                 let hi = c.time_hi;
-                upto = vals.partition_point(|d| time_of(*d) < hi);
+                upto = vals.partition_point(|d| (d.value() as i64) < hi);
             }
         }
         c.nrows = nrows;
@@ -484,11 +480,6 @@ fn load_batch(c: &mut ColdScan, window: bool) {
         c.batches_read += 1;
         pg_sys::MemoryContextSwitchTo(old);
     }
-}
-
-/// A time datum's value (the time column of a bidim table is never NULL).
-fn time_of(d: pg_sys::Datum) -> i64 {
-    d.value() as i64
 }
 
 /// The packed columns of the batch in a scan's batch slot, fetched in the batch context:
