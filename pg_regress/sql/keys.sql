@@ -249,6 +249,28 @@ SELECT count(*), sum(v) FROM heap_many WHERE series_id IN (1, 3) AND ts >= '2026
 RESET parallel_setup_cost; RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
 
+-- 8. Rescans: a nested loop rescans its inner BidimScan once per outer row; from the
+-- second rescan on, the index scans of the hot chunks it reads stay open (up to 32 a
+-- node) and the scan is reused while the next key reads the same chunks. Answers
+-- equal heap's whatever the outer order, with text keys, time bounds, key sets and a
+-- cursor stopped halfway; the chunks are unlocked when the statement ends.
+SET enable_hashjoin = off; SET enable_mergejoin = off;
+SELECT count(*) > 32 AS many_chunks FROM bidim.chunks WHERE rel = 'points'::regclass;
+SELECT same_as_heap($$SELECT s.id, l.* FROM series s CROSS JOIN LATERAL (SELECT ts, value FROM points p WHERE p.series_id = s.id ORDER BY ts DESC, value LIMIT 2) l$$);
+SELECT same_as_heap($$SELECT s.id, l.* FROM (SELECT id FROM series ORDER BY id % 7, id DESC) s CROSS JOIN LATERAL (SELECT ts, value FROM points p WHERE p.series_id = s.id AND p.ts < '2026-01-01 03:30' ORDER BY ts LIMIT 3) l$$);
+SELECT same_as_heap($$SELECT s.id, p.ts, p.value FROM (SELECT id FROM series ORDER BY random()) s JOIN points p ON p.series_id = s.id AND p.ts >= '2026-01-01 02:10' AND p.ts < '2026-01-01 02:20'$$);
+SELECT same_as_heap($$SELECT v.a, p.* FROM generate_series(1, 60) v(a) JOIN points p ON p.series_id = ANY (ARRAY[v.a, v.a + 100, NULL]) AND p.ts < '2026-01-01 00:30'$$);
+SELECT same_as_heap($$SELECT v.h, l.* FROM (SELECT 'host-' || g FROM generate_series(1, 40) g) v(h) CROSS JOIN LATERAL (SELECT ts, v FROM named n WHERE n.host = v.h ORDER BY ts DESC LIMIT 1) l$$);
+BEGIN;
+DECLARE c CURSOR FOR SELECT s.id, l.ts FROM series s CROSS JOIN LATERAL (SELECT ts FROM points p WHERE p.series_id = s.id ORDER BY ts DESC LIMIT 1) l ORDER BY s.id;
+FETCH 3 FROM c;
+FETCH 2 FROM c;
+CLOSE c;
+SELECT count(*) AS chunk_locks_held FROM pg_locks l JOIN bidim.chunk c ON c.chunk_rel = l.relation
+WHERE l.pid = pg_backend_pid();
+COMMIT;
+RESET enable_hashjoin; RESET enable_mergejoin;
+
 DROP FUNCTION same_as_heap(text);
 DROP TABLE points, heap_points, series, named, heap_named, daily, heap_daily, wide, heap_wide, many, heap_many;
 SELECT count(*) AS chunks_left FROM bidim.chunk;

@@ -1272,13 +1272,15 @@ unsafe extern "C-unwind" fn end(node: *mut pg_sys::CustomScanState) {
             pg_sys::ExecEndNode(k.child);
         }
     }
-    custom_scan::stop(node as *mut BidimScanState);
+    custom_scan::finish(node as *mut BidimScanState);
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
     // Parameters may have changed: bounds, keys and groups start over.
     custom_scan::stop(node as *mut BidimScanState);
+    // SAFETY: our node, headed by a BidimScanState.
+    unsafe { (*(node as *mut BidimScanState)).rescanned = true };
     reset(node as *mut BidimAggState);
     // SAFETY: our node; the inner plan state was made by begin.
     unsafe {

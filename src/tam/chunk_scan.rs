@@ -14,6 +14,7 @@ use super::delegate::{
     self, fix_slot, heap_call, open_chunk, rel_name, rel_oid, release_chunk, unsupported,
 };
 use super::directory_io::read_chunks;
+use super::kept_scans::{self, KeptScans};
 use super::prune::ColumnCond;
 use crate::error::raise;
 use pgrx::pg_sys;
@@ -137,6 +138,9 @@ pub(super) struct BidimScan {
     /// the chunk's size in blocks when it was opened.
     cur_run: i32,
     cur_nblocks: u32,
+    /// The node's index scans of hot chunks kept open across its rescans (null: none
+    /// are kept; [`kept_scans`]).
+    kept: *mut KeptScans,
 }
 
 /// Which blocks of a chunk a heap reader reads: `count` runs from `first` in
@@ -326,6 +330,54 @@ pub(crate) fn begin_scan_of(
     }
 }
 
+/// Lets a scan keep its chunks' index scans open in `kept` (the node's, which outlives
+/// the scan) for the node's next rescan.
+pub(super) fn keep_scans(scan: pg_sys::TableScanDesc, kept: *mut KeptScans) {
+    // SAFETY: scan is a BidimScan.
+    unsafe { (*(scan as *mut BidimScan)).kept = kept };
+}
+
+/// Readies a scan for its node's rescan: its reader ended (kept index scans given
+/// back), its counters zeroed (the node has taken them), back at its start.
+pub(super) fn pause(scan: pg_sys::TableScanDesc) {
+    // SAFETY: scan is a BidimScan.
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    end_chunk_scan(s);
+    s.batches = (0, 0, 0);
+    s.rows_filtered = 0;
+    s.cur = -1;
+    s.cur_unit = -1;
+}
+
+/// Reuses a paused scan for a rescan that reads the same `chunks` through index keys
+/// of the same shape with new values (a nested loop's next outer row): true when it
+/// could (the scan reads chunks by index only, with no column conditions, not in
+/// parallel), then the scan has the new `keys` and time bounds.
+pub(super) fn rekey(
+    scan: pg_sys::TableScanDesc,
+    chunks: &[(u32, pg_sys::Oid)],
+    keys: &[pg_sys::ScanKeyData],
+    time: (i64, i64),
+) -> bool {
+    // SAFETY: scan is a BidimScan; its arrays hold nchunks chunks and nikeys keys.
+    unsafe {
+        let s = &mut *(scan as *mut BidimScan);
+        let same = !keys.is_empty()
+            && s.nikeys as usize == keys.len()
+            && s.nconds == 0
+            && s.chunk_runs.is_null()
+            && s.base.rs_parallel.is_null()
+            && s.nchunks as usize == chunks.len()
+            && std::slice::from_raw_parts(s.chunks, chunks.len()) == chunks;
+        if same {
+            std::ptr::copy_nonoverlapping(keys.as_ptr(), s.ikeys, keys.len());
+            s.time_lo = time.0;
+            s.time_hi = time.1;
+        }
+        same
+    }
+}
+
 /// Tells a scan begun by [`begin_scan_of`] which rows it needs: times in [lo, hi), the
 /// columns `needed` marks (one flag per table column; `None`: all), and rows passing
 /// `conds` (cold batches are skipped by their min/max).
@@ -509,7 +561,7 @@ pub(super) fn end_chunk_scan(s: &mut BidimScan) {
         Reader::None => {}
         Reader::Merge { inputs, n } => {
             s.batches = batch_counts(s as *mut BidimScan as pg_sys::TableScanDesc);
-            end_merge_reader(inputs, n)
+            end_merge_reader(inputs, n, s.kept)
         }
         Reader::Heap(hs) => end_heap_reader(s, hs),
         Reader::Cold(cs) => {
@@ -517,9 +569,14 @@ pub(super) fn end_chunk_scan(s: &mut BidimScan) {
             cold_scan::end(cs)
         }
         Reader::Index { index: i, scan } => {
-            // SAFETY: ends the index scan we began on this chunk's index.
-            unsafe { pg_sys::index_endscan(scan) };
-            index = i;
+            if kept_scans::give_back(s.kept, scan) {
+                // kept open, with its chunk, for the node's next rescan
+                s.chunk_rel = std::ptr::null_mut();
+            } else {
+                // SAFETY: ends the index scan we began on this chunk's index.
+                unsafe { pg_sys::index_endscan(scan) };
+                index = i;
+            }
         }
     }
     s.reader = Reader::None;
@@ -589,6 +646,19 @@ pub(super) fn open_chunk_scan(s: &mut BidimScan, idx: i32) {
     end_chunk_scan(s);
     // SAFETY: idx is within the palloc'd chunk array.
     let (_, relid) = unsafe { *s.chunks.add(idx as usize) };
+    if s.nikeys > 0 && !(s.skip_mapped && runs_of(s).is_some()) {
+        if let Some(k) = kept_scans::take(s.kept, relid, s.nikeys, false) {
+            // SAFETY: the kept scan of this chunk's index, rescanned with this scan's keys.
+            unsafe { pg_sys::index_rescan(k.scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0) };
+            s.chunk_rel = k.chunk;
+            s.cur = idx;
+            s.reader = Reader::Index {
+                index: k.index,
+                scan: k.scan,
+            };
+            return;
+        }
+    }
     // SAFETY: guarded open that returns null for a relation dropped meanwhile.
     s.chunk_rel =
         unsafe { pg_sys::try_table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
@@ -659,10 +729,25 @@ fn open_index_reader(s: &BidimScan) -> Option<Reader> {
     let key_attnum = unsafe { config::config(s.base.rs_rd) }.key_attnum;
     let index = delegate::chunk_index(s.chunk_rel, pg_sys::AccessShareLock)
         .and_then(|i| delegate::keyed_on(i, key_attnum))?;
+    let keep = kept_scans::has_room(s.kept);
     // SAFETY: an index scan of the open chunk through its own index, with the scan keys
-    // BidimScan built for the index's columns.
+    // BidimScan built for the index's columns; a kept one in the kept scans' context.
     unsafe {
+        let old = keep.then(|| pg_sys::MemoryContextSwitchTo((*s.kept).cxt));
         let scan = pg_sys::index_beginscan(s.chunk_rel, index, s.base.rs_snapshot, s.nikeys, 0);
+        if let Some(old) = old {
+            pg_sys::MemoryContextSwitchTo(old);
+            let relid = (*s.chunk_rel).rd_id;
+            kept_scans::adopt(
+                s.kept,
+                relid,
+                s.chunk_rel,
+                index,
+                scan,
+                std::ptr::null_mut(),
+                s.nikeys,
+            );
+        }
         pg_sys::index_rescan(scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
         Some(Reader::Index { index, scan })
     }
@@ -848,6 +933,18 @@ fn start_unit(s: &mut BidimScan, u: i32) {
 
 /// Opens a merge input's chunk and index scan and moves it to its first row.
 fn open_input(s: &mut BidimScan, input: &mut MergeInput) {
+    if let Some(k) = kept_scans::take(s.kept, input.relid, s.nikeys, true) {
+        // SAFETY: the kept scan of this chunk's index, rescanned with this scan's keys.
+        unsafe { pg_sys::index_rescan(k.scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0) };
+        input.chunk = k.chunk;
+        input.index = k.index;
+        input.scan = k.scan;
+        input.slot = k.slot;
+        input.opened = true;
+        let direction = merge_direction(s);
+        advance(input, direction, s.time_attnum);
+        return;
+    }
     // SAFETY: the scan's own context outlives the unit; the chunk is opened, its index
     // scanned with the scan's keys into a slot of the chunk's descriptor.
     unsafe {
@@ -896,10 +993,25 @@ fn open_input(s: &mut BidimScan, input: &mut MergeInput) {
         };
         input.chunk = chunk;
         input.index = index;
+        let keep = kept_scans::has_room(s.kept);
+        if keep {
+            pg_sys::MemoryContextSwitchTo((*s.kept).cxt);
+        }
         input.scan = pg_sys::index_beginscan(chunk, index, s.base.rs_snapshot, s.nikeys, 0);
-        pg_sys::index_rescan(input.scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
         input.slot =
             pg_sys::MakeSingleTupleTableSlot((*chunk).rd_att, &pg_sys::TTSOpsBufferHeapTuple);
+        if keep {
+            kept_scans::adopt(
+                s.kept,
+                input.relid,
+                chunk,
+                index,
+                input.scan,
+                input.slot,
+                s.nikeys,
+            );
+        }
+        pg_sys::index_rescan(input.scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
         input.opened = true;
         pg_sys::MemoryContextSwitchTo(old);
     }
@@ -1002,13 +1114,16 @@ fn next_from_merge(
     true
 }
 
-fn end_merge_reader(inputs: *mut MergeInput, n: i32) {
-    // SAFETY: every opened input is closed once here.
+fn end_merge_reader(inputs: *mut MergeInput, n: i32, kept: *mut KeptScans) {
+    // SAFETY: every opened input is closed once here (or given back, if kept).
     unsafe {
         for i in std::slice::from_raw_parts(inputs, n as usize)
             .iter()
             .filter(|i| i.opened)
         {
+            if i.cold.is_null() && kept_scans::give_back(kept, i.scan) {
+                continue;
+            }
             if i.cold.is_null() {
                 pg_sys::index_endscan(i.scan);
             } else {

@@ -14,6 +14,7 @@
 
 use super::directory::{ChunkRow, ChunkState};
 use super::directory_io::{planning_chunks, read_chunks_ending_after};
+use super::kept_scans::{self, KeptScans};
 use super::keyrange::{Key, KeyKind};
 use super::prune::{bounds, chunks_to_read, read_share, Bound, ColumnCond, EQ, GE, GT, LT};
 use super::{chunk_scan, config, handler, route};
@@ -858,6 +859,11 @@ pub(super) struct BidimScanState {
     pub(super) extra_opno: pg_sys::Oid,
     pub(super) extra_type: pg_sys::Oid,
     pub(super) extra_array: pg_sys::Datum,
+    /// Whether the node has been rescanned.
+    pub(super) rescanned: bool,
+    /// Index scans of hot chunks kept open across rescans, made at the first rescan
+    /// (a node that is rescanned is likely rescanned again: a nested loop's inner side).
+    kept: *mut KeptScans,
 }
 
 /// The directory rows a scan has read: those of the partitions that end after `since`;
@@ -866,6 +872,22 @@ struct Directory {
     since: i64,
     rows: Vec<ChunkRow>,
     needed: Option<Option<Vec<bool>>>,
+    /// The table's settings, and the functions of the key operators used so far (a
+    /// nested loop restarts the scan once per outer row: no lookups each time).
+    cfg: Option<config::TableConfig>,
+    opcodes: Vec<(pg_sys::Oid, pg_sys::Oid)>,
+}
+
+/// The function of operator `opno`, looked up once per execution (`known`: the
+/// [`Directory::opcodes`] so far).
+fn opcode(known: &mut Vec<(pg_sys::Oid, pg_sys::Oid)>, opno: pg_sys::Oid) -> pg_sys::Oid {
+    if let Some(&(_, f)) = known.iter().find(|o| o.0 == opno) {
+        return f;
+    }
+    // SAFETY: a syscache lookup of an operator the plan uses.
+    let f = unsafe { pg_sys::get_opcode(opno) };
+    known.push((opno, f));
+    f
 }
 
 #[pg_guard]
@@ -1017,13 +1039,13 @@ fn operand_bound(typ: pg_sys::Oid, d: pg_sys::Datum) -> Option<Bound> {
 fn index_key(
     attno: i16,
     strategy: i32,
-    opno: pg_sys::Oid,
+    proc: pg_sys::Oid,
     subtype: pg_sys::Oid,
     collation: pg_sys::Oid,
     arg: pg_sys::Datum,
     flags: i32,
 ) -> pg_sys::ScanKeyData {
-    // SAFETY: fills a zeroed scan key; get_opcode looks up the operator's function.
+    // SAFETY: fills a zeroed scan key with an operator's function.
     unsafe {
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         pg_sys::ScanKeyEntryInitialize(
@@ -1033,7 +1055,7 @@ fn index_key(
             strategy as pg_sys::StrategyNumber,
             subtype,
             collation,
-            pg_sys::get_opcode(opno),
+            proc,
             arg,
         );
         key
@@ -1157,7 +1179,14 @@ pub(super) fn start(st: *mut BidimScanState) {
                     since: i64::MAX,
                     rows: Vec::new(),
                     needed: None,
+                    cfg: None,
+                    opcodes: Vec::new(),
                 });
+        }
+        if (*st).kept.is_null() && (*st).rescanned {
+            let old = pg_sys::MemoryContextSwitchTo((*ps.state).es_query_cxt);
+            (*st).kept = kept_scans::new();
+            pg_sys::MemoryContextSwitchTo(old);
         }
         let dir = &mut *(*st).directory;
         if since < dir.since {
@@ -1166,7 +1195,7 @@ pub(super) fn start(st: *mut BidimScanState) {
         }
         let all: &[ChunkRow] = &dir.rows;
         // Key equality also prunes by the key range each chunk was made for.
-        let cfg = config::config(rel);
+        let cfg = dir.cfg.get_or_insert_with(|| config::config(rel)).clone();
         let key_collation = {
             let desc = (*rel).rd_att;
             (*desc).attrs.as_slice((*desc).natts as usize)[(cfg.key_attnum - 1) as usize]
@@ -1201,7 +1230,7 @@ pub(super) fn start(st: *mut BidimScanState) {
                 keys.push(index_key(
                     1,
                     EQ,
-                    opno,
+                    opcode(&mut dir.opcodes, opno),
                     righttype,
                     key_attr.attcollation,
                     v,
@@ -1215,7 +1244,7 @@ pub(super) fn start(st: *mut BidimScanState) {
                 keys.push(index_key(
                     1,
                     EQ,
-                    opno,
+                    opcode(&mut dir.opcodes, opno),
                     elemtype,
                     key_attr.attcollation,
                     array,
@@ -1223,13 +1252,14 @@ pub(super) fn start(st: *mut BidimScanState) {
                 ));
             }
             let time_type = attrs[(cfg.time_attnum - 1) as usize].atttypid;
-            if let Some((family, intype)) = btree_family(time_type) {
+            let bounded = lo > i64::MIN || hi < i64::MAX;
+            if let Some((family, intype)) = bounded.then(|| btree_family(time_type)).flatten() {
                 let mut bound = |strategy: i32, v: i64| {
                     let opno = pg_sys::get_opfamily_member(family, intype, intype, strategy as i16);
                     keys.push(index_key(
                         2,
                         strategy,
-                        opno,
+                        opcode(&mut dir.opcodes, opno),
                         intype,
                         pg_sys::InvalidOid,
                         pg_sys::Datum::from(v),
@@ -1266,6 +1296,9 @@ pub(super) fn start(st: *mut BidimScanState) {
             }
             let chunks: Vec<(u32, pg_sys::Oid)> =
                 ordered.iter().map(|c| (c.chunk_id, c.chunk_rel)).collect();
+            if reuse_paused(st, &chunks, &keys, range, &col_conds) {
+                return;
+            }
             let spans: Vec<(i64, i64)> = ordered.iter().map(|c| c.time_span()).collect();
             (*st).scan = chunk_scan::begin_ordered_scan_of(
                 rel,
@@ -1277,6 +1310,7 @@ pub(super) fn start(st: *mut BidimScanState) {
                 (*st).order,
                 cfg.time_attnum,
             );
+            chunk_scan::keep_scans((*st).scan, (*st).kept);
             chunk_scan::restrict(
                 (*st).scan,
                 range.unwrap_or((i64::MIN, i64::MAX)),
@@ -1288,6 +1322,9 @@ pub(super) fn start(st: *mut BidimScanState) {
         }
         let chosen: Vec<(u32, pg_sys::Oid)> =
             kept.iter().map(|c| (c.chunk_id, c.chunk_rel)).collect();
+        if reuse_paused(st, &chosen, &keys, range, &col_conds) {
+            return;
+        }
         let flags = pg_sys::ScanOptions::SO_TYPE_SEQSCAN
             | pg_sys::ScanOptions::SO_ALLOW_STRAT
             | pg_sys::ScanOptions::SO_ALLOW_SYNC
@@ -1304,6 +1341,7 @@ pub(super) fn start(st: *mut BidimScanState) {
             &chosen,
             &keys,
         );
+        chunk_scan::keep_scans((*st).scan, (*st).kept);
         chunk_scan::restrict(
             (*st).scan,
             range.unwrap_or((i64::MIN, i64::MAX)),
@@ -1440,6 +1478,47 @@ unsafe extern "C-unwind" fn exec_scan(
     unsafe { pg_sys::ExecScan(&mut (*node).ss, Some(access_next), Some(recheck)) }
 }
 
+/// Restarts the node's paused scan ([`pause`]) with new keys when it reads the same
+/// chunks the same way (true: the node is started); else ends it (the caller begins a
+/// new one).
+fn reuse_paused(
+    st: *mut BidimScanState,
+    chunks: &[(u32, pg_sys::Oid)],
+    keys: &[pg_sys::ScanKeyData],
+    range: Option<(i64, i64)>,
+    col_conds: &[ColumnCond],
+) -> bool {
+    // SAFETY: st is our executor node; its scan, if any, is paused.
+    unsafe {
+        if (*st).scan.is_null() {
+            return false;
+        }
+        let time = range.unwrap_or((i64::MIN, i64::MAX));
+        if col_conds.is_empty() && chunk_scan::rekey((*st).scan, chunks, keys, time) {
+            (*st).started = true;
+            return true;
+        }
+        stop(st);
+        false
+    }
+}
+
+/// Pauses the node's scan for a rescan: its counts taken, its reader ended, the scan
+/// kept for [`reuse_paused`].
+fn pause(st: *mut BidimScanState) {
+    // SAFETY: st is our executor node.
+    unsafe {
+        if !(*st).scan.is_null() {
+            let (r, k, l) = chunk_scan::batch_counts((*st).scan);
+            (*st).batches.0 += r;
+            (*st).batches.1 += k;
+            (*st).batches.2 += l;
+            chunk_scan::pause((*st).scan);
+        }
+        (*st).started = false;
+    }
+}
+
 pub(super) fn stop(st: *mut BidimScanState) {
     // SAFETY: st is our executor node.
     unsafe {
@@ -1455,15 +1534,25 @@ pub(super) fn stop(st: *mut BidimScanState) {
     }
 }
 
+/// Ends the node's scan and closes the index scans it kept across rescans.
+pub(super) fn finish(st: *mut BidimScanState) {
+    stop(st);
+    // SAFETY: st is our executor node.
+    unsafe { kept_scans::close_all((*st).kept) };
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn end_scan(node: *mut pg_sys::CustomScanState) {
-    stop(node as *mut BidimScanState);
+    finish(node as *mut BidimScanState);
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
-    // Parameters may have changed: the bounds are evaluated again at the next row.
-    stop(node as *mut BidimScanState);
+    // Parameters may have changed: the bounds are evaluated again at the next row (the
+    // scan is reused if it reads the same chunks).
+    pause(node as *mut BidimScanState);
+    // SAFETY: our node.
+    unsafe { (*(node as *mut BidimScanState)).rescanned = true };
     // SAFETY: resets the generic scan state of our node.
     unsafe { pg_sys::ExecScanReScan(&mut (*node).ss) };
 }

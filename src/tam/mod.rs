@@ -10,7 +10,7 @@
 //! | route | [`route`] (row -> cell -> hot chunk) |
 //! | hot chunk | [`hot_chunk`] (inserts, sealing), [`seal`] *pure* (when a chunk is full), [`block_map`] *pure* (sealed chunks' block-range time maps), [`split`] (key-range splits), [`chunk_store`] (chunk relations: create, drop, follow ALTER TABLE) |
 //! | convert | [`convert`] (sealed -> cold), [`decompress`] (cold -> hot, for a statement that changes cold rows), [`cold`] (batch relation, values <-> codecs), [`codec`] *pure* (the column format and codecs) |
-//! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`cold_scan`] (cold chunks' batches), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
+//! | scan | [`chunk_scan`] (scans, one reader per kind of chunk), [`kept_scans`] (chunk index scans kept across rescans), [`cold_scan`] (cold chunks' batches), [`prune`] *pure* (bounds, chunk choice), [`custom_scan`] (`BidimScan`), [`modify`] (rows by TID) |
 //! | aggregate | [`agg_plan`] (the `BidimAgg` path under a Finalize Aggregate), [`agg_exec`] (aggregating batches and hot rows into partial states), [`aggregate`] *pure* (the states, as PostgreSQL's transition functions leave them) |
 //! | retention | [`retention`] (`drop_before`, policies), [`maintenance`] (the maintenance job), [`worker`] (background workers) |
 //! | rollup | [`rollup`] (rollups: creation, logging changed buckets, refresh), [`rollup_rules`] *pure* (buckets, runs, slices) |
@@ -39,6 +39,7 @@ pub mod directory;
 pub mod directory_io;
 pub mod handler;
 pub mod hot_chunk;
+pub mod kept_scans;
 pub mod keyrange;
 pub mod locks;
 pub mod maintenance;
