@@ -261,6 +261,10 @@ SELECT same_as_heap($$SELECT s.id, l.* FROM (SELECT id FROM series ORDER BY id %
 SELECT same_as_heap($$SELECT s.id, p.ts, p.value FROM (SELECT id FROM series ORDER BY random()) s JOIN points p ON p.series_id = s.id AND p.ts >= '2026-01-01 02:10' AND p.ts < '2026-01-01 02:20'$$);
 SELECT same_as_heap($$SELECT v.a, p.* FROM generate_series(1, 60) v(a) JOIN points p ON p.series_id = ANY (ARRAY[v.a, v.a + 100, NULL]) AND p.ts < '2026-01-01 00:30'$$);
 SELECT same_as_heap($$SELECT v.h, l.* FROM (SELECT 'host-' || g FROM generate_series(1, 40) g) v(h) CROSS JOIN LATERAL (SELECT ts, v FROM named n WHERE n.host = v.h ORDER BY ts DESC LIMIT 1) l$$);
+-- The outer row also moves the time bound, repeats a key, or has a NULL key (an int4
+-- key against the bigint column).
+SELECT same_as_heap($$SELECT v.a, v.t, l.* FROM (VALUES (1, timestamptz '2026-01-01 01:00'), (1, '2026-01-01 02:00'), (2, '2026-01-01 02:00'), (NULL, '2026-01-01 02:00'), (150, '2026-01-01 03:00'), (150, '2026-01-01 03:00'), (151, '2026-01-01 03:00'), (3, '2026-01-01 00:00')) v(a, t) LEFT JOIN LATERAL (SELECT ts, value FROM points p WHERE p.series_id = v.a AND p.ts < v.t ORDER BY ts DESC LIMIT 2) l ON true$$);
+SELECT same_as_heap($$SELECT g, l.* FROM generate_series(1, 200) g LEFT JOIN LATERAL (SELECT ts, value FROM points p WHERE p.series_id = (g * 37) % 211 AND p.ts >= '2026-01-01 01:00' ORDER BY ts LIMIT 1) l ON true$$);
 BEGIN;
 DECLARE c CURSOR FOR SELECT s.id, l.ts FROM series s CROSS JOIN LATERAL (SELECT ts FROM points p WHERE p.series_id = s.id ORDER BY ts DESC LIMIT 1) l ORDER BY s.id;
 FETCH 3 FROM c;

@@ -378,6 +378,21 @@ pub(super) fn rekey(
     }
 }
 
+/// Gives a paused scan that reads one key a new value of that key (its key-column
+/// index key's argument; [`rekey`] checked the rest when the scan was made or reused).
+pub(super) fn set_key_value(scan: pg_sys::TableScanDesc, value: pg_sys::Datum) {
+    // SAFETY: scan is a BidimScan; ikeys holds nikeys keys.
+    unsafe {
+        let s = &mut *(scan as *mut BidimScan);
+        for i in 0..s.nikeys as usize {
+            let k = &mut *s.ikeys.add(i);
+            if k.sk_attno == 1 {
+                k.sk_argument = value;
+            }
+        }
+    }
+}
+
 /// Tells a scan begun by [`begin_scan_of`] which rows it needs: times in [lo, hi), the
 /// columns `needed` marks (one flag per table column; `None`: all), and rows passing
 /// `conds` (cold batches are skipped by their min/max).

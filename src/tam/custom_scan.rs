@@ -16,7 +16,9 @@ use super::directory::{ChunkRow, ChunkState};
 use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::kept_scans::{self, KeptScans};
 use super::keyrange::{Key, KeyKind};
-use super::prune::{bounds, chunks_to_read, read_share, Bound, ColumnCond, EQ, GE, GT, LT};
+use super::prune::{
+    bounds, chunks_to_read, overlaps, read_share, Bound, ColumnCond, EQ, GE, GT, LT,
+};
 use super::{chunk_scan, config, handler, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -861,6 +863,8 @@ pub(super) struct BidimScanState {
     pub(super) extra_array: pg_sys::Datum,
     /// Whether the node has been rescanned.
     pub(super) rescanned: bool,
+    /// What a rescan that changes only the key's value needs (query memory).
+    fast: *mut FastRescan,
     /// Index scans of hot chunks kept open across rescans, made at the first rescan
     /// (a node that is rescanned is likely rescanned again: a nested loop's inner side).
     kept: *mut KeptScans,
@@ -876,6 +880,135 @@ struct Directory {
     /// nested loop restarts the scan once per outer row: no lookups each time).
     cfg: Option<config::TableConfig>,
     opcodes: Vec<(pg_sys::Oid, pg_sys::Oid)>,
+}
+
+/// What the last full start of a scan that reads one key through the chunks' index
+/// (no key set, no column conditions, not parallel) saw, so that a rescan with only
+/// another key value reading the same chunks restarts the paused scan with that value
+/// alone ([`fast_restart`]): a nested loop's probe costs its index descent, not a
+/// planning of the scan.
+struct FastRescan {
+    /// Whether the last full start qualifies.
+    valid: bool,
+    /// Each bound expression: its state, what it bounds, and its operand type (from
+    /// `exprs`/`strategies`, read once).
+    exprs: Vec<(*mut pg_sys::ExprState, i32, pg_sys::Oid)>,
+    /// The values the time conditions had, in expression order, and the bounds.
+    time: Vec<Option<i64>>,
+    range: (i64, i64),
+    /// The directory rows (indices) the scan reads.
+    rows: Vec<usize>,
+}
+
+/// Restarts the node's paused scan for a rescan in which only the key's value changed
+/// and the new key is read from the same chunks: true when it did (the node is
+/// started), false when the full start must run.
+///
+/// # Safety
+/// `st` is our executor node, its bounds context just reset.
+unsafe fn fast_restart(st: *mut BidimScanState) -> bool {
+    // SAFETY: per the contract; the directory and the record live in the query's memory.
+    unsafe {
+        let f = (*st).fast;
+        if f.is_null() || !(*f).valid || (*st).scan.is_null() || (*st).directory.is_null() {
+            return false;
+        }
+        let f = &*f;
+        let econtext = (*st).css.ss.ps.ps_ExprContext;
+        let mut key = None;
+        let mut times = f.time.iter();
+        for &(state, on, righttype) in &f.exprs {
+            let old = pg_sys::MemoryContextSwitchTo((*st).bounds_cxt);
+            let mut isnull = false;
+            let v = ((*state).evalfunc.expect("evalfunc"))(state, econtext, &mut isnull);
+            pg_sys::MemoryContextSwitchTo(old);
+            if on == ON_TIME {
+                if times.next() != Some(&(!isnull).then(|| v.value() as i64)) {
+                    return false;
+                }
+            } else if on == ON_KEY && !isnull && key.is_none() {
+                key = Some((righttype, v));
+            } else {
+                return false;
+            }
+        }
+        let Some((righttype, v)) = key else {
+            return false;
+        };
+        let dir = &*(*st).directory;
+        let Some(cfg) = dir.cfg.as_ref() else {
+            return false;
+        };
+        let Some(k) = route::datum_key(cfg.key_kind, righttype, v) else {
+            return false;
+        };
+        // The rows chunks_to_read keeps for this key, in directory order.
+        let (lo, hi) = f.range;
+        let mut expected = f.rows.iter();
+        for (i, c) in dir.rows.iter().enumerate() {
+            let (from, to) = c.time_span();
+            if overlaps(from, to, lo, hi)
+                && c.may_hold(cfg.key_kind, &k)
+                && expected.next() != Some(&i)
+            {
+                return false;
+            }
+        }
+        if expected.next().is_some() {
+            return false;
+        }
+        chunk_scan::set_key_value((*st).scan, v);
+        (*st).started = true;
+        true
+    }
+}
+
+/// Records what [`fast_restart`] needs after a full start (`qualifies`: the scan reads
+/// one key through the chunks' index, nothing else is restricted per row, and it is
+/// not parallel), or that it cannot.
+///
+/// # Safety
+/// `st` is our executor node, in a running executor.
+unsafe fn record_fast(
+    st: *mut BidimScanState,
+    qualifies: bool,
+    time_conds: &[(i32, Option<i64>)],
+    range: Option<(i64, i64)>,
+    rows: impl Iterator<Item = usize>,
+) {
+    // SAFETY: per the contract; the record is made once in the query's memory context.
+    unsafe {
+        if (*st).fast.is_null() {
+            let exprs = (0..pg_sys::list_length((*st).exprs))
+                .map(|i| {
+                    (
+                        pg_sys::list_nth((*st).exprs, i) as *mut pg_sys::ExprState,
+                        pg_sys::list_nth_int((*st).strategies, 4 * i),
+                        pg_sys::Oid::from(pg_sys::list_nth_int((*st).strategies, 4 * i + 3) as u32),
+                    )
+                })
+                .collect();
+            (*st).fast = pgrx::PgMemoryContexts::For((*(*st).css.ss.ps.state).es_query_cxt)
+                .leak_and_drop_on_delete(FastRescan {
+                    valid: false,
+                    exprs,
+                    time: Vec::new(),
+                    range: (0, 0),
+                    rows: Vec::new(),
+                });
+        }
+        let f = &mut *(*st).fast;
+        f.valid = false;
+        let Some(range) = range.filter(|_| qualifies && (*st).extra_array.value() == 0) else {
+            return;
+        };
+        f.time.clear();
+        f.time.extend(time_conds.iter().map(|t| t.1));
+        f.range = range;
+        f.rows.clear();
+        f.rows.extend(rows);
+        f.valid = true;
+    }
 }
 
 /// The function of operator `opno`, looked up once per execution (`known`: the
@@ -1102,6 +1235,9 @@ pub(super) fn start(st: *mut BidimScanState) {
         let ps = &mut (*st).css.ss.ps;
         let econtext = ps.ps_ExprContext;
         pg_sys::MemoryContextReset((*st).bounds_cxt);
+        if fast_restart(st) {
+            return;
+        }
         let n = pg_sys::list_length((*st).exprs);
         let mut time_conds = Vec::new();
         let mut key_conds = Vec::new();
@@ -1221,6 +1357,19 @@ pub(super) fn start(st: *mut BidimScanState) {
         } else {
             chunks_to_read(all, range, cfg.key_kind, &[], &[])
         };
+        record_fast(
+            st,
+            bytewise
+                && key_conds.len() == 1
+                && cond_keys.len() == 1
+                && key_sets.is_empty()
+                && col_conds.is_empty()
+                && (*st).pscan.is_null(),
+            &time_conds,
+            range,
+            kept.iter()
+                .map(|c| (*c as *const ChunkRow).offset_from(all.as_ptr()) as usize),
+        );
         let mut keys = Vec::new();
         if let (false, Some((lo, hi))) = (key_conds.is_empty() && key_sets.is_empty(), range) {
             let desc = (*rel).rd_att;
