@@ -112,6 +112,20 @@ impl BlockMap {
         }
     }
 
+    /// How many blocks [`BlockMap::read_for`] reads for [lo, hi) (counted without
+    /// building the runs: the planner asks for every chunk it costs).
+    pub fn blocks_for(&self, lo: i64, hi: i64) -> u32 {
+        self.bounds
+            .iter()
+            .enumerate()
+            .filter(|(_, &(first, last))| first <= last && first < hi && last >= lo)
+            .map(|(i, _)| {
+                let start = i as u32 * self.per_range;
+                (start + self.per_range).min(self.blocks) - start
+            })
+            .sum()
+    }
+
     /// The ranges whose rows overlap [lo, hi), in block order: (first block, blocks,
     /// first time, last time) each (a time-ordered reader takes them by their times).
     pub fn ranges_for(&self, lo: i64, hi: i64) -> Vec<(u32, u32, i64, i64)> {
@@ -243,6 +257,24 @@ mod tests {
         // before and after every row: nothing
         assert!(read(&m, -100, 0, 1024).is_empty());
         assert!(read(&m, 10_240, 20_000, 1024).is_empty());
+    }
+
+    #[test]
+    fn blocks_for_counts_what_read_for_reads() {
+        let mut m = ordered(1000); // the last range is short
+        m.note(990, 5);
+        for (lo, hi) in [
+            (i64::MIN, i64::MAX),
+            (0, 6),
+            (1600, 1761),
+            (9_900, 20_000),
+            (-100, 0),
+            (20_000, 30_000),
+        ] {
+            let runs: u32 = m.read_for(lo, hi).runs.iter().map(|r| r.1).sum();
+            assert_eq!(m.blocks_for(lo, hi), runs, "{lo}..{hi}");
+        }
+        assert_eq!(BlockMap::new(64).blocks_for(i64::MIN, i64::MAX), 0);
     }
 
     #[test]

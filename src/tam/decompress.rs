@@ -96,6 +96,13 @@ fn make_changeable(qd: *mut pg_sys::QueryDesc) -> pg_sys::Snapshot {
     // are locked (by planning or AcquireExecutorLocks).
     unsafe {
         let stmt = (*qd).plannedstmt;
+        // A SELECT without row locks or a data-modifying WITH changes no row.
+        if (*stmt).commandType == pg_sys::CmdType::CMD_SELECT
+            && !(*stmt).hasModifyingCTE
+            && (*stmt).rowMarks.is_null()
+        {
+            return std::ptr::null_mut();
+        }
         if (*qd).snapshot.is_null() || pg_sys::XactReadOnly || pg_sys::RecoveryInProgress() {
             // (a read-only transaction gets PostgreSQL's own error for the statement)
             return std::ptr::null_mut();

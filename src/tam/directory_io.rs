@@ -39,11 +39,13 @@ impl Row<'_> {
         attrs
             .iter()
             .position(|a| {
+                // attname: NUL-padded NAMEDATALEN bytes (no strlen on every lookup)
+                let name = &a.attname.data;
+                let c = column.as_bytes();
                 !a.attisdropped
-                    // SAFETY: attname is a NUL-terminated NameData.
-                    && unsafe { std::ffi::CStr::from_ptr(a.attname.data.as_ptr()) }
-                        .to_bytes()
-                        == column.as_bytes()
+                    && c.len() < name.len()
+                    && name[c.len()] == 0
+                    && name[..c.len()].iter().zip(c).all(|(&x, &y)| x as u8 == y)
             })
             .unwrap_or_else(|| {
                 raise(
@@ -87,11 +89,31 @@ impl Row<'_> {
 
     /// An `int8[]` column (NULL elements make it unreadable: `None`).
     pub fn i64_array(&self, column: &str) -> Option<Vec<i64>> {
-        // SAFETY: the column is of type int8[]; the datum belongs to the row (detoasted
-        // into the current memory context if needed).
-        self.datum(column)
-            .and_then(|d| unsafe { Vec::<Option<i64>>::from_datum(d, false) })
-            .and_then(|v| v.into_iter().collect())
+        let d = self.datum(column)?;
+        // SAFETY: the column is of type int8[]; the datum belongs to the row, detoasted
+        // into the current memory context if needed. An int8 array without NULLs holds
+        // its n elements as 8-byte values from its data offset (copied bytewise).
+        unsafe {
+            let ptr = std::ptr::NonNull::new(
+                pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as *mut pg_sys::ArrayType
+            )?;
+            let mut raw = pgrx::array::RawArray::from_ptr(ptr);
+            if raw.oid() != pg_sys::INT8OID || raw.any_nulls() {
+                return None;
+            }
+            let n = raw.len();
+            if n == 0 {
+                return Some(Vec::new());
+            }
+            let data = raw.data::<i64>();
+            let mut out = vec![0i64; n];
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr() as *const u8,
+                out.as_mut_ptr() as *mut u8,
+                n * std::mem::size_of::<i64>(),
+            );
+            Some(out)
+        }
     }
 
     /// A `text` column.

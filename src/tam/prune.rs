@@ -89,9 +89,7 @@ pub fn read_share(all: &[ChunkRow], kept: &[&ChunkRow], (lo, hi): (i64, i64)) ->
         .iter()
         .map(|c| match &c.block_map {
             Some(m) if m.blocks() > 0 => {
-                let b = m.read_for(lo, hi);
-                let blocks: u32 = b.runs.iter().map(|r| r.1).sum();
-                weight(c) * f64::from(blocks) / f64::from(m.blocks())
+                weight(c) * f64::from(m.blocks_for(lo, hi)) / f64::from(m.blocks())
             }
             _ => weight(c),
         })
