@@ -750,6 +750,9 @@ fn open_index_reader(s: &BidimScan) -> Option<Reader> {
     unsafe {
         let old = keep.then(|| pg_sys::MemoryContextSwitchTo((*s.kept).cxt));
         let scan = pg_sys::index_beginscan(s.chunk_rel, index, s.base.rs_snapshot, s.nikeys, 0);
+        // (btree makes its array keys' context at the first rescan, under the current
+        // one: the kept scans' for a kept scan)
+        pg_sys::index_rescan(scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
         if let Some(old) = old {
             pg_sys::MemoryContextSwitchTo(old);
             let relid = (*s.chunk_rel).rd_id;
@@ -763,7 +766,6 @@ fn open_index_reader(s: &BidimScan) -> Option<Reader> {
                 s.nikeys,
             );
         }
-        pg_sys::index_rescan(scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
         Some(Reader::Index { index, scan })
     }
 }
