@@ -275,6 +275,20 @@ WHERE l.pid = pg_backend_pid();
 COMMIT;
 RESET enable_hashjoin; RESET enable_mergejoin;
 
+-- 9. Conditions on other columns (`column <op> constant`, the column's own type)
+-- become scan keys of heap's scans of hot and sealed chunks: heap passes over the rows
+-- that fail them (not counted as removed by the filter; EXPLAIN says so).
+SET max_parallel_workers_per_gather = 0;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT * FROM points WHERE value > 1990000 AND ts >= '2026-01-01 05:00';
+SELECT same_as_heap($$SELECT * FROM points WHERE value > 1990000 AND ts >= '2026-01-01 05:00'$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE value <= 10005 AND ts < '2026-01-01 01:00'$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE value = 500020 AND ts >= '2026-01-01 00:00'$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE 1000010 >= value AND value >= 1000000 AND ts >= '2026-01-01 00:00'$$);
+SELECT same_as_heap($$SELECT count(*), sum(value) FROM points WHERE value > 'NaN'::float8 AND ts >= '2026-01-01 00:00'$$);
+SELECT same_as_heap($$SELECT * FROM points WHERE value::numeric > 1999000 AND ts >= '2026-01-01 00:00'$$);
+RESET max_parallel_workers_per_gather;
+
 DROP FUNCTION same_as_heap(text);
 DROP TABLE points, heap_points, series, named, heap_named, daily, heap_daily, wide, heap_wide, many, heap_many;
 SELECT count(*) AS chunks_left FROM bidim.chunk;

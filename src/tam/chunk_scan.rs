@@ -141,6 +141,10 @@ pub(super) struct BidimScan {
     /// The node's index scans of hot chunks kept open across its rescans (null: none
     /// are kept; [`kept_scans`]).
     kept: *mut KeptScans,
+    /// palloc'd scan keys heap's scans of hot and sealed chunks test each row against
+    /// ([`heap_keys`]; none: the facade scan's own keys).
+    hkeys: *mut pg_sys::ScanKeyData,
+    nhkeys: i32,
 }
 
 /// Which blocks of a chunk a heap reader reads: `count` runs from `first` in
@@ -214,10 +218,49 @@ pub(super) unsafe extern "C-unwind" fn bidim_scan_begin(
     let rows = unsafe { read_chunks(rel_oid(rel), directory_snapshot(snapshot)) };
     let chunks: Vec<(u32, pg_sys::Oid)> = rows.iter().map(|r| (r.chunk_id, r.chunk_rel)).collect();
     let scan = begin_scan_of(rel, snapshot, nkeys, key, pscan, flags, &chunks, &[]);
+    ring_only_if_large(
+        scan,
+        rows.iter().map(|r| r.pages.map(|p| p.max(0) as u64)).sum(),
+    );
     if !pscan.is_null() {
         share_mapped_chunks(scan, rows.iter().map(|r| r.block_map.as_ref()));
     }
     scan
+}
+
+/// Gives a scan keys that its heap readers (hot and sealed chunks read whole) test each
+/// row against: conditions the query's filter also checks, so heap passes over the rows
+/// that fail them (they are not counted as removed by the filter).
+pub(crate) fn heap_keys(scan: pg_sys::TableScanDesc, keys: &[pg_sys::ScanKeyData]) {
+    if keys.is_empty() {
+        return;
+    }
+    // SAFETY: scan is a BidimScan; the array is palloc'd in the scan's context.
+    unsafe {
+        let s = &mut *(scan as *mut BidimScan);
+        let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
+        s.hkeys = palloc_array(keys);
+        s.nhkeys = keys.len() as i32;
+        pg_sys::MemoryContextSwitchTo(old);
+    }
+}
+
+/// Drops the scan's bulk-read buffer ring when it reads at most a quarter of
+/// shared_buffers (`blocks`; `None`: unknown, a chunk is not measured yet): heap's own
+/// rule for one relation, applied to all the chunks a scan reads, so a scan of a
+/// window that fits stays in shared_buffers as a heap table's would (through a ring,
+/// every block comes from the kernel again each time).
+pub(crate) fn ring_only_if_large(scan: pg_sys::TableScanDesc, blocks: Option<u64>) {
+    // SAFETY: scan is a BidimScan; its ring was made by begin_scan_of and no chunk scan
+    // has borrowed it yet.
+    unsafe {
+        let s = &mut *(scan as *mut BidimScan);
+        let small = blocks.is_some_and(|b| b <= (pg_sys::NBuffers / 4).max(0) as u64);
+        if !s.strategy.is_null() && small {
+            pg_sys::FreeAccessStrategy(s.strategy);
+            s.strategy = std::ptr::null_mut();
+        }
+    }
 }
 
 /// Lets the participants of a parallel scan that reads whole chunks share the sealed
@@ -779,11 +822,16 @@ fn open_heap_reader(s: &mut BidimScan) -> Reader {
         // A scan of a few runs neither joins nor moves a synchronized scan's position.
         flags &= !pg_sys::ScanOptions::SO_ALLOW_SYNC;
     }
+    let (nkeys, keys) = if s.nhkeys > 0 {
+        (s.nhkeys, s.hkeys)
+    } else {
+        (s.base.rs_nkeys, s.base.rs_key)
+    };
     let hs = heap_call!(scan_begin(
         s.chunk_rel,
         s.base.rs_snapshot,
-        s.base.rs_nkeys,
-        s.base.rs_key,
+        nkeys,
+        keys,
         std::ptr::null_mut(),
         flags
     ));
@@ -1224,6 +1272,9 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
         }
         if !s.needed.is_null() {
             pg_sys::pfree(s.needed as *mut std::ffi::c_void);
+        }
+        if !s.hkeys.is_null() {
+            pg_sys::pfree(s.hkeys as *mut std::ffi::c_void);
         }
         pg_sys::pfree(scan as *mut std::ffi::c_void);
     }

@@ -863,6 +863,8 @@ pub(super) struct BidimScanState {
     pub(super) extra_array: pg_sys::Datum,
     /// Whether the node has been rescanned.
     pub(super) rescanned: bool,
+    /// Scan keys the last start gave heap's scans of hot and sealed chunks.
+    heap_keys: i64,
     /// What a rescan that changes only the key's value needs (query memory).
     fast: *mut FastRescan,
     /// Index scans of hot chunks kept open across rescans, made at the first rescan
@@ -1147,6 +1149,51 @@ pub(super) fn column_conditions(
     (exprs, meta)
 }
 
+/// Scan keys for heap's scans of hot and sealed chunks from the filter's conditions
+/// on other columns (`column <op> value`, the operand of the column's own type: the
+/// operator of the type's btree family): heap then passes over the rows that fail
+/// them without handing them to the scan (the filter still checks every row it
+/// returns). Chunks have the table's attribute numbers.
+///
+/// # Safety
+/// `rel` is the open bidim table; `conds` and `values` are the evaluated conditions.
+unsafe fn heap_scan_keys(
+    rel: pg_sys::Relation,
+    conds: &[ColumnCond],
+    values: &[(pg_sys::Oid, pg_sys::Datum)],
+) -> Vec<pg_sys::ScanKeyData> {
+    // SAFETY: per the contract; type cache and operator lookups of built-in types.
+    unsafe {
+        let desc = (*rel).rd_att;
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        conds
+            .iter()
+            .zip(values)
+            .filter_map(|(c, &(typ, v))| {
+                let a = attrs.get(c.attnum as usize - 1)?;
+                // by-value operands only (the keys outlive this start's memory)
+                if a.atttypid != typ || !a.attbyval {
+                    return None;
+                }
+                let (family, intype) = btree_family(typ)?;
+                let opno = pg_sys::get_opfamily_member(family, intype, intype, c.strategy as i16);
+                if opno == pg_sys::InvalidOid {
+                    return None;
+                }
+                Some(index_key(
+                    c.attnum,
+                    c.strategy,
+                    pg_sys::get_opcode(opno),
+                    typ,
+                    a.attcollation,
+                    v,
+                    0,
+                ))
+            })
+            .collect()
+    }
+}
+
 /// A condition's operand as a batch bound (of the operand's type).
 fn operand_bound(typ: pg_sys::Oid, d: pg_sys::Datum) -> Option<Bound> {
     let raw = d.value();
@@ -1280,6 +1327,8 @@ pub(super) fn start(st: *mut BidimScanState) {
             key_sets.push((opno, elemtype, array, elems));
         }
         let mut col_conds = Vec::new();
+        // each condition's operand type and value
+        let mut col_values = Vec::new();
         for i in 0..pg_sys::list_length((*st).col_exprs) {
             let state = pg_sys::list_nth((*st).col_exprs, i) as *mut pg_sys::ExprState;
             let old = pg_sys::MemoryContextSwitchTo((*st).bounds_cxt);
@@ -1293,6 +1342,7 @@ pub(super) fn start(st: *mut BidimScanState) {
                     strategy: pg_sys::list_nth_int((*st).col_meta, 3 * i + 1),
                     value,
                 });
+                col_values.push((typ, v));
             }
         }
         let rel = (*st).css.ss.ss_currentRelation;
@@ -1515,6 +1565,26 @@ pub(super) fn start(st: *mut BidimScanState) {
             chunk_scan::restrict_blocks((*st).scan, &maps);
         } else if keys.is_empty() && !(*st).pscan.is_null() {
             chunk_scan::share_mapped_chunks((*st).scan, kept.iter().map(|c| c.block_map.as_ref()));
+        }
+        (*st).heap_keys = 0;
+        let heap_read = kept.iter().any(|c| c.state != ChunkState::Cold);
+        if keys.is_empty() && heap_read && !col_conds.is_empty() {
+            let heap_keys = heap_scan_keys(rel, &col_conds, &col_values);
+            chunk_scan::heap_keys((*st).scan, &heap_keys);
+            (*st).heap_keys = heap_keys.len() as i64;
+        }
+        if keys.is_empty() {
+            // The blocks the scan reads: a window's ranges of a mapped chunk, else the
+            // chunk's measured size (a chunk not measured yet: unknown).
+            let windowed = (lo, hi) != (i64::MIN, i64::MAX);
+            let blocks = kept
+                .iter()
+                .map(|c| match (&c.block_map, windowed) {
+                    (Some(m), true) => Some(u64::from(m.blocks_for(lo, hi))),
+                    _ => c.pages.map(|p| p.max(0) as u64),
+                })
+                .sum();
+            chunk_scan::ring_only_if_large((*st).scan, blocks);
         }
         (*st).started = true;
     }
@@ -1808,6 +1878,14 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
                 );
                 let text = std::ffi::CString::new(text).expect("no NUL in a number");
                 pg_sys::ExplainPropertyText(c"Sealed blocks".as_ptr(), text.as_ptr(), es);
+            }
+            if (*st).heap_keys > 0 {
+                let text = format!(
+                    "{} (rows of hot and sealed chunks failing them are not counted as removed)",
+                    (*st).heap_keys
+                );
+                let text = std::ffi::CString::new(text).expect("no NUL in a number");
+                pg_sys::ExplainPropertyText(c"Heap keys".as_ptr(), text.as_ptr(), es);
             }
             if (*st).by_index {
                 pg_sys::ExplainPropertyInteger(
