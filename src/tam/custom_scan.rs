@@ -1722,34 +1722,39 @@ fn reuse_paused(
     }
 }
 
+/// Adds the node's scan's cold batch counts to the node's (the scan is about to be
+/// paused or ended); false when the node has no scan.
+fn take_counts(st: *mut BidimScanState) -> bool {
+    // SAFETY: st is our executor node; its scan, if any, is live.
+    unsafe {
+        (*st).started = false;
+        if (*st).scan.is_null() {
+            return false;
+        }
+        let (r, k, l) = chunk_scan::batch_counts((*st).scan);
+        (*st).batches.0 += r;
+        (*st).batches.1 += k;
+        (*st).batches.2 += l;
+        true
+    }
+}
+
 /// Pauses the node's scan for a rescan: its counts taken, its reader ended, the scan
 /// kept for [`reuse_paused`].
 fn pause(st: *mut BidimScanState) {
-    // SAFETY: st is our executor node.
-    unsafe {
-        if !(*st).scan.is_null() {
-            let (r, k, l) = chunk_scan::batch_counts((*st).scan);
-            (*st).batches.0 += r;
-            (*st).batches.1 += k;
-            (*st).batches.2 += l;
-            chunk_scan::pause((*st).scan);
-        }
-        (*st).started = false;
+    if take_counts(st) {
+        // SAFETY: st is our executor node with a live scan.
+        chunk_scan::pause(unsafe { (*st).scan });
     }
 }
 
 pub(super) fn stop(st: *mut BidimScanState) {
-    // SAFETY: st is our executor node.
-    unsafe {
-        if !(*st).scan.is_null() {
-            let (r, k, l) = chunk_scan::batch_counts((*st).scan);
-            (*st).batches.0 += r;
-            (*st).batches.1 += k;
-            (*st).batches.2 += l;
+    if take_counts(st) {
+        // SAFETY: st is our executor node with a live scan, ended once here.
+        unsafe {
             chunk_scan::scan_finish((*st).scan);
             (*st).scan = std::ptr::null_mut();
         }
-        (*st).started = false;
     }
 }
 
