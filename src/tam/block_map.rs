@@ -115,30 +115,26 @@ impl BlockMap {
     /// How many blocks [`BlockMap::read_for`] reads for [lo, hi) (counted without
     /// building the runs: the planner asks for every chunk it costs).
     pub fn blocks_for(&self, lo: i64, hi: i64) -> u32 {
-        self.bounds
-            .iter()
-            .enumerate()
-            .filter(|(_, &(first, last))| first <= last && first < hi && last >= lo)
-            .map(|(i, _)| {
-                let start = i as u32 * self.per_range;
-                (start + self.per_range).min(self.blocks) - start
-            })
-            .sum()
+        self.overlapping(lo, hi).map(|r| r.1).sum()
     }
 
     /// The ranges whose rows overlap [lo, hi), in block order: (first block, blocks,
     /// first time, last time) each (a time-ordered reader takes them by their times).
     pub fn ranges_for(&self, lo: i64, hi: i64) -> Vec<(u32, u32, i64, i64)> {
+        self.overlapping(lo, hi).collect()
+    }
+
+    /// [`BlockMap::ranges_for`], lazily.
+    fn overlapping(&self, lo: i64, hi: i64) -> impl Iterator<Item = (u32, u32, i64, i64)> + '_ {
         self.bounds
             .iter()
             .enumerate()
-            .filter(|(_, &(first, last))| first <= last && first < hi && last >= lo)
+            .filter(move |(_, &(first, last))| first <= last && first < hi && last >= lo)
             .map(|(i, &(first, last))| {
                 let start = i as u32 * self.per_range;
                 let end = (start + self.per_range).min(self.blocks);
                 (start, end - start, first, last)
             })
-            .collect()
     }
 
     /// The runs of blocks `(start, count)` a scan for rows with times in [lo, hi)

@@ -16,9 +16,7 @@ use super::directory::{ChunkRow, ChunkState};
 use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::kept_scans::{self, KeptScans};
 use super::keyrange::{Key, KeyKind};
-use super::prune::{
-    bounds, chunks_to_read, overlaps, read_share, Bound, ColumnCond, EQ, GE, GT, LT,
-};
+use super::prune::{bounds, chunks_to_read, read_share, reads, Bound, ColumnCond, EQ, GE, GT, LT};
 use super::{chunk_scan, config, handler, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -945,12 +943,9 @@ unsafe fn fast_restart(st: *mut BidimScanState) -> bool {
             return false;
         };
         // The rows chunks_to_read keeps for this key, in directory order.
-        let (lo, hi) = f.range;
         let mut expected = f.rows.iter();
         for (i, c) in dir.rows.iter().enumerate() {
-            let (from, to) = c.time_span();
-            if overlaps(from, to, lo, hi)
-                && c.may_hold(cfg.key_kind, &k)
+            if reads(c, f.range, cfg.key_kind, std::slice::from_ref(&k), &[])
                 && expected.next() != Some(&i)
             {
                 return false;
@@ -1001,7 +996,7 @@ unsafe fn record_fast(
         }
         let f = &mut *(*st).fast;
         f.valid = false;
-        let Some(range) = range.filter(|_| qualifies && (*st).extra_array.value() == 0) else {
+        let Some(range) = range.filter(|_| qualifies) else {
             return;
         };
         f.time.clear();
@@ -1574,16 +1569,16 @@ pub(super) fn start(st: *mut BidimScanState) {
             (*st).heap_keys = heap_keys.len() as i64;
         }
         if keys.is_empty() {
-            // The blocks the scan reads: a window's ranges of a mapped chunk, else the
-            // chunk's measured size (a chunk not measured yet: unknown).
+            // The blocks the scan reads: a window's ranges of the mapped chunks (counted
+            // above), and the measured size of every other chunk (one not measured
+            // yet: unknown).
             let windowed = (lo, hi) != (i64::MIN, i64::MAX);
-            let blocks = kept
+            let others: Option<u64> = kept
                 .iter()
-                .map(|c| match (&c.block_map, windowed) {
-                    (Some(m), true) => Some(u64::from(m.blocks_for(lo, hi))),
-                    _ => c.pages.map(|p| p.max(0) as u64),
-                })
+                .filter(|c| !(windowed && c.block_map.is_some()))
+                .map(|c| c.pages.map(|p| p.max(0) as u64))
                 .sum();
+            let blocks = others.map(|b| b + (*st).blocks.0 as u64);
             chunk_scan::ring_only_if_large((*st).scan, blocks);
         }
         (*st).started = true;

@@ -50,21 +50,29 @@ pub fn chunks_to_read<'a>(
     keys: &[Key],
     sets: &[Vec<Key>],
 ) -> Vec<&'a ChunkRow> {
-    let Some((lo, hi)) = time else {
+    let Some(time) = time else {
         return Vec::new();
     };
     chunks
         .iter()
-        .filter(|c| {
-            let (from, to) = c.time_span();
-            overlaps(from, to, lo, hi)
-        })
-        .filter(|c| keys.iter().all(|k| c.may_hold(kind, k)))
-        .filter(|c| {
-            sets.iter()
-                .all(|set| set.iter().any(|k| c.may_hold(kind, k)))
-        })
+        .filter(|c| reads(c, time, kind, keys, sets))
         .collect()
+}
+
+/// Whether [`chunks_to_read`] keeps chunk `c` for times in [lo, hi).
+pub fn reads(
+    c: &ChunkRow,
+    (lo, hi): (i64, i64),
+    kind: KeyKind,
+    keys: &[Key],
+    sets: &[Vec<Key>],
+) -> bool {
+    let (from, to) = c.time_span();
+    overlaps(from, to, lo, hi)
+        && keys.iter().all(|k| c.may_hold(kind, k))
+        && sets
+            .iter()
+            .all(|set| set.iter().any(|k| c.may_hold(kind, k)))
 }
 
 /// The share of the table's blocks a scan reads when it reads the `kept` chunks of
