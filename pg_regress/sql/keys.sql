@@ -289,7 +289,28 @@ SELECT same_as_heap($$SELECT count(*), sum(value) FROM points WHERE value > 'NaN
 SELECT same_as_heap($$SELECT * FROM points WHERE value::numeric > 1999000 AND ts >= '2026-01-01 00:00'$$);
 RESET max_parallel_workers_per_gather;
 
+-- 10. A backend decodes a directory row once and reuses it while the tuple at that
+-- place has the same xmin and bytes. The rows one statement writes share their xmin:
+-- after retention drops some and VACUUM FULL packs the directory (the others move to
+-- other places), answers still equal heap's, in this backend and a new one.
+CREATE TABLE packed (series_id int, ts timestamptz, v int) USING bidim;
+SELECT (bidim.configure('packed', hot_chunk_rows => 100, partition_interval => '1 hour')).rel IS NOT NULL AS configured;
+INSERT INTO packed SELECT s, timestamptz '2026-03-01' + t * interval '1 minute', t
+FROM generate_series(0, 359) t, generate_series(1, 3) s;
+CREATE TABLE heap_packed AS SELECT * FROM packed;
+SELECT count(*) > 6 AS chunks FROM bidim.chunks WHERE rel = 'packed'::regclass;
+SELECT date_trunc('hour', ts) h, count(*), sum(v) FROM packed GROUP BY 1 ORDER BY 1;
+SELECT bidim.drop_before('packed', '2026-03-01 03:00') > 0 AS dropped;
+DELETE FROM heap_packed WHERE ts < '2026-03-01 03:00';
+VACUUM FULL bidim.chunk;
+SELECT (SELECT array_agg(x ORDER BY x) FROM (SELECT date_trunc('hour', ts) h, series_id, count(*), sum(v) FROM packed GROUP BY 1, 2) x)
+     = (SELECT array_agg(x ORDER BY x) FROM (SELECT date_trunc('hour', ts) h, series_id, count(*), sum(v) FROM heap_packed GROUP BY 1, 2) x) AS same_rows;
+SELECT same_as_heap($$SELECT * FROM points WHERE series_id IN (5, 150) AND ts >= '2026-01-01 04:00'$$);
+\c
+SET timezone = 'UTC';
+SELECT date_trunc('hour', ts) h, count(*), sum(v) FROM packed GROUP BY 1 ORDER BY 1;
+
 DROP FUNCTION same_as_heap(text);
-DROP TABLE points, heap_points, series, named, heap_named, daily, heap_daily, wide, heap_wide, many, heap_many;
+DROP TABLE packed, heap_packed, points, heap_points, series, named, heap_named, daily, heap_daily, wide, heap_wide, many, heap_many;
 SELECT count(*) AS chunks_left FROM bidim.chunk;
 DROP EXTENSION bidim;

@@ -1110,13 +1110,37 @@ pub(super) fn column_conditions(
     // SAFETY: rel is an open bidim table; quals are planner expressions; lists are
     // built in the current (executor) memory context.
     unsafe {
+        // The columns the filter compares (a Var on either side of an operator, or on
+        // the left of `= ANY`): type and operator family lookups only for those.
+        let mut compared = Vec::new();
+        for i in 0..pg_sys::list_length(quals) {
+            let clause = pg_sys::list_nth(quals, i) as *mut pg_sys::Node;
+            let args = match (*clause).type_ {
+                pg_sys::NodeTag::T_OpExpr => (*(clause as *mut pg_sys::OpExpr)).args,
+                pg_sys::NodeTag::T_ScalarArrayOpExpr => {
+                    (*(clause as *mut pg_sys::ScalarArrayOpExpr)).args
+                }
+                _ => continue,
+            };
+            for j in 0..pg_sys::list_length(args) {
+                let v = strip_relabel(pg_sys::list_nth(args, j) as *mut pg_sys::Node);
+                if !v.is_null() && (*v).type_ == pg_sys::NodeTag::T_Var {
+                    compared.push((*(v as *mut pg_sys::Var)).varattno);
+                }
+            }
+        }
         let cfg = config::config(rel);
+        compared.retain(|&a| a != cfg.key_attnum && a != cfg.time_attnum);
+        if compared.is_empty() {
+            return (exprs, meta);
+        }
         let desc = (*rel).rd_att;
         let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
         let specs = super::cold::column_specs(desc);
         let columns: Vec<(i16, pg_sys::Oid, pg_sys::Oid, pg_sys::Oid)> =
             super::cold::bounded_columns(&specs, cfg.key_attnum, cfg.time_attnum)
                 .into_iter()
+                .filter(|&i| compared.contains(&(i as i16 + 1)))
                 .filter_map(|i| {
                     let base = pg_sys::getBaseType(attrs[i].atttypid);
                     btree_family(base).map(|(family, intype)| (i as i16 + 1, base, family, intype))

@@ -23,6 +23,38 @@ pub fn relation_oid(schema: &str, name: &str) -> pg_sys::Oid {
     unsafe { pg_sys::get_relname_relid(c.as_ptr(), namespace_oid(schema)) }
 }
 
+thread_local! {
+    /// Oids of bidim's own tables and indexes by name, with the invalidation count
+    /// they were looked up at ([`super::cache::generation`]: any relcache
+    /// invalidation or abort drops them).
+    static OWN_OIDS: std::cell::RefCell<Vec<(&'static str, u64, pg_sys::Oid)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`relation_oid`] of `bidim.<name>`, remembered until the next invalidation: every
+/// directory read resolves its table and index, and a small query reads it once.
+fn own_relation_oid(name: &'static str) -> pg_sys::Oid {
+    let generation = super::cache::generation();
+    let hit = OWN_OIDS.with(|o| {
+        o.borrow()
+            .iter()
+            .find(|(n, g, _)| *n == name && *g == generation)
+            .map(|e| e.2)
+    });
+    if let Some(oid) = hit {
+        return oid;
+    }
+    let oid = relation_oid("bidim", name);
+    if oid != pg_sys::InvalidOid {
+        OWN_OIDS.with(|o| {
+            let mut o = o.borrow_mut();
+            o.retain(|(n, _, _)| *n != name);
+            o.push((name, generation, oid));
+        });
+    }
+    oid
+}
+
 /// One row of a directory table, its columns looked up by name.
 pub struct Row<'a> {
     desc: pg_sys::TupleDesc,
@@ -160,8 +192,8 @@ type SecondKey = (
 /// `snapshot` must be null or valid for the duration of the call; `f` must not keep
 /// the tuple beyond its call.
 unsafe fn scan_tuples(
-    table: &str,
-    index: &str,
+    table: &'static str,
+    index: &'static str,
     key: pg_sys::Oid,
     snapshot: pg_sys::Snapshot,
     lockmode: u32,
@@ -176,16 +208,16 @@ unsafe fn scan_tuples(
 /// # Safety
 /// As [`scan_tuples`].
 unsafe fn scan_tuples_where(
-    table: &str,
-    index: &str,
+    table: &'static str,
+    index: &'static str,
     key: pg_sys::Oid,
     second: Option<SecondKey>,
     snapshot: pg_sys::Snapshot,
     lockmode: u32,
     mut f: impl FnMut(pg_sys::Relation, pg_sys::HeapTuple),
 ) {
-    let dir = relation_oid("bidim", table);
-    let idx = relation_oid("bidim", index);
+    let dir = own_relation_oid(table);
+    let idx = own_relation_oid(index);
     if dir == pg_sys::InvalidOid || idx == pg_sys::InvalidOid {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
@@ -231,8 +263,8 @@ unsafe fn scan_tuples_where(
 /// # Safety
 /// `snapshot` must be null or valid for the duration of the call.
 pub unsafe fn scan(
-    table: &str,
-    index: &str,
+    table: &'static str,
+    index: &'static str,
     key: pg_sys::Oid,
     snapshot: pg_sys::Snapshot,
     f: impl FnMut(&Row),
@@ -246,8 +278,8 @@ pub unsafe fn scan(
 /// # Safety
 /// As [`scan`].
 unsafe fn scan_where(
-    table: &str,
-    index: &str,
+    table: &'static str,
+    index: &'static str,
     key: pg_sys::Oid,
     second: Option<SecondKey>,
     snapshot: pg_sys::Snapshot,
@@ -322,43 +354,158 @@ pub unsafe fn read_chunks_ending_after(
             )),
         )
     };
-    // SAFETY: forwarded.
+    // SAFETY: forwarded; a tuple not decoded before is deformed with the directory's
+    // own descriptor.
     unsafe {
-        scan_where("chunk", index, facade, second, snapshot, |r| {
-            let state = r.must("state", r.text("state"));
-            out.push(ChunkRow {
-                chunk_id: r.must("chunk_id", r.i32("chunk_id")) as u32,
-                chunk_rel: r.must("chunk_rel", r.oid("chunk_rel")),
-                range_id: r.must("range_id", r.i32("range_id")),
-                time_lo: r.must("time_lo", r.i64("time_lo")),
-                time_hi: r.must("time_hi", r.i64("time_hi")),
-                state: ChunkState::parse(&state).unwrap_or_else(|| {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-                        format!(
-                            "bidim: chunk {} of table {} has the unknown state \"{state}\"",
-                            r.i32("chunk_id").unwrap_or(-1),
-                            facade.to_u32()
-                        ),
-                        None,
-                    )
-                }),
-                key_lo: r.text("key_lo"),
-                key_hi: r.text("key_hi"),
-                sealed_xid: r.i64("sealed_xid").map(|x| x as u64),
-                min_time: r.i64("min_time"),
-                max_time: r.i64("max_time"),
-                pages: r.i64("pages"),
-                rows: r.i64("rows"),
-                block_map: r
-                    .i64_array("block_times")
-                    .and_then(|v| super::block_map::BlockMap::decode(&v)),
-                parsed_keys: Default::default(),
-            })
-        });
+        scan_tuples_where(
+            "chunk",
+            index,
+            facade,
+            second,
+            snapshot,
+            pg_sys::AccessShareLock,
+            |rel, tup| {
+                out.push(decoded_row(rel, tup, |r| chunk_row(r, facade)));
+            },
+        );
     }
     out.sort_by_key(|c| c.chunk_id);
     out
+}
+
+/// A directory row of `facade` decoded.
+fn chunk_row(r: &Row, facade: pg_sys::Oid) -> ChunkRow {
+    let state = r.must("state", r.text("state"));
+    ChunkRow {
+        chunk_id: r.must("chunk_id", r.i32("chunk_id")) as u32,
+        chunk_rel: r.must("chunk_rel", r.oid("chunk_rel")),
+        range_id: r.must("range_id", r.i32("range_id")),
+        time_lo: r.must("time_lo", r.i64("time_lo")),
+        time_hi: r.must("time_hi", r.i64("time_hi")),
+        state: ChunkState::parse(&state).unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!(
+                    "bidim: chunk {} of table {} has the unknown state \"{state}\"",
+                    r.i32("chunk_id").unwrap_or(-1),
+                    facade.to_u32()
+                ),
+                None,
+            )
+        }),
+        key_lo: r.text("key_lo"),
+        key_hi: r.text("key_hi"),
+        sealed_xid: r.i64("sealed_xid").map(|x| x as u64),
+        min_time: r.i64("min_time"),
+        max_time: r.i64("max_time"),
+        pages: r.i64("pages"),
+        rows: r.i64("rows"),
+        block_map: r
+            .i64_array("block_times")
+            .and_then(|v| super::block_map::BlockMap::decode(&v)),
+        parsed_keys: Default::default(),
+    }
+}
+
+/// A directory tuple decoded once, kept with what identifies it.
+struct Decoded {
+    xmin: u32,
+    /// The tuple's attribute count and bytes from `t_hoff` on (null bitmap and data).
+    bytes: Box<[u8]>,
+    row: ChunkRow,
+}
+
+/// Bytes of decoded directory rows a backend keeps at most (then it starts over).
+const DECODED_BYTES: usize = 8 << 20;
+
+/// Where a directory tuple lies: the directory's relfilenode, block and offset.
+type Place = (u32, u32, u16);
+
+thread_local! {
+    /// Directory rows this backend decoded, by place, with the bytes they use in all.
+    static DECODED: std::cell::RefCell<(usize, std::collections::HashMap<Place, Decoded>)> =
+        std::cell::RefCell::new((0, std::collections::HashMap::new()));
+}
+
+/// Directory tuple `tup` (of the open directory table `rel`) decoded by `decode`, or a
+/// copy of what decoding the same tuple gave before: every query reads its table's
+/// directory rows under its snapshot, and they seldom change. The scan still decides
+/// which tuples the snapshot sees; this only skips decoding a tuple seen before. A
+/// tuple's content never changes in place, and the copy is used only if the tuple at
+/// that place has the same xmin and the same bytes (a VACUUM FULL moves tuples to
+/// another relfilenode; a TID reused after a prune holds another transaction's tuple).
+///
+/// # Safety
+/// `rel` is the open directory table and `tup` a tuple it returned, valid for the call.
+unsafe fn decoded_row(
+    rel: pg_sys::Relation,
+    tup: pg_sys::HeapTuple,
+    decode: impl FnOnce(&Row) -> ChunkRow,
+) -> ChunkRow {
+    // SAFETY: `tup` is a valid heap tuple of `t_len` bytes; its header's fields are
+    // read as PostgreSQL's HeapTupleHeaderGetRawXmin and HeapTupleHeaderGetNatts do.
+    let (place, xmin, natts, data) = unsafe {
+        let h = (*tup).t_data;
+        let tid = (*tup).t_self;
+        let place = (
+            (*rel).rd_node.relNode.to_u32(),
+            (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo),
+            tid.ip_posid,
+        );
+        let from = std::mem::offset_of!(pg_sys::HeapTupleHeaderData, t_hoff);
+        let len = ((*tup).t_len as usize).saturating_sub(from);
+        let data = std::slice::from_raw_parts((h as *const u8).add(from), len);
+        let natts = (*h).t_infomask2 & pg_sys::HEAP_NATTS_MASK as u16;
+        (place, u32::from((*h).t_choice.t_heap.t_xmin), natts, data)
+    };
+    let same = |d: &Decoded| {
+        d.xmin == xmin && d.bytes[..2] == natts.to_ne_bytes() && d.bytes[2..] == *data
+    };
+    let hit = DECODED.with(|c| {
+        c.borrow()
+            .1
+            .get(&place)
+            .filter(|d| same(d))
+            .map(|d| d.row.clone())
+    });
+    if let Some(row) = hit {
+        return row;
+    }
+    // SAFETY: deformed with the directory's own descriptor into arrays of its width.
+    let row = unsafe {
+        let desc = (*rel).rd_att;
+        let n = (*desc).natts as usize;
+        let mut values = vec![pg_sys::Datum::from(0); n];
+        let mut nulls = vec![false; n];
+        pg_sys::heap_deform_tuple(tup, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        decode(&Row {
+            desc,
+            values: &values,
+            nulls: &nulls,
+            tid: (*tup).t_self,
+        })
+    };
+    let mut bytes = Vec::with_capacity(data.len() + 2);
+    bytes.extend_from_slice(&natts.to_ne_bytes());
+    bytes.extend_from_slice(data);
+    let size = 2 * bytes.len() + 128;
+    DECODED.with(|c| {
+        let (used, map) = &mut *c.borrow_mut();
+        if *used + size > DECODED_BYTES {
+            map.clear();
+            *used = 0;
+        }
+        *used += size;
+        map.insert(
+            place,
+            Decoded {
+                xmin,
+                bytes: bytes.into_boxed_slice(),
+                row: row.clone(),
+            },
+        );
+    });
+    row
 }
 
 /// The directory rows of `facade` by the latest snapshot: chunks other transactions
@@ -423,8 +570,8 @@ pub fn planning_chunks(facade: pg_sys::Oid) -> std::rc::Rc<Vec<ChunkRow>> {
 /// # Safety
 /// As [`scan_tuples`].
 unsafe fn scan_latest(
-    table: &str,
-    index: &str,
+    table: &'static str,
+    index: &'static str,
     key: pg_sys::Oid,
     f: impl FnMut(pg_sys::Relation, pg_sys::HeapTuple),
 ) {
