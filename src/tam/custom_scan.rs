@@ -16,7 +16,9 @@ use super::directory::{ChunkRow, ChunkState};
 use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::kept_scans::{self, KeptScans};
 use super::keyrange::{Key, KeyKind};
-use super::prune::{bounds, chunks_to_read, read_share, reads, Bound, ColumnCond, EQ, GE, GT, LT};
+use super::prune::{
+    bounds, chunks_to_read, read_share, same_reads, Bound, ColumnCond, EQ, GE, GT, LT,
+};
 use super::{chunk_scan, config, handler, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -896,8 +898,8 @@ struct FastRescan {
     /// The values the time conditions had, in expression order, and the bounds.
     time: Vec<Option<i64>>,
     range: (i64, i64),
-    /// The directory rows (indices) the scan reads.
-    rows: Vec<usize>,
+    /// The keys that read the same chunks as the recorded one ([`same_reads`]).
+    keys: (Option<Key>, Option<Key>),
 }
 
 /// Restarts the node's paused scan for a rescan in which only the key's value changed
@@ -942,16 +944,8 @@ unsafe fn fast_restart(st: *mut BidimScanState) -> bool {
         let Some(k) = route::datum_key(cfg.key_kind, righttype, v) else {
             return false;
         };
-        // The rows chunks_to_read keeps for this key, in directory order.
-        let mut expected = f.rows.iter();
-        for (i, c) in dir.rows.iter().enumerate() {
-            if reads(c, f.range, cfg.key_kind, std::slice::from_ref(&k), &[])
-                && expected.next() != Some(&i)
-            {
-                return false;
-            }
-        }
-        if expected.next().is_some() {
+        // chunks_to_read keeps the same rows for this key
+        if !super::keyrange::contains(f.keys.0.as_ref(), f.keys.1.as_ref(), &k) {
             return false;
         }
         chunk_scan::set_key_value((*st).scan, v);
@@ -971,7 +965,7 @@ unsafe fn record_fast(
     qualifies: bool,
     time_conds: &[(i32, Option<i64>)],
     range: Option<(i64, i64)>,
-    rows: impl Iterator<Item = usize>,
+    keys: impl FnOnce((i64, i64)) -> (Option<Key>, Option<Key>),
 ) {
     // SAFETY: per the contract; the record is made once in the query's memory context.
     unsafe {
@@ -991,7 +985,7 @@ unsafe fn record_fast(
                     exprs,
                     time: Vec::new(),
                     range: (0, 0),
-                    rows: Vec::new(),
+                    keys: (None, None),
                 });
         }
         let f = &mut *(*st).fast;
@@ -1002,8 +996,7 @@ unsafe fn record_fast(
         f.time.clear();
         f.time.extend(time_conds.iter().map(|t| t.1));
         f.range = range;
-        f.rows.clear();
-        f.rows.extend(rows);
+        f.keys = keys(range);
         f.valid = true;
     }
 }
@@ -1436,8 +1429,7 @@ pub(super) fn start(st: *mut BidimScanState) {
                 && (*st).pscan.is_null(),
             &time_conds,
             range,
-            kept.iter()
-                .map(|c| (*c as *const ChunkRow).offset_from(all.as_ptr()) as usize),
+            |range| same_reads(all, range, cfg.key_kind, &cond_keys[0]),
         );
         let mut keys = Vec::new();
         if let (false, Some((lo, hi))) = (key_conds.is_empty() && key_sets.is_empty(), range) {

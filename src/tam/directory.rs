@@ -76,13 +76,20 @@ pub struct ChunkRow {
 impl ChunkRow {
     /// Whether the chunk's key range may hold `k`.
     pub fn may_hold(&self, kind: KeyKind, k: &Key) -> bool {
+        let (lo, hi) = self.key_bounds(kind);
+        keyrange::contains(lo, hi, k)
+    }
+
+    /// The bounds of the key range the chunk was made for, parsed once (`None`:
+    /// unbounded, as is a bound that does not parse).
+    pub fn key_bounds(&self, kind: KeyKind) -> (Option<&Key>, Option<&Key>) {
         let (lo, hi) = self.parsed_keys.get_or_init(|| {
             (
                 self.key_lo.as_deref().and_then(|s| Key::parse(kind, s)),
                 self.key_hi.as_deref().and_then(|s| Key::parse(kind, s)),
             )
         });
-        keyrange::contains(lo.as_ref(), hi.as_ref(), k)
+        (lo.as_ref(), hi.as_ref())
     }
 
     /// The times [lo, hi) the chunk's rows lie in: its exact bounds once measured

@@ -75,6 +75,52 @@ pub fn reads(
             .all(|set| set.iter().any(|k| c.may_hold(kind, k)))
 }
 
+/// The keys for which [`reads`] (one key, no set) keeps exactly the chunks of `all` it
+/// keeps for `k`, over times [lo, hi): an interval [from, to) holding `k` (`None`:
+/// unbounded). A rescan whose new key lies in it reads the same chunks, checked in
+/// constant time however many chunks the directory lists. Each chunk that overlaps the
+/// times narrows it: to the chunk's key range if that holds `k`, else to the side of
+/// the range `k` lies on.
+pub fn same_reads(
+    all: &[ChunkRow],
+    time: (i64, i64),
+    kind: KeyKind,
+    k: &Key,
+) -> (Option<Key>, Option<Key>) {
+    fn raise<'a>(b: &mut Option<&'a Key>, v: &'a Key) {
+        if b.is_none_or(|x| x < v) {
+            *b = Some(v)
+        }
+    }
+    fn lower<'a>(b: &mut Option<&'a Key>, v: &'a Key) {
+        if b.is_none_or(|x| v < x) {
+            *b = Some(v)
+        }
+    }
+    let mut from: Option<&Key> = None;
+    let mut to: Option<&Key> = None;
+    for c in all {
+        let (cfrom, cto) = c.time_span();
+        if !overlaps(cfrom, cto, time.0, time.1) {
+            continue;
+        }
+        let (lo, hi) = c.key_bounds(kind);
+        if super::keyrange::contains(lo, hi, k) {
+            if let Some(lo) = lo {
+                raise(&mut from, lo);
+            }
+            if let Some(hi) = hi {
+                lower(&mut to, hi);
+            }
+        } else if let Some(hi) = hi.filter(|h| *h <= k) {
+            raise(&mut from, hi);
+        } else if let Some(lo) = lo.filter(|l| *l > k) {
+            lower(&mut to, lo);
+        }
+    }
+    (from.cloned(), to.cloned())
+}
+
 /// The share of the table's blocks a scan reads when it reads the `kept` chunks of
 /// `all` for times in [lo, hi): each chunk weighs its size in blocks when measured
 /// (else the mean of the measured ones), and a chunk with a block-range time map
@@ -288,6 +334,68 @@ mod tests {
                 assert_eq!(matches, inside, "t={t} conds={conds:?} bounds={b:?}");
             }
         }
+    }
+
+    #[test]
+    fn keys_in_the_same_reads_interval_read_the_same_chunks() {
+        use crate::tam::directory::ChunkState;
+        let chunk = |id: u32, time_lo: i64, lo: Option<i64>, hi: Option<i64>| ChunkRow {
+            chunk_id: id,
+            chunk_rel: pgrx::pg_sys::Oid::from(id),
+            range_id: 0,
+            time_lo,
+            time_hi: time_lo + 10,
+            state: ChunkState::Hot,
+            key_lo: lo.map(|v| v.to_string()),
+            key_hi: hi.map(|v| v.to_string()),
+            sealed_xid: None,
+            min_time: None,
+            max_time: None,
+            pages: None,
+            rows: None,
+            block_map: None,
+            parsed_keys: Default::default(),
+        };
+        // ranges split over time: unbounded, then at 100, then at 50 and 200
+        let chunks = vec![
+            chunk(1, 0, None, None),
+            chunk(2, 10, None, Some(100)),
+            chunk(3, 10, Some(100), None),
+            chunk(4, 20, None, Some(50)),
+            chunk(5, 20, Some(50), Some(100)),
+            chunk(6, 20, Some(100), Some(200)),
+            chunk(7, 20, Some(200), None),
+            chunk(8, 30, Some(40), Some(60)),
+        ];
+        let kept = |time: (i64, i64), k: i64| -> Vec<u32> {
+            chunks
+                .iter()
+                .filter(|c| reads(c, time, KeyKind::Int, &[Key::Int(k)], &[]))
+                .map(|c| c.chunk_id)
+                .collect()
+        };
+        let times = [(i64::MIN, i64::MAX), (0, 10), (10, 30), (25, 40), (40, 50)];
+        for time in times {
+            for k in -5..260 {
+                let (from, to) = same_reads(&chunks, time, KeyKind::Int, &Key::Int(k));
+                let inside = |j: i64| {
+                    crate::tam::keyrange::contains(from.as_ref(), to.as_ref(), &Key::Int(j))
+                };
+                assert!(inside(k), "{k} lies in its own interval");
+                for j in -5..260 {
+                    if inside(j) {
+                        assert_eq!(kept(time, j), kept(time, k), "{time:?}: {j} against {k}");
+                    }
+                }
+            }
+        }
+        // the interval is as wide as the chunks allow
+        let (from, to) = same_reads(&chunks, (i64::MIN, i64::MAX), KeyKind::Int, &Key::Int(120));
+        assert_eq!((from, to), (Some(Key::Int(100)), Some(Key::Int(200))));
+        let (from, to) = same_reads(&chunks, (0, 10), KeyKind::Int, &Key::Int(120));
+        assert_eq!((from, to), (None, None));
+        let (from, to) = same_reads(&chunks, (30, 40), KeyKind::Int, &Key::Int(70));
+        assert_eq!((from, to), (Some(Key::Int(60)), None));
     }
 
     #[test]
