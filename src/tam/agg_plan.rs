@@ -13,9 +13,7 @@
 //! of a timestamp(tz) column. Any other query plans as before.
 
 use super::aggregate::{AggKind, MAX_GROUP_COLUMNS};
-use super::chunk_scan;
 use super::custom_scan::{self, ON_TIME};
-use super::directory::ChunkState;
 use super::directory_io::planning_chunks;
 use super::prune;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -432,17 +430,13 @@ unsafe fn add_paths(
         // come a row at a time, but their groups are found without calling the
         // grouping expressions (a native `date_trunc`) and their states kept without
         // a transition call per row.
-        let cold_share = if chunks.is_empty() {
+        let cold_share = if chunks.rows.is_empty() {
             0.0
         } else {
-            chunks
-                .iter()
-                .filter(|c| c.state == ChunkState::Cold)
-                .count() as f64
-                / chunks.len() as f64
+            chunks.cold as f64 / chunks.rows.len() as f64
         };
         let per_cost = 0.3 * cold_share + 0.9 * (1.0 - cold_share);
-        let units = chunk_scan::parallel_units(&chunks);
+        let units = chunks.parallel_units;
         let Some(partial) = partial_target(root, grouped, extra, rti) else {
             return;
         };

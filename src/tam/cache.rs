@@ -6,8 +6,8 @@
 
 use super::cell::Cell;
 use super::config::TableConfig;
-use super::directory::ChunkRow;
 use super::keyrange::{self, Key};
+use super::plan_directory::PlanDirectory;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -51,7 +51,7 @@ struct TableCache {
     /// ordinal -> the cell the chunk was made for.
     chunk_cells: HashMap<u32, ChunkCell>,
     /// The directory as last committed, for the planner's estimates.
-    planning: Option<Rc<Vec<ChunkRow>>>,
+    planning: Option<Rc<PlanDirectory>>,
     /// The table's rollups, as writers need them.
     rollups: Option<Rc<Vec<super::rollup::Guard>>>,
 }
@@ -102,11 +102,11 @@ pub fn set_ranges(facade: pg_sys::Oid, ranges: Vec<keyrange::Range>) {
 }
 
 /// The directory rows the planner estimates from, if cached.
-pub fn planning_chunks(facade: pg_sys::Oid) -> Option<Rc<Vec<ChunkRow>>> {
+pub fn planning_chunks(facade: pg_sys::Oid) -> Option<Rc<PlanDirectory>> {
     CACHE.with(|c| c.borrow().get(&facade).and_then(|t| t.planning.clone()))
 }
 
-pub fn set_planning_chunks(facade: pg_sys::Oid, rows: Rc<Vec<ChunkRow>>) {
+pub fn set_planning_chunks(facade: pg_sys::Oid, rows: Rc<PlanDirectory>) {
     with_table(facade, |t| t.planning = Some(rows));
 }
 

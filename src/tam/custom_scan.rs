@@ -15,10 +15,8 @@
 use super::directory::{ChunkRow, ChunkState};
 use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::kept_scans::{self, KeptScans};
-use super::keyrange::{Key, KeyKind};
-use super::prune::{
-    bounds, chunks_to_read, read_share, same_reads, Bound, ColumnCond, EQ, GE, GT, LT,
-};
+use super::keyrange::Key;
+use super::prune::{bounds, chunks_to_read, same_reads, Bound, ColumnCond, EQ, GE, GT, LT};
 use super::{chunk_scan, config, handler, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -435,12 +433,8 @@ unsafe extern "C-unwind" fn pathlist_hook(
                 Some(conds) => bounds(conds),
                 None => Some((i64::MIN, i64::MAX)),
             };
-            let kept = chunks_to_read(&chunks, time, KeyKind::Int, &[], &[]);
-            let mut ranges: Vec<i32> = kept.iter().map(|c| c.range_id).collect();
-            ranges.sort_unstable();
-            ranges.dedup();
-            let share = time.map_or(0.0, |t| read_share(&chunks, &kept, t));
-            (chunks.len(), kept.len(), ranges.len().max(1), share)
+            let (kept, ranges, share) = chunks.estimate(time);
+            (chunks.rows.len(), kept, ranges.max(1), share)
         });
         let kept_chunks = directory
             .filter(|_| consts.is_some())
@@ -460,10 +454,7 @@ unsafe extern "C-unwind" fn pathlist_hook(
         }
         // With cold chunks, the scan also serves queries without bounds: it decodes only
         // the columns the query reads, where a sequential scan decodes whole rows.
-        let has_cold = pg_sys::ActiveSnapshotSet()
-            && planning_chunks((*rte).relid)
-                .iter()
-                .any(|c| c.state == ChunkState::Cold);
+        let has_cold = pg_sys::ActiveSnapshotSet() && planning_chunks((*rte).relid).cold > 0;
         if exprs.is_null() && !has_cold {
             return;
         }
@@ -1852,7 +1843,9 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
         if (*st).chunks_total > 0 || (*st).started {
             // The scan read only the directory rows its time bounds need: the total is
             // the table's (as last committed).
-            let total = planning_chunks((*(*st).css.ss.ss_currentRelation).rd_id).len();
+            let total = planning_chunks((*(*st).css.ss.ss_currentRelation).rd_id)
+                .rows
+                .len();
             let text = format!(
                 "{} of {}{}{}",
                 (*st).chunks_scanned,

@@ -121,11 +121,7 @@ fn make_changeable(qd: *mut pg_sys::QueryDesc) -> pg_sys::Snapshot {
             let rel = pg_sys::table_open((*rte).relid, pg_sys::NoLock as pg_sys::LOCKMODE);
             let ours = handler::is_bidim(rel);
             pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-            if ours
-                && planning_chunks((*rte).relid)
-                    .iter()
-                    .any(|c| c.state == ChunkState::Cold)
-            {
+            if ours && planning_chunks((*rte).relid).cold > 0 {
                 tables.push((rti, (*rte).relid));
             }
         }

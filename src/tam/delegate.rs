@@ -339,6 +339,21 @@ fn verified_this_xact(facade: pg_sys::Oid, ordinal: u32, lockmode: u32) -> bool 
     })
 }
 
+/// Whether chunk `ordinal` of `facade`, which the caller holds in `lockmode`, is still
+/// in the directory by the latest snapshot (a converted or dropped chunk is not):
+/// checked once per transaction and chunk under a lock that keeps conversions out.
+pub(super) fn still_listed(facade: pg_sys::Oid, ordinal: u32, lockmode: u32) -> bool {
+    let known = VERIFIED.with(|v| v.borrow().contains(&(facade, ordinal)));
+    if known {
+        return true;
+    }
+    let listed = super::directory_io::chunk_listed_latest(facade, ordinal);
+    if listed {
+        verified_this_xact(facade, ordinal, lockmode);
+    }
+    listed
+}
+
 /// The transaction ended: forget the chunks it checked.
 pub(super) fn transaction_ended() {
     VERIFIED.with(|v| v.borrow_mut().clear());

@@ -5,6 +5,7 @@
 //! caller controls. Rows are read by column name.
 
 use super::directory::{ChunkRow, ChunkState};
+use super::plan_directory::PlanDirectory;
 use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -551,12 +552,15 @@ pub fn chunk_listed_latest(facade: pg_sys::Oid, ordinal: u32) -> bool {
 /// are. A read that an invalidation interrupted (a change committed after its snapshot
 /// was taken) is used once and not kept. Never used to choose what a scan reads (that
 /// is the scan's snapshot's directory).
-pub fn planning_chunks(facade: pg_sys::Oid) -> std::rc::Rc<Vec<ChunkRow>> {
+pub fn planning_chunks(facade: pg_sys::Oid) -> std::rc::Rc<PlanDirectory> {
     if let Some(rows) = super::cache::planning_chunks(facade) {
         return rows;
     }
     let before = super::cache::generation();
-    let rows = std::rc::Rc::new(read_chunks_latest(facade));
+    let rows = std::rc::Rc::new(PlanDirectory::new(
+        read_chunks_latest(facade),
+        super::chunk_scan::parallel_units,
+    ));
     if super::cache::generation() == before {
         super::cache::set_planning_chunks(facade, rows.clone());
     }

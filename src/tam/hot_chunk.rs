@@ -86,6 +86,29 @@ pub(super) fn insert_into_chunk(
         return;
     };
     let mut chunk = open_chunk(hot.relid, pg_sys::RowExclusiveLock);
+    // A conversion may have swapped the chunk out between this backend's routing (its
+    // cache, or a snapshot taken before the conversion committed) and the lock just
+    // taken (the lock waited for it): rows put into it now would be lost with it. Once
+    // we hold the lock, no conversion of it can start.
+    if !delegate::still_listed(facade, hot.ordinal, pg_sys::RowExclusiveLock) {
+        close_chunk(chunk);
+        cache::forget_cell(facade, cell);
+        // SAFETY: reads a backend-global setting.
+        if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+            // this transaction's snapshot would route to the same chunk again
+            raise(
+                PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+                format!(
+                    "could not serialize access due to a concurrent conversion of bidim table \"{}\"",
+                    delegate::rel_name(rel)
+                ),
+                Some("The hot chunk this row goes to was converted after this transaction's snapshot was taken. Retry the transaction."),
+            );
+        }
+        // Read committed: routing reads the directory again with a new snapshot.
+        insert_rows(rel, cfg, slots, cid, options);
+        return;
+    }
     if narrower(rel, chunk) {
         // Columns were added since the chunk was made: its rows stay readable through
         // the table's descriptor, but new rows go to a chunk that has every column.

@@ -45,6 +45,7 @@ pub mod locks;
 pub mod maintenance;
 pub mod modify;
 pub mod options;
+pub mod plan_directory;
 pub mod privilege;
 pub mod prune;
 pub mod relation;

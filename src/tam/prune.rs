@@ -126,7 +126,13 @@ pub fn same_reads(
 /// (else the mean of the measured ones), and a chunk with a block-range time map
 /// counts only the blocks whose ranges overlap the window. 1.0 when nothing is
 /// skipped.
-pub fn read_share(all: &[ChunkRow], kept: &[&ChunkRow], (lo, hi): (i64, i64)) -> f64 {
+pub fn read_share(all: &[ChunkRow], kept: &[&ChunkRow], time: (i64, i64)) -> f64 {
+    read_share_weighed(weights(all), kept, time)
+}
+
+/// What [`read_share`] weighs chunks by: the blocks an unmeasured chunk weighs (the
+/// mean of the measured ones) and the weight of all of `all`.
+pub fn weights(all: &[ChunkRow]) -> (f64, f64) {
     let measured: Vec<f64> = all
         .iter()
         .filter_map(|c| c.pages)
@@ -137,15 +143,27 @@ pub fn read_share(all: &[ChunkRow], kept: &[&ChunkRow], (lo, hi): (i64, i64)) ->
     } else {
         (measured.iter().sum::<f64>() / measured.len() as f64).max(1.0)
     };
-    let weight = |c: &ChunkRow| c.pages.map_or(mean, |p| (p as f64).max(1.0));
-    let total: f64 = all.iter().map(weight).sum();
+    let total = all.iter().map(|c| weight(c, mean)).sum();
+    (mean, total)
+}
+
+fn weight(c: &ChunkRow, mean: f64) -> f64 {
+    c.pages.map_or(mean, |p| (p as f64).max(1.0))
+}
+
+/// [`read_share`] with the table's [`weights`] worked out before.
+pub fn read_share_weighed(
+    (mean, total): (f64, f64),
+    kept: &[&ChunkRow],
+    (lo, hi): (i64, i64),
+) -> f64 {
     let read: f64 = kept
         .iter()
         .map(|c| match &c.block_map {
             Some(m) if m.blocks() > 0 => {
-                weight(c) * f64::from(m.blocks_for(lo, hi)) / f64::from(m.blocks())
+                weight(c, mean) * f64::from(m.blocks_for(lo, hi)) / f64::from(m.blocks())
             }
-            _ => weight(c),
+            _ => weight(c, mean),
         })
         .sum();
     if total <= 0.0 {

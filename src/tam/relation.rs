@@ -296,15 +296,13 @@ struct PlanningSize {
 /// measured) read from their files, so planning opens a few chunks, not all of them;
 /// a cold chunk's rows as its conversion counted them.
 fn planning_size(rel: pg_sys::Relation) -> PlanningSize {
-    let (mut heap, mut cold, mut rows) = (0u64, 0u64, 0i64);
-    for c in directory_io::planning_chunks(rel_oid(rel)).iter() {
-        let pages = match c.pages {
-            Some(p) => p.max(0) as u64,
-            None => chunk_blocks(c.chunk_rel),
-        };
+    let dir = directory_io::planning_chunks(rel_oid(rel));
+    let (mut heap, mut cold, rows) = dir.measured;
+    for &i in &dir.unmeasured {
+        let c = &dir.rows[i];
+        let pages = chunk_blocks(c.chunk_rel);
         if c.state == super::directory::ChunkState::Cold {
             cold += pages;
-            rows += c.rows.unwrap_or(0);
         } else {
             heap += pages;
         }
