@@ -81,6 +81,10 @@ pub(super) struct BidimScan {
     chunk_rel: pg_sys::Relation,
     /// The current chunk's reader.
     reader: Reader,
+    /// The array an ordered scan's units merge their inputs in, allocated once in
+    /// `mcxt` and reused by every unit (and rescan) that fits in it.
+    merge_buf: *mut MergeInput,
+    merge_cap: i32,
     /// The facade-side header of the current tuple (TID and table oid re-encoded).
     tup: pg_sys::HeapTupleData,
     /// For ANALYZE: palloc'd cumulative start block of each chunk.
@@ -952,13 +956,25 @@ fn next_from_index(
 fn start_unit(s: &mut BidimScan, u: i32) {
     end_chunk_scan(s);
     // SAFETY: the scan's own context outlives the unit; units has nunits + 1 entries,
-    // chunks and spans nchunks.
+    // chunks and spans nchunks; the merge buffer holds merge_cap inputs, zeroed when
+    // allocated, and the unit's n are written before the slice over them is made.
     unsafe {
-        let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
         let from = *s.units.add(u as usize);
         let to = *s.units.add(u as usize + 1);
-        let mut inputs: Vec<MergeInput> = (from..to)
-            .map(|idx| {
+        let n = (to - from).max(0);
+        if s.merge_cap < n {
+            let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
+            if !s.merge_buf.is_null() {
+                pg_sys::pfree(s.merge_buf as *mut std::ffi::c_void);
+            }
+            // zeroed: every field valid (null pointers, false, 0) before it is written
+            s.merge_buf =
+                pg_sys::palloc0(n as usize * std::mem::size_of::<MergeInput>()) as *mut MergeInput;
+            s.merge_cap = n;
+            pg_sys::MemoryContextSwitchTo(old);
+        }
+        for (k, idx) in (from..to).enumerate() {
+            s.merge_buf.add(k).write({
                 let (ordinal, relid) = *s.chunks.add(idx as usize);
                 let (lo, hi) = *s.spans.add(idx as usize);
                 MergeInput {
@@ -979,8 +995,9 @@ fn start_unit(s: &mut BidimScan, u: i32) {
                     taken: false,
                     time: 0,
                 }
-            })
-            .collect();
+            });
+        }
+        let inputs = std::slice::from_raw_parts_mut(s.merge_buf, n as usize);
         // Most promising first: latest last time (descending), earliest first time.
         if s.order < 0 {
             inputs.sort_by_key(|i| std::cmp::Reverse(i.bound));
@@ -988,11 +1005,10 @@ fn start_unit(s: &mut BidimScan, u: i32) {
             inputs.sort_by_key(|i| i.bound);
         }
         s.reader = Reader::Merge {
-            inputs: palloc_array(&inputs),
-            n: inputs.len() as i32,
+            inputs: s.merge_buf,
+            n,
         };
         s.cur_unit = u;
-        pg_sys::MemoryContextSwitchTo(old);
     }
 }
 
@@ -1197,7 +1213,7 @@ fn end_merge_reader(inputs: *mut MergeInput, n: i32, kept: *mut KeptScans) {
             pg_sys::ExecDropSingleTupleTableSlot(i.slot);
             release_chunk(i.chunk, i.index);
         }
-        pg_sys::pfree(inputs as *mut std::ffi::c_void);
+        // (the array is the scan's merge buffer, kept for the next unit)
     }
 }
 
@@ -1275,6 +1291,9 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
         }
         if !s.hkeys.is_null() {
             pg_sys::pfree(s.hkeys as *mut std::ffi::c_void);
+        }
+        if !s.merge_buf.is_null() {
+            pg_sys::pfree(s.merge_buf as *mut std::ffi::c_void);
         }
         pg_sys::pfree(scan as *mut std::ffi::c_void);
     }

@@ -1284,7 +1284,10 @@ pub(super) fn start(st: *mut BidimScanState) {
     unsafe {
         let ps = &mut (*st).css.ss.ps;
         let econtext = ps.ps_ExprContext;
-        pg_sys::MemoryContextReset((*st).bounds_cxt);
+        // (a context nothing was allocated in since its last reset needs none)
+        if !(*(*st).bounds_cxt).isReset {
+            pg_sys::MemoryContextReset((*st).bounds_cxt);
+        }
         if fast_restart(st) {
             return;
         }
