@@ -74,6 +74,29 @@ pub struct ChunkRow {
 }
 
 impl ChunkRow {
+    /// A hot chunk's row of partition [time_lo, time_hi), every other field empty
+    /// (unit tests build their directories from it).
+    #[cfg(test)]
+    pub fn for_test(id: u32, time_lo: i64, time_hi: i64) -> ChunkRow {
+        ChunkRow {
+            chunk_id: id,
+            chunk_rel: pg_sys::Oid::from(id),
+            range_id: 0,
+            time_lo,
+            time_hi,
+            state: ChunkState::Hot,
+            key_lo: None,
+            key_hi: None,
+            sealed_xid: None,
+            min_time: None,
+            max_time: None,
+            pages: None,
+            rows: None,
+            block_map: None,
+            parsed_keys: Default::default(),
+        }
+    }
+
     /// Whether the chunk's key range may hold `k`.
     pub fn may_hold(&self, kind: KeyKind, k: &Key) -> bool {
         let (lo, hi) = self.key_bounds(kind);
@@ -205,21 +228,10 @@ mod tests {
 
     fn row(id: u32, range_id: i32, time_lo: i64, state: ChunkState) -> ChunkRow {
         ChunkRow {
-            chunk_id: id,
             chunk_rel: pg_sys::Oid::from(1000 + id),
             range_id,
-            time_lo,
-            time_hi: time_lo + 10,
             state,
-            key_lo: None,
-            key_hi: None,
-            sealed_xid: None,
-            min_time: None,
-            max_time: None,
-            pages: None,
-            rows: None,
-            block_map: None,
-            parsed_keys: Default::default(),
+            ..ChunkRow::for_test(id, time_lo, time_lo + 10)
         }
     }
 

@@ -297,20 +297,36 @@ unsafe fn scan_where(
             second,
             snapshot,
             pg_sys::AccessShareLock,
-            |rel, tup| {
-                let desc = (*rel).rd_att;
-                let n = (*desc).natts as usize;
-                values.resize(n, pg_sys::Datum::from(0));
-                nulls.resize(n, false);
-                pg_sys::heap_deform_tuple(tup, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-                f(&Row {
-                    desc,
-                    values: &values,
-                    nulls: &nulls,
-                    tid: (*tup).t_self,
-                });
-            },
+            |rel, tup| with_row(rel, tup, &mut values, &mut nulls, &mut f),
         )
+    }
+}
+
+/// Hands `f` tuple `tup` of the open table `rel`, deformed with the table's own
+/// descriptor into `values` and `nulls` (resized to its width).
+///
+/// # Safety
+/// `tup` is a valid tuple of `rel`, for the duration of the call.
+unsafe fn with_row<R>(
+    rel: pg_sys::Relation,
+    tup: pg_sys::HeapTuple,
+    values: &mut Vec<pg_sys::Datum>,
+    nulls: &mut Vec<bool>,
+    f: impl FnOnce(&Row) -> R,
+) -> R {
+    // SAFETY: per the contract; the arrays have the descriptor's width.
+    unsafe {
+        let desc = (*rel).rd_att;
+        let n = (*desc).natts as usize;
+        values.resize(n, pg_sys::Datum::from(0));
+        nulls.resize(n, false);
+        pg_sys::heap_deform_tuple(tup, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        f(&Row {
+            desc,
+            values,
+            nulls,
+            tid: (*tup).t_self,
+        })
     }
 }
 
@@ -472,20 +488,8 @@ unsafe fn decoded_row(
     if let Some(row) = hit {
         return row;
     }
-    // SAFETY: deformed with the directory's own descriptor into arrays of its width.
-    let row = unsafe {
-        let desc = (*rel).rd_att;
-        let n = (*desc).natts as usize;
-        let mut values = vec![pg_sys::Datum::from(0); n];
-        let mut nulls = vec![false; n];
-        pg_sys::heap_deform_tuple(tup, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-        decode(&Row {
-            desc,
-            values: &values,
-            nulls: &nulls,
-            tid: (*tup).t_self,
-        })
-    };
+    // SAFETY: per the contract.
+    let row = unsafe { with_row(rel, tup, &mut Vec::new(), &mut Vec::new(), decode) };
     let mut bytes = Vec::with_capacity(data.len() + 2);
     bytes.extend_from_slice(&natts.to_ne_bytes());
     bytes.extend_from_slice(data);

@@ -150,25 +150,17 @@ mod tests {
 
     fn chunk(id: u32, time_lo: i64, width: i64, span: Option<(i64, i64)>) -> ChunkRow {
         ChunkRow {
-            chunk_id: id,
-            chunk_rel: pgrx::pg_sys::Oid::from(id),
             range_id: (id % 3) as i32,
-            time_lo,
-            time_hi: time_lo + width,
             state: if id.is_multiple_of(4) {
                 ChunkState::Cold
             } else {
                 ChunkState::Sealed
             },
-            key_lo: None,
-            key_hi: None,
-            sealed_xid: None,
             min_time: span.map(|s| s.0),
             max_time: span.map(|s| s.1),
             pages: (!id.is_multiple_of(5)).then_some(i64::from(id) * 10),
             rows: Some(i64::from(id)),
-            block_map: None,
-            parsed_keys: Default::default(),
+            ..ChunkRow::for_test(id, time_lo, time_lo + width)
         }
     }
 

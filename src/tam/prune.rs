@@ -356,23 +356,10 @@ mod tests {
 
     #[test]
     fn keys_in_the_same_reads_interval_read_the_same_chunks() {
-        use crate::tam::directory::ChunkState;
         let chunk = |id: u32, time_lo: i64, lo: Option<i64>, hi: Option<i64>| ChunkRow {
-            chunk_id: id,
-            chunk_rel: pgrx::pg_sys::Oid::from(id),
-            range_id: 0,
-            time_lo,
-            time_hi: time_lo + 10,
-            state: ChunkState::Hot,
             key_lo: lo.map(|v| v.to_string()),
             key_hi: hi.map(|v| v.to_string()),
-            sealed_xid: None,
-            min_time: None,
-            max_time: None,
-            pages: None,
-            rows: None,
-            block_map: None,
-            parsed_keys: Default::default(),
+            ..ChunkRow::for_test(id, time_lo, time_lo + 10)
         };
         // ranges split over time: unbounded, then at 100, then at 50 and 200
         let chunks = vec![
@@ -418,23 +405,10 @@ mod tests {
 
     #[test]
     fn chunks_are_kept_by_time_overlap_and_key_range() {
-        use crate::tam::directory::ChunkState;
         let chunk = |id: u32, time_lo: i64, lo: Option<&str>, hi: Option<&str>| ChunkRow {
-            chunk_id: id,
-            chunk_rel: pgrx::pg_sys::Oid::from(id),
-            range_id: 0,
-            time_lo,
-            time_hi: time_lo + 10,
-            state: ChunkState::Hot,
             key_lo: lo.map(str::to_string),
             key_hi: hi.map(str::to_string),
-            sealed_xid: None,
-            min_time: None,
-            max_time: None,
-            pages: None,
-            rows: None,
-            block_map: None,
-            parsed_keys: Default::default(),
+            ..ChunkRow::for_test(id, time_lo, time_lo + 10)
         };
         let chunks = vec![
             chunk(1, 0, None, Some("100")),
@@ -580,21 +554,10 @@ mod tests {
         use crate::tam::block_map::BlockMap;
         use crate::tam::directory::ChunkState;
         let chunk = |id: u32, pages: Option<i64>, map: Option<BlockMap>| ChunkRow {
-            chunk_id: id,
-            chunk_rel: pgrx::pg_sys::Oid::from(id),
-            range_id: 0,
-            time_lo: 0,
-            time_hi: 1000,
             state: ChunkState::Sealed,
-            key_lo: None,
-            key_hi: None,
-            sealed_xid: None,
-            min_time: None,
-            max_time: None,
             pages,
-            rows: None,
             block_map: map,
-            parsed_keys: Default::default(),
+            ..ChunkRow::for_test(id, 0, 1000)
         };
         // 800 blocks, block b holding time b
         let mut map = BlockMap::new(800);
