@@ -964,9 +964,7 @@ fn start_unit(s: &mut BidimScan, u: i32) {
         let n = (to - from).max(0);
         if s.merge_cap < n {
             let old = pg_sys::MemoryContextSwitchTo(s.mcxt);
-            if !s.merge_buf.is_null() {
-                pg_sys::pfree(s.merge_buf as *mut std::ffi::c_void);
-            }
+            free_if_set(s.merge_buf);
             // zeroed: every field valid (null pointers, false, 0) before it is written
             s.merge_buf =
                 pg_sys::palloc0(n as usize * std::mem::size_of::<MergeInput>()) as *mut MergeInput;
@@ -1258,6 +1256,14 @@ pub(super) unsafe extern "C-unwind" fn bidim_scan_end(scan: pg_sys::TableScanDes
 }
 
 /// Ends a scan begun by [`begin_scan_of`] and frees it.
+/// pfree of one of the scan's palloc'd arrays, if it has one.
+fn free_if_set<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: the scan's arrays are palloc'd and freed once, here.
+        unsafe { pg_sys::pfree(p as *mut std::ffi::c_void) };
+    }
+}
+
 pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
     // SAFETY: scan was created by bidim_scan_begin.
     let s = unsafe { &mut *(scan as *mut BidimScan) };
@@ -1268,33 +1274,17 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
             pg_sys::UnregisterSnapshot(s.base.rs_snapshot);
         }
         pg_sys::pfree(s.chunks as *mut std::ffi::c_void);
-        if !s.ikeys.is_null() {
-            pg_sys::pfree(s.ikeys as *mut std::ffi::c_void);
-        }
+        free_if_set(s.ikeys);
         if !s.strategy.is_null() {
             pg_sys::FreeAccessStrategy(s.strategy);
         }
-        if !s.starts.is_null() {
-            pg_sys::pfree(s.starts as *mut std::ffi::c_void);
-        }
-        if !s.units.is_null() {
-            pg_sys::pfree(s.units as *mut std::ffi::c_void);
-        }
-        if !s.spans.is_null() {
-            pg_sys::pfree(s.spans as *mut std::ffi::c_void);
-        }
-        if !s.conds.is_null() {
-            pg_sys::pfree(s.conds as *mut std::ffi::c_void);
-        }
-        if !s.needed.is_null() {
-            pg_sys::pfree(s.needed as *mut std::ffi::c_void);
-        }
-        if !s.hkeys.is_null() {
-            pg_sys::pfree(s.hkeys as *mut std::ffi::c_void);
-        }
-        if !s.merge_buf.is_null() {
-            pg_sys::pfree(s.merge_buf as *mut std::ffi::c_void);
-        }
+        free_if_set(s.starts);
+        free_if_set(s.units);
+        free_if_set(s.spans);
+        free_if_set(s.conds);
+        free_if_set(s.needed);
+        free_if_set(s.hkeys);
+        free_if_set(s.merge_buf);
         pg_sys::pfree(scan as *mut std::ffi::c_void);
     }
 }

@@ -886,9 +886,8 @@ struct FastRescan {
     /// Each bound expression: its state, what it bounds, and its operand type (from
     /// `exprs`/`strategies`, read once).
     exprs: Vec<(*mut pg_sys::ExprState, i32, pg_sys::Oid)>,
-    /// The values the time conditions had, in expression order, and the bounds.
+    /// The values the time conditions had, in expression order.
     time: Vec<Option<i64>>,
-    range: (i64, i64),
     /// The keys that read the same chunks as the recorded one ([`same_reads`]).
     keys: (Option<Key>, Option<Key>),
 }
@@ -975,7 +974,6 @@ unsafe fn record_fast(
                     valid: false,
                     exprs,
                     time: Vec::new(),
-                    range: (0, 0),
                     keys: (None, None),
                 });
         }
@@ -986,7 +984,6 @@ unsafe fn record_fast(
         };
         f.time.clear();
         f.time.extend(time_conds.iter().map(|t| t.1));
-        f.range = range;
         f.keys = keys(range);
         f.valid = true;
     }

@@ -58,8 +58,10 @@ impl PlanDirectory {
         ranges.sort_unstable();
         ranges.dedup();
         let (mut heap, mut cold_blocks, mut cold_rows) = (0u64, 0u64, 0i64);
+        let mut cold = 0;
         let mut unmeasured = Vec::new();
         for (i, c) in rows.iter().enumerate() {
+            cold += usize::from(c.state == ChunkState::Cold);
             match (c.pages, c.state == ChunkState::Cold) {
                 (Some(p), true) => {
                     cold_blocks += p.max(0) as u64;
@@ -75,7 +77,7 @@ impl PlanDirectory {
             }
         }
         let mut dir = PlanDirectory {
-            cold: rows.iter().filter(|c| c.state == ChunkState::Cold).count(),
+            cold,
             ranges: ranges.len(),
             parallel_units: parallel_units(&rows),
             weights: prune::weights(&rows),
