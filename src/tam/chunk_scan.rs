@@ -15,7 +15,7 @@ use super::delegate::{
 };
 use super::directory_io::read_chunks;
 use super::kept_scans::{self, KeptScans};
-use super::prune::ColumnCond;
+use super::prune::{self, ColumnCond};
 use crate::error::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -68,6 +68,16 @@ pub(super) struct MergeInput {
     taken: bool,
     /// The time of that row.
     time: i64,
+    /// The chunk's measured time span, when it has one (else `None`): a tail probe
+    /// reads its newest (oldest) slice first ([`tail_split`]).
+    span: Option<(i64, i64)>,
+    /// The tail probe's phase: 0 none (one read of the whole key), 1 reading the
+    /// slice from `split` on (newest first; before `split` when oldest first), 2
+    /// reading the rest.
+    phase: u8,
+    split: i64,
+    /// Whether the tail phase has returned no row yet.
+    tail_empty: bool,
 }
 
 /// A scan over a bidim table: the chunks listed at scan start, one at a time.
@@ -110,6 +120,17 @@ pub(super) struct BidimScan {
     units: *mut i32,
     /// palloc'd time span [lo, hi) of every chunk (ordered scans).
     spans: *mut (i64, i64),
+    /// palloc'd, one per chunk: whether its span was measured (its rows' own bounds,
+    /// not its partition's), so that a tail probe can slice it.
+    measured: *mut bool,
+    /// Positions in `ikeys` of the ordered scan's time keys (`>=` and `<`, both always
+    /// present in an ordered scan by index; -1: none), and a scratch copy of `ikeys` a
+    /// tail probe's phases rewrite them in.
+    tail_ge: i32,
+    tail_lt: i32,
+    tkeys: *mut pg_sys::ScanKeyData,
+    /// What the tail probes learned ([`TailStats`]).
+    tail: TailStats,
     nunits: i32,
     cur_unit: i32,
     /// Rows before `time_lo` or from `time_hi` on are not wanted (BidimScan's bounds):
@@ -149,6 +170,20 @@ pub(super) struct BidimScan {
     /// ([`heap_keys`]; none: the facade scan's own keys).
     hkeys: *mut pg_sys::ScanKeyData,
     nhkeys: i32,
+}
+
+/// What an ordered scan's tail probes ([`tail_split`]) learned: probes begun, and
+/// those whose slice held no row (they cost a second descent), and the slice's shift
+/// (0: nothing learned yet); the rules are [`prune::tail_widened`] and
+/// [`prune::tails_pay`]. A node hands it from one of its scans to the next
+/// ([`resume_tails`]), so its rescans keep what was learned.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct TailStats {
+    probes: i32,
+    misses: i32,
+    shift: u8,
+    /// The part of the counts [`take_tail_counts`] has handed out.
+    taken: (i32, i32),
 }
 
 /// Which blocks of a chunk a heap reader reads: `count` runs from `first` in
@@ -289,6 +324,7 @@ pub(crate) fn begin_ordered_scan_of(
     snapshot: pg_sys::Snapshot,
     chunks: &[(u32, pg_sys::Oid)],
     spans: &[(i64, i64)],
+    measured: &[bool],
     unit_starts: &[i32],
     index_keys: &[pg_sys::ScanKeyData],
     order: i32,
@@ -314,8 +350,23 @@ pub(crate) fn begin_ordered_scan_of(
         s.time_attnum = time_attnum;
         s.units = palloc_array(&bounds);
         s.spans = palloc_array(spans);
+        s.measured = palloc_array(measured);
         s.nunits = unit_starts.len() as i32;
         s.cur_unit = -1;
+        let at = |strategy: u32| {
+            index_keys
+                .iter()
+                .position(|k| k.sk_attno == 2 && u32::from(k.sk_strategy) == strategy)
+                .map_or(-1, |p| p as i32)
+        };
+        s.tail_ge = at(pg_sys::BTGreaterEqualStrategyNumber);
+        s.tail_lt = at(pg_sys::BTLessStrategyNumber);
+        if s.tail_ge >= 0 && s.tail_lt >= 0 {
+            s.tkeys = palloc_array(index_keys);
+            s.tail.shift = prune::TAIL_SHIFT;
+        } else {
+            (s.tail_ge, s.tail_lt) = (-1, -1);
+        }
     }
     scan
 }
@@ -689,6 +740,37 @@ pub(crate) fn batch_counts(scan: pg_sys::TableScanDesc) -> (i64, i64, i64) {
     acc
 }
 
+/// Tail probes ([`tail_split`]) begun, and those whose slice held no row, since the
+/// last call that took them (`take`) — EXPLAIN ANALYZE's counts.
+pub(crate) fn take_tail_counts(scan: pg_sys::TableScanDesc, take: bool) -> (i64, i64) {
+    // SAFETY: scan is a BidimScan.
+    let t = unsafe { &mut (*(scan as *mut BidimScan)).tail };
+    let counts = (
+        i64::from(t.probes - t.taken.0),
+        i64::from(t.misses - t.taken.1),
+    );
+    if take {
+        t.taken = (t.probes, t.misses);
+    }
+    counts
+}
+
+/// What the tail probes of `scan` learned.
+pub(crate) fn tail_stats(scan: pg_sys::TableScanDesc) -> TailStats {
+    // SAFETY: scan is a BidimScan.
+    unsafe { (*(scan as *mut BidimScan)).tail }
+}
+
+/// Gives an ordered scan just begun what an earlier scan of its node learned (when it
+/// learned anything and the new scan probes tails at all).
+pub(crate) fn resume_tails(scan: pg_sys::TableScanDesc, learned: TailStats) {
+    // SAFETY: scan is a BidimScan.
+    let s = unsafe { &mut *(scan as *mut BidimScan) };
+    if learned.shift != 0 && !s.tkeys.is_null() {
+        s.tail = learned;
+    }
+}
+
 /// Chunk scans get the facade scan's flags minus ownership of the snapshot.
 pub(super) fn chunk_flags(s: &BidimScan) -> u32 {
     s.base.rs_flags & !pg_sys::ScanOptions::SO_TEMP_SNAPSHOT
@@ -975,6 +1057,7 @@ fn start_unit(s: &mut BidimScan, u: i32) {
             s.merge_buf.add(k).write({
                 let (ordinal, relid) = *s.chunks.add(idx as usize);
                 let (lo, hi) = *s.spans.add(idx as usize);
+                let measured = !s.measured.is_null() && *s.measured.add(idx as usize);
                 MergeInput {
                     chunk: std::ptr::null_mut(),
                     index: std::ptr::null_mut(),
@@ -992,6 +1075,10 @@ fn start_unit(s: &mut BidimScan, u: i32) {
                     live: false,
                     taken: false,
                     time: 0,
+                    span: measured.then_some((lo, hi)),
+                    phase: 0,
+                    split: 0,
+                    tail_empty: false,
                 }
             });
         }
@@ -1013,15 +1100,13 @@ fn start_unit(s: &mut BidimScan, u: i32) {
 /// Opens a merge input's chunk and index scan and moves it to its first row.
 fn open_input(s: &mut BidimScan, input: &mut MergeInput) {
     if let Some(k) = kept_scans::take(s.kept, input.relid, s.nikeys, true) {
-        // SAFETY: the kept scan of this chunk's index, rescanned with this scan's keys.
-        unsafe { pg_sys::index_rescan(k.scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0) };
         input.chunk = k.chunk;
         input.index = k.index;
         input.scan = k.scan;
         input.slot = k.slot;
         input.opened = true;
-        let direction = merge_direction(s);
-        advance(input, direction, s.time_attnum);
+        rescan_input(s, input);
+        advance(s, input);
         return;
     }
     // SAFETY: the scan's own context outlives the unit; the chunk is opened, its index
@@ -1053,8 +1138,7 @@ fn open_input(s: &mut BidimScan, input: &mut MergeInput) {
                 pg_sys::MakeSingleTupleTableSlot((*s.base.rs_rd).rd_att, &pg_sys::TTSOpsVirtual);
             input.opened = true;
             pg_sys::MemoryContextSwitchTo(old);
-            let direction = merge_direction(s);
-            advance(input, direction, s.time_attnum);
+            advance(s, input);
             return;
         }
         let Some(index) = delegate::chunk_index(chunk, pg_sys::AccessShareLock)
@@ -1090,12 +1174,71 @@ fn open_input(s: &mut BidimScan, input: &mut MergeInput) {
                 s.nikeys,
             );
         }
-        pg_sys::index_rescan(input.scan, s.ikeys, s.nikeys, std::ptr::null_mut(), 0);
         input.opened = true;
         pg_sys::MemoryContextSwitchTo(old);
     }
-    let direction = merge_direction(s);
-    advance(input, direction, s.time_attnum);
+    rescan_input(s, input);
+    advance(s, input);
+}
+
+/// Where a tail probe splits the index read of `input`'s chunk, if it does: a thin
+/// newest slice of the chunk's measured span first (newest first; the oldest slice
+/// when oldest first), then the rest. A read of one key's newest row then checks a few
+/// index entries of its leaf page, not every entry of the key on it (b-tree tests
+/// each entry of a page it reads in the scan's direction until one fails the keys:
+/// `_bt_readpage`). The split is within the scan's own time keys; the two phases
+/// together read exactly what one read would.
+fn tail_split(s: &BidimScan, input: &MergeInput) -> Option<i64> {
+    let span = input.span?;
+    if s.tkeys.is_null() || !prune::tails_pay(s.tail.probes, s.tail.misses) {
+        return None;
+    }
+    // SAFETY: tail_ge and tail_lt index ikeys (set with tkeys).
+    let range = unsafe {
+        (
+            (*s.ikeys.add(s.tail_ge as usize)).sk_argument.value() as i64,
+            (*s.ikeys.add(s.tail_lt as usize)).sk_argument.value() as i64,
+        )
+    };
+    prune::tail_split(span, s.tail.shift, s.order < 0, range)
+}
+
+/// Rescans `input`'s index with the scan's keys, narrowed to the tail phase's slice
+/// when a tail probe splits the read.
+fn rescan_input(s: &mut BidimScan, input: &mut MergeInput) {
+    input.phase = 0;
+    let keys = match tail_split(s, input) {
+        None => s.ikeys,
+        Some(split) => {
+            input.phase = 1;
+            input.split = split;
+            input.tail_empty = true;
+            s.tail.probes += 1;
+            phase_keys(s, input)
+        }
+    };
+    // SAFETY: the input's open index scan, begun with nikeys keys; keys holds nikeys.
+    unsafe { pg_sys::index_rescan(input.scan, keys, s.nikeys, std::ptr::null_mut(), 0) };
+}
+
+/// The scan's keys with the time keys of `input`'s tail probe phase: phase 1 from the
+/// split on (newest first) or before it (oldest first), phase 2 the other side.
+fn phase_keys(s: &mut BidimScan, input: &MergeInput) -> *mut pg_sys::ScanKeyData {
+    // SAFETY: tkeys and ikeys hold nikeys keys; tail_ge and tail_lt index them.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.ikeys, s.tkeys, s.nikeys as usize);
+        let newest_slice = (s.order < 0) == (input.phase == 1);
+        let k = if newest_slice { s.tail_ge } else { s.tail_lt };
+        let key = &mut *s.tkeys.add(k as usize);
+        let v = key.sk_argument.value() as i64;
+        let narrowed = if newest_slice {
+            v.max(input.split)
+        } else {
+            v.min(input.split)
+        };
+        key.sk_argument = pg_sys::Datum::from(narrowed);
+    }
+    s.tkeys
 }
 
 /// The index direction of an ordered scan: backward for newest first.
@@ -1107,19 +1250,34 @@ fn merge_direction(s: &BidimScan) -> pg_sys::ScanDirection::Type {
     }
 }
 
-/// Moves a merge input to its next row (in `direction`), reading the row's time.
-fn advance(input: &mut MergeInput, direction: pg_sys::ScanDirection::Type, time_attnum: i16) {
+/// Moves a merge input to its next row (in the scan's direction), reading the row's
+/// time; a tail probe whose slice is read out goes on with the rest of the chunk.
+fn advance(s: &mut BidimScan, input: &mut MergeInput) {
+    let direction = merge_direction(s);
     // SAFETY: the input's index scan fills its own slot; the time column is NOT NULL
     // in every row (routing refuses NULL times).
     unsafe {
-        input.live = if input.cold.is_null() {
-            pg_sys::index_getnext_slot(input.scan, direction, input.slot)
-        } else {
-            cold_scan::next(input.cold, input.slot)
-        };
+        loop {
+            input.live = if input.cold.is_null() {
+                pg_sys::index_getnext_slot(input.scan, direction, input.slot)
+            } else {
+                cold_scan::next(input.cold, input.slot)
+            };
+            if input.live || input.phase != 1 {
+                break;
+            }
+            if input.tail_empty {
+                s.tail.misses += 1;
+                s.tail.shift = prune::tail_widened(s.tail.shift);
+            }
+            input.phase = 2;
+            let keys = phase_keys(s, input);
+            pg_sys::index_rescan(input.scan, keys, s.nikeys, std::ptr::null_mut(), 0);
+        }
         if input.live {
+            input.tail_empty = false;
             let mut isnull = false;
-            let d = pg_sys::slot_getattr(input.slot, time_attnum as i32, &mut isnull);
+            let d = pg_sys::slot_getattr(input.slot, s.time_attnum as i32, &mut isnull);
             input.time = d.value() as i64;
         }
     }
@@ -1135,10 +1293,9 @@ fn next_from_merge(
 ) -> bool {
     // SAFETY: inputs holds n initialized inputs, owned by this reader.
     let inputs = unsafe { std::slice::from_raw_parts_mut(inputs, n as usize) };
-    let direction = merge_direction(s);
     for input in inputs.iter_mut().filter(|i| i.taken) {
         input.taken = false;
-        advance(input, direction, s.time_attnum);
+        advance(s, input);
     }
     // Open every chunk whose rows may come before the best row of the open ones (the
     // unopened ones are in bound order, so stop at the first that cannot).
@@ -1281,6 +1438,8 @@ pub(crate) fn scan_finish(scan: pg_sys::TableScanDesc) {
         free_if_set(s.starts);
         free_if_set(s.units);
         free_if_set(s.spans);
+        free_if_set(s.measured);
+        free_if_set(s.tkeys);
         free_if_set(s.conds);
         free_if_set(s.needed);
         free_if_set(s.hkeys);

@@ -825,6 +825,10 @@ pub(super) struct BidimScanState {
     pub(super) order: i32,
     /// Cold batches decoded and skipped by their time bounds, over every (re)start.
     batches: (i64, i64, i64),
+    /// Tail probes of sealed chunks, and those that found no row in their slice, over
+    /// every (re)start; and what the last scan's probes learned, for the next.
+    tails: (i64, i64),
+    tail_learned: chunk_scan::TailStats,
     /// Blocks of sealed chunks with block-range time maps the last start reads, of the
     /// blocks those chunks have.
     blocks: (i64, i64),
@@ -1453,7 +1457,10 @@ pub(super) fn start(st: *mut BidimScanState) {
                 ));
             }
             let time_type = attrs[(cfg.time_attnum - 1) as usize].atttypid;
-            let bounded = lo > i64::MIN || hi < i64::MAX;
+            // An ordered read has both time keys, unbounded ends included (no stored
+            // time is infinite): its tail probes narrow them (chunk_scan::tail_split).
+            let ordered = (*st).order != 0;
+            let bounded = lo > i64::MIN || hi < i64::MAX || ordered;
             if let Some((family, intype)) = bounded.then(|| btree_family(time_type)).flatten() {
                 let mut bound = |strategy: i32, v: i64| {
                     let opno = pg_sys::get_opfamily_member(family, intype, intype, strategy as i16);
@@ -1467,10 +1474,10 @@ pub(super) fn start(st: *mut BidimScanState) {
                         0,
                     ));
                 };
-                if lo > i64::MIN {
+                if lo > i64::MIN || ordered {
                     bound(GE, lo);
                 }
-                if hi < i64::MAX {
+                if hi < i64::MAX || ordered {
                     bound(LT, hi);
                 }
             }
@@ -1501,17 +1508,23 @@ pub(super) fn start(st: *mut BidimScanState) {
                 return;
             }
             let spans: Vec<(i64, i64)> = ordered.iter().map(|c| c.time_span()).collect();
+            let measured: Vec<bool> = ordered
+                .iter()
+                .map(|c| c.min_time.is_some() && c.max_time.is_some())
+                .collect();
             (*st).scan = chunk_scan::begin_ordered_scan_of(
                 rel,
                 snapshot,
                 &chunks,
                 &spans,
+                &measured,
                 &units,
                 &keys,
                 (*st).order,
                 cfg.time_attnum,
             );
             chunk_scan::keep_scans((*st).scan, (*st).kept);
+            chunk_scan::resume_tails((*st).scan, (*st).tail_learned);
             chunk_scan::restrict(
                 (*st).scan,
                 range.unwrap_or((i64::MIN, i64::MAX)),
@@ -1737,6 +1750,10 @@ fn take_counts(st: *mut BidimScanState) -> bool {
         (*st).batches.0 += r;
         (*st).batches.1 += k;
         (*st).batches.2 += l;
+        let (p, m) = chunk_scan::take_tail_counts((*st).scan, true);
+        (*st).tails.0 += p;
+        (*st).tails.1 += m;
+        (*st).tail_learned = chunk_scan::tail_stats((*st).scan);
         true
     }
 }
@@ -1878,6 +1895,17 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
                 }
                 let text = std::ffi::CString::new(text).expect("no NUL in a number");
                 pg_sys::ExplainPropertyText(c"Cold batches".as_ptr(), text.as_ptr(), es);
+            }
+            let (mut probes, mut missed) = (*st).tails;
+            if !(*st).scan.is_null() {
+                let (p, m) = chunk_scan::take_tail_counts((*st).scan, false);
+                probes += p;
+                missed += m;
+            }
+            if probes > 0 {
+                let text = format!("{probes}, {missed} found no row in their slice");
+                let text = std::ffi::CString::new(text).expect("no NUL in a number");
+                pg_sys::ExplainPropertyText(c"Tail probes".as_ptr(), text.as_ptr(), es);
             }
             if (*st).blocks.1 > 0 {
                 let text = format!(

@@ -265,6 +265,42 @@ pub fn value_may_match(v: Bound, strategy: i32, value: Bound) -> bool {
     }
 }
 
+/// Tail probes: where an ordered read of one key splits its read of a chunk whose
+/// measured time span is `span` [lo, hi), within the scan's own time range `range`
+/// [ge, lt): the slice of the span's newest (`newest_first`; else oldest) 1/2^`shift`
+/// is read first, then the rest. `None`: no split (a span too short to slice, or a
+/// range that already lies within the slice's side).
+pub fn tail_split(
+    span: (i64, i64),
+    shift: u8,
+    newest_first: bool,
+    range: (i64, i64),
+) -> Option<i64> {
+    let (lo, hi) = span;
+    let slice = hi.saturating_sub(lo) >> shift;
+    if slice <= 0 {
+        return None;
+    }
+    let split = if newest_first { hi - slice } else { lo + slice };
+    (split > range.0 && split < range.1).then_some(split)
+}
+
+/// The slice shift tail probes start with: 1/1024 of a chunk's span.
+pub const TAIL_SHIFT: u8 = 10;
+
+/// The slice shift after a probe whose slice held no row: the slice doubles, up to a
+/// quarter of the span.
+pub fn tail_widened(shift: u8) -> u8 {
+    shift.saturating_sub(1).max(2)
+}
+
+/// Whether tail probes still pay after `probes` of them, `misses` of which found no
+/// row in their slice (each miss costs a second descent): past 32 probes, not when
+/// more than one in four missed.
+pub fn tails_pay(probes: i32, misses: i32) -> bool {
+    probes < 32 || misses * 4 <= probes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,5 +619,46 @@ mod tests {
         let hot = vec![chunk(1, None, None), chunk(2, None, None)];
         let share = read_share(&hot, &[&hot[0]], (0, 1));
         assert!((share - 0.5).abs() < 1e-9, "{share}");
+    }
+
+    #[test]
+    fn tail_slices_sit_at_the_read_end_of_the_span_inside_the_range() {
+        let all = (i64::MIN, i64::MAX);
+        // newest 1/1024 of [0, 1024000): from 1023000 on; oldest: before 1000
+        assert_eq!(tail_split((0, 1_024_000), 10, true, all), Some(1_023_000));
+        assert_eq!(tail_split((0, 1_024_000), 10, false, all), Some(1000));
+        // a span too short to slice
+        assert_eq!(tail_split((5, 900), 10, true, all), None);
+        assert_eq!(tail_split((5, 5), 2, true, all), None);
+        // a range that ends before the newest slice, or starts within it: no split
+        assert_eq!(tail_split((0, 1_024_000), 10, true, (0, 1_023_000)), None);
+        assert_eq!(
+            tail_split((0, 1_024_000), 10, true, (1_023_500, i64::MAX)),
+            None
+        );
+        assert_eq!(
+            tail_split((0, 1_024_000), 10, true, (1_022_000, 1_023_500)),
+            Some(1_023_000)
+        );
+        assert_eq!(
+            tail_split((0, 1_024_000), 10, false, (1000, i64::MAX)),
+            None
+        );
+        assert_eq!(tail_split((0, 1_024_000), 10, false, (0, 1001)), Some(1000));
+    }
+
+    #[test]
+    fn tail_slices_widen_on_misses_and_stop_when_they_do_not_pay() {
+        let mut shift = TAIL_SHIFT;
+        for _ in 0..20 {
+            shift = tail_widened(shift);
+        }
+        assert_eq!(shift, 2);
+        assert_eq!(tail_widened(TAIL_SHIFT), TAIL_SHIFT - 1);
+        assert!(tails_pay(31, 31));
+        assert!(tails_pay(32, 8));
+        assert!(!tails_pay(32, 9));
+        assert!(tails_pay(1000, 250));
+        assert!(!tails_pay(1000, 251));
     }
 }

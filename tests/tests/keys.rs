@@ -405,3 +405,101 @@ fn block_maps_read_only_the_window() {
     let now: i64 = one_i64(&mut c, &q.replace("count(*), sum(value)", "count(*)"));
     assert!(now < before.0, "the update moved rows out of the window");
 }
+
+/// Tail probes: a newest-first (oldest-first) read of one key in a sealed chunk reads
+/// a thin slice of the chunk's measured span first, then the rest. Answers equal a
+/// heap table's for every limit (within the slice, across it, the whole series), for
+/// series that report until the end, series that stopped early (their slices are
+/// empty: the probes widen, then stop), timestamps many rows share, and time bounds
+/// inside and across the slices; EXPLAIN ANALYZE counts the probes and their misses.
+#[test]
+fn tail_probes_match_heap() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(
+        "CREATE EXTENSION bidim;
+         SET timezone = 'UTC';
+         CREATE TABLE b (series_id int4, ts timestamptz, value float8) USING bidim;
+         SELECT bidim.configure('b', hot_chunk_rows => 20000, partition_interval => '1 day');
+         CREATE TABLE h (series_id int4, ts timestamptz, value float8);
+         -- 1-50 report every 10 s for 12 h; 51-90 only in the first hour; 91 five rows
+         -- a timestamp, every 10 s.
+         INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '10 seconds', s * 100000 + t
+           FROM generate_series(0, 4319) t, generate_series(1, 50) s ORDER BY t, s;
+         INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '10 seconds', -s * 100000 - t
+           FROM generate_series(0, 359) t, generate_series(51, 90) s;
+         INSERT INTO b SELECT 91, timestamptz '2026-03-01' + t * interval '10 seconds', d * 10000 + t
+           FROM generate_series(0, 4319) t, generate_series(1, 5) d;
+         INSERT INTO h SELECT * FROM b;
+         SELECT bidim.seal('b');",
+    )
+    .unwrap();
+    // (one transaction each: bounds are measured once no snapshot predates the seal)
+    for sql in [
+        "SELECT bidim._maintain()",
+        "SELECT bidim._maintain()",
+        "ANALYZE b",
+        "ANALYZE h",
+    ] {
+        c.batch_execute(sql).unwrap();
+    }
+    c.batch_execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
+        .unwrap();
+    assert!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM bidim.chunks WHERE rel = 'b'::regclass AND min_time IS NOT NULL"
+        ) > 5,
+        "too few measured chunks"
+    );
+    let bounds = [
+        "",
+        " AND ts >= timestamptz '2026-03-01 11:59:30'",
+        " AND ts < timestamptz '2026-03-01 11:59:55'",
+        " AND ts >= timestamptz '2026-03-01 03:00' AND ts < timestamptz '2026-03-01 07:12:05'",
+        " AND ts < timestamptz '2026-03-01 00:00:25'",
+    ];
+    for w in bounds {
+        for n in [1, 2, 40, 100000] {
+            for dir in ["DESC", ""] {
+                same(
+                    &mut c,
+                    &format!(
+                        "SELECT k, l.ts, l.value FROM generate_series(0, 92) k CROSS JOIN LATERAL
+                           (SELECT ts, value FROM {{t}} p WHERE p.series_id = k{w} ORDER BY ts {dir}, value LIMIT {n}) l"
+                    ),
+                    false,
+                );
+                same(
+                    &mut c,
+                    &format!("SELECT ts, value FROM {{t}} WHERE series_id = 91{w} ORDER BY ts {dir}, value LIMIT {n}"),
+                    true,
+                );
+            }
+        }
+    }
+    // Series that report until the end find their newest row in the slice.
+    let (probes, missed) = explain_pair(
+        &mut c,
+        "SELECT * FROM generate_series(1, 50) k CROSS JOIN LATERAL
+           (SELECT ts FROM b p WHERE p.series_id = k ORDER BY ts DESC LIMIT 1) l",
+        "Tail probes:",
+    )
+    .expect("no tail probes");
+    assert!(
+        probes >= 50 && missed == 0,
+        "{probes} probes, {missed} missed"
+    );
+    // Series that stopped early miss in every slice: the probes widen, then stop.
+    let (probes, missed) = explain_pair(
+        &mut c,
+        "SELECT * FROM generate_series(51, 90) k CROSS JOIN LATERAL
+           (SELECT ts FROM b p WHERE p.series_id = k ORDER BY ts DESC LIMIT 1) l",
+        "Tail probes:",
+    )
+    .expect("no tail probes");
+    assert!(
+        missed > 8 && probes <= 40,
+        "{probes} probes, {missed} missed"
+    );
+}
