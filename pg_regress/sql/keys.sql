@@ -310,6 +310,48 @@ SELECT same_as_heap($$SELECT * FROM points WHERE series_id IN (5, 150) AND ts >=
 SET timezone = 'UTC';
 SELECT date_trunc('hour', ts) h, count(*), sum(v) FROM packed GROUP BY 1 ORDER BY 1;
 
+-- Tail probes: a newest-first (oldest-first) read of one key in a sealed chunk whose
+-- bounds were measured reads a thin slice at that end of the chunk first, then the
+-- rest; the answers are a heap table's whatever the limit. Series 21 stopped early:
+-- its probes find nothing in their slices (each miss widens the slice).
+CREATE TABLE tails (series_id int, ts timestamptz, value float8) USING bidim;
+SELECT (bidim.configure('tails', hot_chunk_rows => 20000, partition_interval => '1 day')).rel IS NOT NULL AS configured;
+INSERT INTO tails SELECT s, timestamptz '2026-02-01' + t * interval '10 seconds', t
+FROM generate_series(0, 4319) t, generate_series(1, 20) s ORDER BY t, s;
+INSERT INTO tails SELECT 21, timestamptz '2026-02-01' + t * interval '10 seconds', -t FROM generate_series(0, 99) t;
+CREATE TABLE heap_tails AS SELECT * FROM tails;
+SELECT bidim.seal('tails') > 0 AS sealed;
+-- (each run measures up to 16 chunks, in table order)
+DO $$ BEGIN FOR i IN 1..10 LOOP PERFORM bidim._maintain(); END LOOP; END $$;
+SELECT count(*) AS measured_chunks FROM bidim.chunks WHERE rel = 'tails'::regclass AND min_time IS NOT NULL;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT k, l.ts FROM generate_series(1, 20) k CROSS JOIN LATERAL
+  (SELECT ts FROM tails WHERE series_id = k ORDER BY ts DESC LIMIT 1) l;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT ts, value FROM tails WHERE series_id = 21 ORDER BY ts DESC LIMIT 2;
+SELECT n, (SELECT array_agg(x) FROM (SELECT k, l.ts, l.value FROM generate_series(1, 22) k CROSS JOIN LATERAL
+              (SELECT ts, value FROM tails WHERE series_id = k ORDER BY ts DESC, value LIMIT n) l) x)
+        = (SELECT array_agg(x) FROM (SELECT k, l.ts, l.value FROM generate_series(1, 22) k CROSS JOIN LATERAL
+              (SELECT ts, value FROM heap_tails WHERE series_id = k ORDER BY ts DESC, value LIMIT n) l) x) AS newest_same,
+          (SELECT array_agg(x) FROM (SELECT k, l.ts, l.value FROM generate_series(1, 22) k CROSS JOIN LATERAL
+              (SELECT ts, value FROM tails WHERE series_id = k ORDER BY ts, value LIMIT n) l) x)
+        = (SELECT array_agg(x) FROM (SELECT k, l.ts, l.value FROM generate_series(1, 22) k CROSS JOIN LATERAL
+              (SELECT ts, value FROM heap_tails WHERE series_id = k ORDER BY ts, value LIMIT n) l) x) AS oldest_same
+FROM unnest(ARRAY[1, 3, 200, 5000]) n ORDER BY 1;
+SELECT (SELECT array_agg(ts) FROM (SELECT ts FROM tails WHERE series_id = 4 ORDER BY ts DESC LIMIT 40) x)
+     = (SELECT array_agg(ts) FROM (SELECT ts FROM heap_tails WHERE series_id = 4 ORDER BY ts DESC LIMIT 40) x) AS same_order;
+SELECT (SELECT array_agg(ts) FROM (SELECT ts FROM tails WHERE series_id = 4 ORDER BY ts LIMIT 40) x)
+     = (SELECT array_agg(ts) FROM (SELECT ts FROM heap_tails WHERE series_id = 4 ORDER BY ts LIMIT 40) x) AS same_order;
+-- Bounds evaluated once per scan are interpreted, not compiled by JIT (where the
+-- server has JIT); the answers do not change.
+SET jit = on;
+SET jit_above_cost = 0;
+SELECT count(*), sum(value) FROM tails WHERE series_id IN (2, 3) AND ts >= timestamptz '2026-02-01' + interval '3 hours' AND value > 100;
+SELECT count(*), sum(value) FROM heap_tails WHERE series_id IN (2, 3) AND ts >= timestamptz '2026-02-01' + interval '3 hours' AND value > 100;
+RESET jit;
+RESET jit_above_cost;
+DROP TABLE tails, heap_tails;
+
 DROP FUNCTION same_as_heap(text);
 DROP TABLE packed, heap_packed, points, heap_points, series, named, heap_named, daily, heap_daily, wide, heap_wide, many, heap_many;
 SELECT count(*) AS chunks_left FROM bidim.chunk;

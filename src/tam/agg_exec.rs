@@ -281,8 +281,8 @@ unsafe extern "C-unwind" fn begin(
         let all = (*cscan).custom_exprs;
         let bounds = pg_sys::list_copy_head(all, nbounds);
         let cols = pg_sys::list_copy_tail(all, nbounds);
-        scan.exprs = pg_sys::ExecInitExprList(bounds, ps);
-        scan.col_exprs = pg_sys::ExecInitExprList(cols, ps);
+        scan.exprs = super::custom_scan::init_once_exprs(bounds, ps);
+        scan.col_exprs = super::custom_scan::init_once_exprs(cols, ps);
         scan.col_meta = pg_sys::list_nth((*cscan).custom_private, 3) as *mut pg_sys::List;
         scan.order = 0;
         scan.bounds_cxt = pg_sys::AllocSetContextCreateInternal(

@@ -1018,6 +1018,29 @@ unsafe extern "C-unwind" fn create_scan_state(
     }
 }
 
+/// Compiles expressions a scan evaluates once per (re)start (its bounds' and column
+/// conditions' operands) for `ps`, interpreted: JIT would compile each into every
+/// participant's module (emission is most of a parallel scan's JIT time) to run it
+/// once.
+///
+/// # Safety
+/// `ps` must be a plan state being initialized, in the executor's memory context.
+pub(super) unsafe fn init_once_exprs(
+    exprs: *mut pg_sys::List,
+    ps: *mut pg_sys::PlanState,
+) -> *mut pg_sys::List {
+    // SAFETY: per the contract; the flags are restored before anything can raise
+    // between (ExecInitExprList may raise: then the query fails and the estate with it).
+    unsafe {
+        let estate = (*ps).state;
+        let flags = (*estate).es_jit_flags;
+        (*estate).es_jit_flags = 0;
+        let list = pg_sys::ExecInitExprList(exprs, ps);
+        (*estate).es_jit_flags = flags;
+        list
+    }
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn begin_scan(
     node: *mut pg_sys::CustomScanState,
@@ -1028,7 +1051,7 @@ unsafe extern "C-unwind" fn begin_scan(
     unsafe {
         let st = node as *mut BidimScanState;
         let cscan = (*node).ss.ps.plan as *mut pg_sys::CustomScan;
-        (*st).exprs = pg_sys::ExecInitExprList((*cscan).custom_exprs, &mut (*node).ss.ps);
+        (*st).exprs = init_once_exprs((*cscan).custom_exprs, &mut (*node).ss.ps);
         (*st).strategies = pg_sys::list_nth((*cscan).custom_private, 0) as *mut pg_sys::List;
         (*st).order = pg_sys::list_nth_int(
             pg_sys::list_nth((*cscan).custom_private, 1) as *mut pg_sys::List,
@@ -1048,7 +1071,7 @@ unsafe extern "C-unwind" fn begin_scan(
         (*node).ss.ps.qual = pg_sys::ExecInitQual((*cscan).scan.plan.qual, &mut (*node).ss.ps);
         let (col_exprs, col_meta) =
             column_conditions((*cscan).scan.plan.qual, (*cscan).scan.scanrelid, rel);
-        (*st).col_exprs = pg_sys::ExecInitExprList(col_exprs, &mut (*node).ss.ps);
+        (*st).col_exprs = init_once_exprs(col_exprs, &mut (*node).ss.ps);
         (*st).col_meta = col_meta;
         pg_sys::ExecAssignScanProjectionInfoWithVarno(
             &mut (*node).ss,
