@@ -25,6 +25,22 @@ fn same(c: &mut Client, sql: &str, ordered: bool) {
     assert_eq!(b, h, "bidim and heap differ: {sql}");
 }
 
+/// A session on `cluster` with bidim created, UTC times, and two empty tables of
+/// (series_id `key_type`, ts, value): `b` with bidim's access method (configured with
+/// `settings`), `h` a heap table, the oracle.
+fn bidim_and_heap(cluster: &Cluster, key_type: &str, settings: &str) -> Client {
+    let mut c = cluster.connect().unwrap();
+    c.batch_execute(&format!(
+        "CREATE EXTENSION bidim;
+         SET timezone = 'UTC';
+         CREATE TABLE b (series_id {key_type}, ts timestamptz, value float8) USING bidim;
+         SELECT bidim.configure('b', {settings});
+         CREATE TABLE h (series_id {key_type}, ts timestamptz, value float8);"
+    ))
+    .unwrap();
+    c
+}
+
 fn key_list(rng: &mut Rng) -> String {
     let n = rng.below(7);
     let mut keys: Vec<String> = (0..n)
@@ -60,14 +76,13 @@ fn window(rng: &mut Rng) -> String {
 #[test]
 fn named_series_queries_match_heap() {
     let cluster = Cluster::new().expect("cluster");
-    let mut c = cluster.connect().unwrap();
+    let mut c = bidim_and_heap(
+        &cluster,
+        "bigint",
+        "hot_chunk_rows => 1500, partition_interval => '2 hours'",
+    );
     c.batch_execute(
-        "CREATE EXTENSION bidim;
-         SET timezone = 'UTC';
-         CREATE TABLE b (series_id bigint, ts timestamptz, value float8) USING bidim;
-         SELECT bidim.configure('b', hot_chunk_rows => 1500, partition_interval => '2 hours');
-         CREATE TABLE h (series_id bigint, ts timestamptz, value float8);
-         INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '30 seconds', s * 100000 + t
+        "INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '30 seconds', s * 100000 + t
            FROM generate_series(0, 1439) t, generate_series(1, 100) s ORDER BY t, s;
          INSERT INTO h SELECT * FROM b;
          CREATE TABLE series (id bigint PRIMARY KEY, tags tagset);
@@ -415,14 +430,13 @@ fn block_maps_read_only_the_window() {
 #[test]
 fn tail_probes_match_heap() {
     let cluster = Cluster::new().expect("cluster");
-    let mut c = cluster.connect().unwrap();
+    let mut c = bidim_and_heap(
+        &cluster,
+        "int4",
+        "hot_chunk_rows => 20000, partition_interval => '1 day'",
+    );
     c.batch_execute(
-        "CREATE EXTENSION bidim;
-         SET timezone = 'UTC';
-         CREATE TABLE b (series_id int4, ts timestamptz, value float8) USING bidim;
-         SELECT bidim.configure('b', hot_chunk_rows => 20000, partition_interval => '1 day');
-         CREATE TABLE h (series_id int4, ts timestamptz, value float8);
-         -- 1-50 report every 10 s for 12 h; 51-90 only in the first hour; 91 five rows
+        "-- 1-50 report every 10 s for 12 h; 51-90 only in the first hour; 91 five rows
          -- a timestamp, every 10 s.
          INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '10 seconds', s * 100000 + t
            FROM generate_series(0, 4319) t, generate_series(1, 50) s ORDER BY t, s;
