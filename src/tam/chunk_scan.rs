@@ -75,6 +75,7 @@ pub(super) struct MergeInput {
     /// slice from `split` on (newest first; before `split` when oldest first), 2
     /// reading the rest.
     phase: u8,
+    /// The time where the two phases meet.
     split: i64,
     /// Whether the tail phase has returned no row yet.
     tail_empty: bool,

@@ -1029,8 +1029,8 @@ pub(super) unsafe fn init_once_exprs(
     exprs: *mut pg_sys::List,
     ps: *mut pg_sys::PlanState,
 ) -> *mut pg_sys::List {
-    // SAFETY: per the contract; the flags are restored before anything can raise
-    // between (ExecInitExprList may raise: then the query fails and the estate with it).
+    // SAFETY: per the contract. Should ExecInitExprList raise, the flags stay cleared,
+    // but the query fails and its estate goes with it.
     unsafe {
         let estate = (*ps).state;
         let flags = (*estate).es_jit_flags;
