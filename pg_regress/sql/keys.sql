@@ -221,6 +221,17 @@ CREATE TABLE heap_many AS SELECT * FROM many;
 SELECT w.t0, (SELECT count(*) FROM many m WHERE m.ts >= w.t0 AND m.series_id = 1) AS bidim,
        (SELECT count(*) FROM heap_many m WHERE m.ts >= w.t0 AND m.series_id = 1) AS heap
 FROM (VALUES (timestamptz '2026-03-05'), ('2026-03-02'), ('2026-03-04 12:00'), ('2026-03-01')) w(t0);
+-- Newest first without a lower bound over this long directory (120 rows): the read
+-- starts at the newest partition (one row a series there) and goes on to the older
+-- partitions only when the limit needs more rows. (The table was not analyzed: the
+-- planner would sort its 120 rows.)
+SET enable_sort = off;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT ts, v FROM many WHERE series_id = 2 ORDER BY ts DESC LIMIT 1;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT ts, v FROM many WHERE series_id = 2 ORDER BY ts DESC LIMIT 3;
+SELECT n, (SELECT array_agg(x) FROM (SELECT ts, v FROM many WHERE series_id = 2 ORDER BY ts DESC LIMIT n) x)
+        = (SELECT array_agg(x) FROM (SELECT ts, v FROM heap_many WHERE series_id = 2 ORDER BY ts DESC LIMIT n) x) AS same_rows
+FROM unnest(ARRAY[1, 2, 3, 500]) n;
+RESET enable_sort;
 BEGIN;
 SELECT ts, v FROM many WHERE series_id = 2 ORDER BY ts DESC LIMIT 1;
 SELECT count(*) FROM many m JOIN (VALUES (1), (3)) k(id) ON m.series_id = k.id;

@@ -17,7 +17,7 @@ use super::directory_io::{planning_chunks, read_chunks_ending_after};
 use super::kept_scans::{self, KeptScans};
 use super::keyrange::Key;
 use super::prune::{bounds, chunks_to_read, same_reads, Bound, ColumnCond, EQ, GE, GT, LT};
-use super::{chunk_scan, config, handler, route};
+use super::{chunk_scan, config, handler, prune, route};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -858,6 +858,15 @@ pub(super) struct BidimScanState {
     pub(super) extra_array: pg_sys::Datum,
     /// Whether the node has been rescanned.
     pub(super) rescanned: bool,
+    /// Newest first without a lower time bound, over a long directory: the start of
+    /// the newest partition (as the planning cache last saw it) where the scan splits
+    /// its read (`i64::MIN`: no split). It reads the rows from there on first, through
+    /// the directory rows of the partitions that end after it; only if those run out
+    /// does it read the older rows (`older`), through every directory row.
+    split_at: i64,
+    older: bool,
+    /// Starts that split their read, and those that went on to the older rows.
+    splits: (i64, i64),
     /// Scan keys the last start gave heap's scans of hot and sealed chunks.
     heap_keys: i64,
     /// What a rescan that changes only the key's value needs (query memory).
@@ -944,6 +953,66 @@ unsafe fn fast_restart(st: *mut BidimScanState) -> bool {
         }
         chunk_scan::set_key_value((*st).scan, v);
         (*st).started = true;
+        true
+    }
+}
+
+/// The time range a (re)start reads, of the query's `range`: a newest-first read
+/// without a lower bound over a long directory ([`prune::split_point`]) reads from
+/// the newest partition's start on (a few directory rows, where the newest rows of a
+/// series that still reports are), and before it only when that ran out
+/// ([`BidimScanState::older`]). The two reads together return what one would, in
+/// order, wherever the split is.
+///
+/// # Safety
+/// `st` is our executor node, in a running executor.
+unsafe fn split_read(st: *mut BidimScanState, range: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    // SAFETY: per the contract.
+    unsafe {
+        let (lo, hi) = range?;
+        if (*st).older {
+            let cut = (*st).split_at;
+            return (lo < cut.min(hi)).then_some((lo, hi.min(cut)));
+        }
+        (*st).split_at = i64::MIN;
+        // (the cheap checks of prune::split_point before the cache lookup)
+        if (*st).order >= 0 || lo > i64::MIN || !(*st).pscan.is_null() {
+            return range;
+        }
+        let plan = planning_chunks((*(*st).css.ss.ss_currentRelation).rd_id);
+        let Some(cut) = prune::split_point(
+            (*st).order,
+            (lo, hi),
+            plan.rows.len(),
+            plan.newest_partition,
+        ) else {
+            return range;
+        };
+        (*st).split_at = cut;
+        (*st).splits.0 += 1;
+        Some((cut, hi))
+    }
+}
+
+/// Whether the node's read was split ([`split_read`]) and only its newer part has
+/// been read: then the node goes on with the older rows, and true.
+///
+/// # Safety
+/// `st` is our executor node; its scan has returned its last row.
+unsafe fn read_older(st: *mut BidimScanState) -> bool {
+    // SAFETY: per the contract; the fast-rescan record would name the older read's
+    // scan, so the next rescan starts in full.
+    unsafe {
+        if (*st).older || (*st).split_at == i64::MIN {
+            return false;
+        }
+        pause(st);
+        (*st).older = true;
+        (*st).splits.1 += 1;
+        if !(*st).fast.is_null() {
+            (*(*st).fast).valid = false;
+        }
+        start(st);
         true
     }
 }
@@ -1312,7 +1381,7 @@ pub(super) fn start(st: *mut BidimScanState) {
         if !(*(*st).bounds_cxt).isReset {
             pg_sys::MemoryContextReset((*st).bounds_cxt);
         }
-        if fast_restart(st) {
+        if !(*st).older && fast_restart(st) {
             return;
         }
         let n = pg_sys::list_length((*st).exprs);
@@ -1380,7 +1449,7 @@ pub(super) fn start(st: *mut BidimScanState) {
         let range = if impossible {
             None
         } else {
-            bounds(&time_conds)
+            split_read(st, bounds(&time_conds))
         };
         // The directory rows of the partitions that end after the lower time bound,
         // read again only when a rescan's bound is earlier than every read so far.
@@ -1444,7 +1513,8 @@ pub(super) fn start(st: *mut BidimScanState) {
                 && cond_keys.len() == 1
                 && key_sets.is_empty()
                 && col_conds.is_empty()
-                && (*st).pscan.is_null(),
+                && (*st).pscan.is_null()
+                && !(*st).older,
             &time_conds,
             range,
             |range| same_reads(all, range, cfg.key_kind, &cond_keys[0]),
@@ -1698,11 +1768,18 @@ unsafe extern "C-unwind" fn access_next(ss: *mut pg_sys::ScanState) -> *mut pg_s
             start(st);
         }
         let slot = (*ss).ss_ScanTupleSlot;
-        let found = chunk_scan::scan_next(
+        let mut found = chunk_scan::scan_next(
             (*st).scan,
             pg_sys::ScanDirection::ForwardScanDirection,
             slot,
         );
+        if !found && read_older(st) {
+            found = chunk_scan::scan_next(
+                (*st).scan,
+                pg_sys::ScanDirection::ForwardScanDirection,
+                slot,
+            );
+        }
         // Rows a cold batch left out by the column conditions are rows the filter
         // removed (InstrCountFiltered1).
         let filtered = chunk_scan::take_filtered((*st).scan);
@@ -1818,7 +1895,10 @@ unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
     // scan is reused if it reads the same chunks).
     pause(node as *mut BidimScanState);
     // SAFETY: our node.
-    unsafe { (*(node as *mut BidimScanState)).rescanned = true };
+    unsafe {
+        (*(node as *mut BidimScanState)).rescanned = true;
+        (*(node as *mut BidimScanState)).older = false;
+    }
     // SAFETY: resets the generic scan state of our node.
     unsafe { pg_sys::ExecScanReScan(&mut (*node).ss) };
 }
@@ -1924,6 +2004,15 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
                 let (p, m) = chunk_scan::take_tail_counts((*st).scan, false);
                 probes += p;
                 missed += m;
+            }
+            if (*st).splits.0 > 0 {
+                let text = format!(
+                    "{} of {} starts read only from the newest partition on",
+                    (*st).splits.0 - (*st).splits.1,
+                    (*st).splits.0
+                );
+                let text = std::ffi::CString::new(text).expect("no NUL in a number");
+                pg_sys::ExplainPropertyText(c"Newest partition first".as_ptr(), text.as_ptr(), es);
             }
             if probes > 0 {
                 let text = format!("{probes}, {missed} found no row in their slice");

@@ -36,6 +36,8 @@ pub struct PlanDirectory {
     pub unmeasured: Vec<usize>,
     /// [`PlanDirectory::estimate`] without time bounds.
     unbounded: (usize, usize, f64),
+    /// The start of the newest time partition (`i64::MIN`: no rows).
+    pub newest_partition: i64,
 }
 
 impl PlanDirectory {
@@ -85,6 +87,7 @@ impl PlanDirectory {
             unmeasured,
             by_start,
             widest,
+            newest_partition: rows.iter().map(|c| c.time_lo).max().unwrap_or(i64::MIN),
             rows,
             unbounded: (0, 0, 0.0),
         };

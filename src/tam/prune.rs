@@ -265,6 +265,23 @@ pub fn value_may_match(v: Bound, strategy: i32, value: Bound) -> bool {
     }
 }
 
+/// A directory this long makes a newest-first read without a lower time bound read
+/// the newest partition first ([`split_point`]).
+pub const SPLIT_ABOVE_ROWS: usize = 64;
+
+/// Where a newest-first read (`order` < 0) of times in `range` splits, over a
+/// directory of `rows` rows whose newest partition starts at `newest`: at that start,
+/// when the read has no lower bound, the directory is long and the split lies inside
+/// the range. The part from the split on is read first, the rest only if needed.
+pub fn split_point(order: i32, range: (i64, i64), rows: usize, newest: i64) -> Option<i64> {
+    (order < 0
+        && range.0 == i64::MIN
+        && rows > SPLIT_ABOVE_ROWS
+        && newest > i64::MIN
+        && newest < range.1)
+        .then_some(newest)
+}
+
 /// Tail probes: where an ordered read of one key splits its read of a chunk whose
 /// measured time span is `span` [lo, hi), within the scan's own time range `range`
 /// [ge, lt): the slice of the span's newest (`newest_first`; else oldest) 1/2^`shift`
@@ -660,5 +677,19 @@ mod tests {
         assert!(!tails_pay(32, 9));
         assert!(tails_pay(1000, 250));
         assert!(!tails_pay(1000, 251));
+    }
+
+    #[test]
+    fn newest_first_reads_split_at_the_newest_partition_when_unbounded_below() {
+        let all = (i64::MIN, i64::MAX);
+        assert_eq!(split_point(-1, all, 65, 1000), Some(1000));
+        // oldest first, a lower bound, a short directory, no rows: no split
+        assert_eq!(split_point(1, all, 65, 1000), None);
+        assert_eq!(split_point(-1, (0, i64::MAX), 65, 1000), None);
+        assert_eq!(split_point(-1, all, SPLIT_ABOVE_ROWS, 1000), None);
+        assert_eq!(split_point(-1, all, 65, i64::MIN), None);
+        // an upper bound at or before the newest partition: nothing from there on
+        assert_eq!(split_point(-1, (i64::MIN, 1000), 65, 1000), None);
+        assert_eq!(split_point(-1, (i64::MIN, 1001), 65, 1000), Some(1000));
     }
 }

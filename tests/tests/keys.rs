@@ -517,3 +517,148 @@ fn tail_probes_match_heap() {
         "{probes} probes, {missed} missed"
     );
 }
+
+/// Newest first without a lower time bound on a table of many partitions: the scan
+/// reads from the newest partition's start on first (a few directory rows), and the
+/// older partitions only when that runs out. Answers equal a heap table's for series
+/// that report until now, series that stopped long ago, a series only in the newest
+/// partition, limits within and across the split, an upper bound, rescans (LATERAL,
+/// and a prepared statement's generic plan), and after new partitions appear.
+#[test]
+fn newest_partition_first_matches_heap() {
+    let cluster = Cluster::new().expect("cluster");
+    let mut c = bidim_and_heap(
+        &cluster,
+        "int8",
+        "hot_chunk_rows => 3000, partition_interval => '1 hour'",
+    );
+    c.batch_execute(
+        "-- 1-10 every minute for 100 hours; 11-15 only in the first 30; 16 only in the
+         -- last hour; 17 once an hour.
+         INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '1 minute', s * 100000 + t
+           FROM generate_series(0, 5999) t, generate_series(1, 10) s ORDER BY t, s;
+         INSERT INTO b SELECT s, timestamptz '2026-03-01' + t * interval '1 minute', -s * 100000 - t
+           FROM generate_series(0, 1799) t, generate_series(11, 15) s;
+         INSERT INTO b SELECT 16, timestamptz '2026-03-01' + t * interval '1 minute', t FROM generate_series(5940, 5999) t;
+         INSERT INTO b SELECT 17, timestamptz '2026-03-01' + t * interval '1 hour' + interval '7 minutes', t FROM generate_series(0, 99) t;
+         INSERT INTO h SELECT * FROM b;
+         SELECT bidim.seal('b');",
+    )
+    .unwrap();
+    for sql in [
+        "SELECT bidim._maintain()",
+        "SELECT bidim._maintain()",
+        "ANALYZE b",
+        "ANALYZE h",
+    ] {
+        c.batch_execute(sql).unwrap();
+    }
+    assert!(
+        one_i64(
+            &mut c,
+            "SELECT count(*) FROM bidim.chunks WHERE rel = 'b'::regclass"
+        ) >= 100
+    );
+    let bounds = [
+        "",
+        " AND ts < timestamptz '2026-03-05 03:30'",
+        " AND ts < timestamptz '2026-03-02'",
+        " AND ts <= timestamptz '2026-03-05 03:00'",
+    ];
+    for round in 0..2 {
+        for w in bounds {
+            for n in [1, 2, 70, 100000] {
+                same(
+                    &mut c,
+                    &format!(
+                        "SELECT k, l.ts, l.value FROM generate_series(0, 18) k CROSS JOIN LATERAL
+                           (SELECT ts, value FROM {{t}} p WHERE p.series_id = k{w} ORDER BY ts DESC, value LIMIT {n}) l"
+                    ),
+                    false,
+                );
+                for k in [1, 12, 16, 17] {
+                    same(
+                        &mut c,
+                        &format!("SELECT ts, value FROM {{t}} WHERE series_id = {k}{w} ORDER BY ts DESC, value LIMIT {n}"),
+                        true,
+                    );
+                }
+            }
+        }
+        // A prepared statement's generic plan, run for series in and out of the newest
+        // partition in turn.
+        c.batch_execute("SET plan_cache_mode = force_generic_plan")
+            .unwrap();
+        let mut answers = Vec::new();
+        for t in ["b", "h"] {
+            let last = c
+                .prepare(&format!(
+                    "SELECT ts::text, value FROM {t} WHERE series_id = $1::int8 ORDER BY ts DESC, value LIMIT $2::int4"
+                ))
+                .unwrap();
+            let mut rows = Vec::new();
+            for (k, n) in [
+                (1i64, 1i32),
+                (12, 1),
+                (16, 70),
+                (13, 3),
+                (17, 2),
+                (99, 1),
+                (2, 61),
+            ] {
+                let r: Vec<(String, f64)> = c
+                    .query(&last, &[&k, &n])
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                rows.push(r);
+            }
+            answers.push(rows);
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "generic plans differ (round {round})"
+        );
+        c.batch_execute("RESET plan_cache_mode").unwrap();
+        // New partitions after the planning cache was filled: rows newer than the
+        // split the cache names.
+        for t in ["b", "h"] {
+            c.batch_execute(&format!(
+                "INSERT INTO {t} SELECT s, timestamptz '2026-03-05 04:00' + t * interval '1 minute', s * 1000 + t
+                   FROM generate_series(0, 89) t, generate_series(1, 3) s"
+            ))
+            .unwrap();
+        }
+    }
+    // Series that still report are read from the newest partition on; series that
+    // stopped go on to the older partitions.
+    let plan: Vec<String> = c
+        .query(
+            "EXPLAIN (ANALYZE, COSTS OFF) SELECT ts FROM b WHERE series_id = 12 ORDER BY ts DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("Newest partition first: 0 of 1 starts")),
+        "{plan:#?}"
+    );
+    let (stayed, starts) = explain_pair(
+        &mut c,
+        "SELECT ts FROM b WHERE series_id = 3 ORDER BY ts DESC LIMIT 1",
+        "Newest partition first:",
+    )
+    .expect("no split read");
+    assert_eq!((stayed, starts), (1, 1));
+    let (read, _) = explain_pair(
+        &mut c,
+        "SELECT ts FROM b WHERE series_id = 3 ORDER BY ts DESC LIMIT 1",
+        "Chunks:",
+    )
+    .unwrap();
+    assert!(read <= 3, "{read} chunks read for the newest row");
+}
