@@ -36,8 +36,9 @@ pub(super) enum Reader {
         index: pg_sys::Relation,
         scan: pg_sys::IndexScanDesc,
     },
-    /// Time-ordered: the (key, time) index scans of every chunk of one time partition,
-    /// merged by time (`n` inputs in a palloc'd array).
+    /// Time-ordered: the (key, time) index scans of every chunk of one unit (a time
+    /// partition, or partitions that overlap), merged by time (`n` inputs in a
+    /// palloc'd array).
     Merge { inputs: *mut MergeInput, n: i32 },
     /// A cold chunk's batches ([`cold_scan`]).
     Cold(*mut ColdScan),
@@ -113,8 +114,9 @@ pub(super) struct BidimScan {
     /// chunk scans must live as long as this scan.
     mcxt: pg_sys::MemoryContext,
     /// Time order of the rows returned: 0 none, 1 ascending, -1 descending (then the
-    /// chunks come in time order, grouped into units of one time partition each,
-    /// every unit read by a merge of its chunks' index scans).
+    /// chunks come in time order, grouped into units of one time partition each, or
+    /// of partitions that overlap ([`prune::ordered_units`]), every unit read by a
+    /// merge of its chunks' index scans).
     order: i32,
     time_attnum: i16,
     /// palloc'd start index of every unit in `chunks`, and `nchunks` after the last.
@@ -1031,7 +1033,8 @@ fn next_from_index(
     found
 }
 
-/// Starts unit `u` of an ordered scan: every chunk of one time partition, each to be
+/// Starts unit `u` of an ordered scan: every chunk of one time partition (or of
+/// partitions that overlap: [`prune::ordered_units`]), each to be
 /// read through its (key, time) index in the scan's direction, merged by time. The
 /// chunks are opened lazily, in the order of their bounds: a chunk whose rows cannot
 /// come before the merge's current row is not opened yet (`ORDER BY time DESC LIMIT 1`

@@ -1583,18 +1583,13 @@ pub(super) fn start(st: *mut BidimScanState) {
         (*st).chunks_scanned = kept.len() as i64;
         (*st).by_index = !keys.is_empty();
         if (*st).order != 0 {
-            // Chunks in time order (ties: chunk order), one unit per time partition.
-            let mut ordered = kept;
-            ordered.sort_by_key(|c| (c.time_lo, c.chunk_id));
-            if (*st).order < 0 {
-                ordered.reverse();
-            }
-            let mut units = Vec::new();
-            for (i, c) in ordered.iter().enumerate() {
-                if i == 0 || ordered[i - 1].time_lo != c.time_lo {
-                    units.push(i as i32);
-                }
-            }
+            // Chunks in time order (ties: chunk order), one unit per time partition, or
+            // per group of partitions that overlap (made before and after the width
+            // changed): a unit's chunks are merged by time.
+            let parts: Vec<(i64, i64)> = kept.iter().map(|c| (c.time_lo, c.time_hi)).collect();
+            let ids: Vec<u32> = kept.iter().map(|c| c.chunk_id).collect();
+            let (order, units) = prune::ordered_units(&parts, &ids, (*st).order < 0);
+            let ordered: Vec<&ChunkRow> = order.iter().map(|&i| kept[i]).collect();
             let chunks: Vec<(u32, pg_sys::Oid)> =
                 ordered.iter().map(|c| (c.chunk_id, c.chunk_rel)).collect();
             if reuse_paused(st, &chunks, &keys, range, &col_conds) {

@@ -265,6 +265,45 @@ pub fn value_may_match(v: Bound, strategy: i32, value: Bound) -> bool {
     }
 }
 
+/// The order a time-ordered read takes chunks in, and its units: chunks with
+/// partitions `parts` [lo, hi) (ties broken by `ids`) in time order (`descending`:
+/// newest first), grouped so that partitions that overlap, directly or through
+/// others, share a unit. Every row of a unit then comes before every row of the next
+/// in the read's direction, whatever the partition widths were when each chunk was
+/// made (`configure` can change them). Returns the chunk indices in read order and
+/// the position where each unit starts.
+pub fn ordered_units(
+    parts: &[(i64, i64)],
+    ids: &[u32],
+    descending: bool,
+) -> (Vec<usize>, Vec<i32>) {
+    let mut idx: Vec<usize> = (0..parts.len()).collect();
+    idx.sort_by_key(|&i| (parts[i].0, ids[i]));
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut end = i64::MIN;
+    for i in idx {
+        let (lo, hi) = parts[i];
+        match groups.last_mut() {
+            Some(g) if lo < end => g.push(i),
+            _ => groups.push(vec![i]),
+        }
+        end = end.max(hi);
+    }
+    if descending {
+        groups.reverse();
+        for g in &mut groups {
+            g.reverse();
+        }
+    }
+    let mut order = Vec::with_capacity(parts.len());
+    let mut starts = Vec::with_capacity(groups.len());
+    for g in groups {
+        starts.push(order.len() as i32);
+        order.extend(g);
+    }
+    (order, starts)
+}
+
 /// A directory this long makes a newest-first read without a lower time bound read
 /// the newest partition first ([`split_point`]).
 pub const SPLIT_ABOVE_ROWS: usize = 64;
@@ -691,5 +730,47 @@ mod tests {
         // an upper bound at or before the newest partition: nothing from there on
         assert_eq!(split_point(-1, (i64::MIN, 1000), 65, 1000), None);
         assert_eq!(split_point(-1, (i64::MIN, 1001), 65, 1000), Some(1000));
+    }
+
+    #[test]
+    fn ordered_units_group_overlapping_partitions() {
+        // one partition each: a unit each, in time order
+        let days = [(0, 10), (20, 30), (10, 20)];
+        assert_eq!(
+            ordered_units(&days, &[1, 2, 3], false),
+            (vec![0, 2, 1], vec![0, 1, 2])
+        );
+        assert_eq!(
+            ordered_units(&days, &[1, 2, 3], true),
+            (vec![1, 2, 0], vec![0, 1, 2])
+        );
+        // chunks of one partition share a unit (ties by id)
+        let same = [(0, 10), (0, 10), (10, 20)];
+        assert_eq!(
+            ordered_units(&same, &[5, 4, 6], false),
+            (vec![1, 0, 2], vec![0, 2])
+        );
+        assert_eq!(
+            ordered_units(&same, &[5, 4, 6], true),
+            (vec![2, 0, 1], vec![0, 1])
+        );
+        // a day partition and hour partitions inside it (the width narrowed), and one
+        // hour partition straddling the previous day's end through the day's start
+        let mixed = [(0, 24), (5, 6), (6, 7), (-24, 0), (-1, 0), (24, 48)];
+        let (order, starts) = ordered_units(&mixed, &[1, 2, 3, 4, 5, 6], true);
+        assert_eq!(order, vec![5, 2, 1, 0, 4, 3]);
+        assert_eq!(starts, vec![0, 1, 4]);
+        // every row of a unit comes before every row of the next, newest first
+        for u in 0..starts.len() {
+            let (from, to) = (
+                starts[u] as usize,
+                starts.get(u + 1).map_or(order.len(), |&x| x as usize),
+            );
+            let lo = order[from..to].iter().map(|&i| mixed[i].0).min().unwrap();
+            for &j in &order[to..] {
+                assert!(mixed[j].1 <= lo, "unit {u}");
+            }
+        }
+        assert_eq!(ordered_units(&[], &[], true), (vec![], vec![]));
     }
 }
