@@ -495,6 +495,15 @@ impl Rng {
 }
 
 /// The single bigint a query returns (panics with the query on error).
+/// The first column of every row of `sql` as text (an EXPLAIN's lines).
+pub fn text_rows(c: &mut Client, sql: &str) -> Vec<String> {
+    c.query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 pub fn one_i64(c: &mut Client, sql: &str) -> i64 {
     c.query_one(sql, &[])
         .unwrap_or_else(|e| panic!("{sql}: {e}"))

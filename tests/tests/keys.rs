@@ -3,7 +3,7 @@
 //! same rows gives, with custom and generic plans, nested loops and hash joins, before
 //! and after late rows, updates, deletes, seals and measured chunk bounds.
 
-use bidim_tests::{one_i64, Client, Cluster, Rng};
+use bidim_tests::{one_i64, text_rows, Client, Cluster, Rng};
 
 /// md5 of the rows of `sql`, in the order the query gives them when `ordered`, else
 /// sorted.
@@ -39,6 +39,38 @@ fn bidim_and_heap(cluster: &Cluster, key_type: &str, settings: &str) -> Client {
     ))
     .unwrap();
     c
+}
+
+/// A prepared newest-first read of table `t`: one series' (`$1`) newest `$2` rows.
+fn prepare_last(c: &mut Client, t: &str) -> postgres::Statement {
+    c.prepare(&format!(
+        "SELECT ts::text, value FROM {t} WHERE series_id = $1::int8 ORDER BY ts DESC, value LIMIT $2::int4"
+    ))
+    .unwrap()
+}
+
+/// The rows of [`prepare_last`]'s statement for series `k`, limit `n`.
+fn last_rows(c: &mut Client, last: &postgres::Statement, k: i64, n: i32) -> Vec<(String, f64)> {
+    c.query(last, &[&k, &n])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Seals `b`'s hot chunks, measures the sealed ones' bounds as the maintenance job
+/// does, and analyzes both tables (one transaction each: bounds are measured once no
+/// snapshot predates the seal).
+fn seal_and_measure(c: &mut Client) {
+    for sql in [
+        "SELECT bidim.seal('b')",
+        "SELECT bidim._maintain()",
+        "SELECT bidim._maintain()",
+        "ANALYZE b",
+        "ANALYZE h",
+    ] {
+        c.batch_execute(sql).unwrap();
+    }
 }
 
 fn key_list(rng: &mut Rng) -> String {
@@ -159,11 +191,7 @@ fn named_series_queries_match_heap() {
                        AND ts >= timestamptz '2026-03-01' + $2::int4 * interval '1 minute'"
                 ))
                 .unwrap();
-            let last = c
-                .prepare(&format!(
-                    "SELECT ts::text, value FROM {t} WHERE series_id = $1::int8 ORDER BY ts DESC, value LIMIT $2::int4"
-                ))
-                .unwrap();
+            let last = prepare_last(&mut c, t);
             statements.push((set, last));
         }
         for _ in 0..10 {
@@ -177,13 +205,7 @@ fn named_series_queries_match_heap() {
             for (set, last) in &statements {
                 let r = c.query(set, &[&keys, &minutes]).unwrap();
                 let s: (i64, Option<f64>) = (r[0].get(0), r[0].get(1));
-                let l: Vec<(String, f64)> = c
-                    .query(last, &[&k, &lim])
-                    .unwrap()
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect();
-                answers.push((s, l));
+                answers.push((s, last_rows(&mut c, last, k, lim)));
             }
             assert_eq!(
                 answers[0], answers[1],
@@ -229,12 +251,7 @@ fn named_series_queries_match_heap() {
 /// The first two numbers of the line of an EXPLAIN ANALYZE of `sql` that holds
 /// `label` (`Sealed blocks: x of y`), if it has such a line.
 fn explain_pair(c: &mut Client, sql: &str, label: &str) -> Option<(i64, i64)> {
-    let plan: Vec<String> = c
-        .query(format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}").as_str(), &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let plan = text_rows(c, &format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}"));
     let line = plan.iter().find(|l| l.contains(label))?;
     let nums: Vec<i64> = line
         .split(|ch: char| !ch.is_ascii_digit())
@@ -444,19 +461,10 @@ fn tail_probes_match_heap() {
            FROM generate_series(0, 359) t, generate_series(51, 90) s;
          INSERT INTO b SELECT 91, timestamptz '2026-03-01' + t * interval '10 seconds', d * 10000 + t
            FROM generate_series(0, 4319) t, generate_series(1, 5) d;
-         INSERT INTO h SELECT * FROM b;
-         SELECT bidim.seal('b');",
+         INSERT INTO h SELECT * FROM b;",
     )
     .unwrap();
-    // (one transaction each: bounds are measured once no snapshot predates the seal)
-    for sql in [
-        "SELECT bidim._maintain()",
-        "SELECT bidim._maintain()",
-        "ANALYZE b",
-        "ANALYZE h",
-    ] {
-        c.batch_execute(sql).unwrap();
-    }
+    seal_and_measure(&mut c);
     c.batch_execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
         .unwrap();
     assert!(
@@ -541,18 +549,10 @@ fn newest_partition_first_matches_heap() {
            FROM generate_series(0, 1799) t, generate_series(11, 15) s;
          INSERT INTO b SELECT 16, timestamptz '2026-03-01' + t * interval '1 minute', t FROM generate_series(5940, 5999) t;
          INSERT INTO b SELECT 17, timestamptz '2026-03-01' + t * interval '1 hour' + interval '7 minutes', t FROM generate_series(0, 99) t;
-         INSERT INTO h SELECT * FROM b;
-         SELECT bidim.seal('b');",
+         INSERT INTO h SELECT * FROM b;",
     )
     .unwrap();
-    for sql in [
-        "SELECT bidim._maintain()",
-        "SELECT bidim._maintain()",
-        "ANALYZE b",
-        "ANALYZE h",
-    ] {
-        c.batch_execute(sql).unwrap();
-    }
+    seal_and_measure(&mut c);
     assert!(
         one_i64(
             &mut c,
@@ -591,11 +591,7 @@ fn newest_partition_first_matches_heap() {
             .unwrap();
         let mut answers = Vec::new();
         for t in ["b", "h"] {
-            let last = c
-                .prepare(&format!(
-                    "SELECT ts::text, value FROM {t} WHERE series_id = $1::int8 ORDER BY ts DESC, value LIMIT $2::int4"
-                ))
-                .unwrap();
+            let last = prepare_last(&mut c, t);
             let mut rows = Vec::new();
             for (k, n) in [
                 (1i64, 1i32),
@@ -606,13 +602,7 @@ fn newest_partition_first_matches_heap() {
                 (99, 1),
                 (2, 61),
             ] {
-                let r: Vec<(String, f64)> = c
-                    .query(&last, &[&k, &n])
-                    .unwrap()
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect();
-                rows.push(r);
+                rows.push(last_rows(&mut c, &last, k, n));
             }
             answers.push(rows);
         }
@@ -633,15 +623,7 @@ fn newest_partition_first_matches_heap() {
     }
     // Series that still report are read from the newest partition on; series that
     // stopped go on to the older partitions.
-    let plan: Vec<String> = c
-        .query(
-            "EXPLAIN (ANALYZE, COSTS OFF) SELECT ts FROM b WHERE series_id = 12 ORDER BY ts DESC LIMIT 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let plan = text_rows(&mut c, "EXPLAIN (ANALYZE, COSTS OFF) SELECT ts FROM b WHERE series_id = 12 ORDER BY ts DESC LIMIT 1");
     assert!(
         plan.iter()
             .any(|l| l.contains("Newest partition first: 0 of 1 starts")),
@@ -688,15 +670,10 @@ fn ordered_reads_across_changed_widths_match_heap() {
              SET enable_sort = off;"
         ))
         .unwrap();
-        let plan: Vec<String> = c
-            .query(
-                "EXPLAIN (COSTS OFF) SELECT ts FROM b WHERE series_id = 1 ORDER BY ts DESC LIMIT 3",
-                &[],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let plan = text_rows(
+            &mut c,
+            "EXPLAIN (COSTS OFF) SELECT ts FROM b WHERE series_id = 1 ORDER BY ts DESC LIMIT 3",
+        );
         assert!(plan.iter().any(|l| l.contains("newest first")), "{plan:#?}");
         for n in [1, 2, 3, 10, 40, 100000] {
             for dir in ["DESC", ""] {
