@@ -1946,6 +1946,16 @@ pub(super) unsafe extern "C-unwind" fn initialize_worker(
     unsafe { (*(node as *mut BidimScanState)).pscan = coordinate as pg_sys::ParallelTableScanDesc };
 }
 
+/// Adds the EXPLAIN property `label: text`.
+///
+/// # Safety
+/// `es` must be the EXPLAIN state of a running EXPLAIN.
+unsafe fn explain_text(es: *mut pg_sys::ExplainState, label: &CStr, text: String) {
+    let text = std::ffi::CString::new(text).expect("no NUL in a number");
+    // SAFETY: per the contract; both strings outlive the call (EXPLAIN copies them).
+    unsafe { pg_sys::ExplainPropertyText(label.as_ptr(), text.as_ptr(), es) };
+}
+
 #[pg_guard]
 pub(super) unsafe extern "C-unwind" fn explain_scan(
     node: *mut pg_sys::CustomScanState,
@@ -1976,8 +1986,7 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
                     _ => "",
                 }
             );
-            let text = std::ffi::CString::new(text).expect("no NUL in a number");
-            pg_sys::ExplainPropertyText(c"Chunks".as_ptr(), text.as_ptr(), es);
+            explain_text(es, c"Chunks", text);
             // Cold chunks' batches (EXPLAIN ANALYZE: counted while reading).
             let (mut read, mut skipped, mut clear) = (*st).batches;
             if !(*st).scan.is_null() {
@@ -1991,8 +2000,7 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
                 if clear > 0 {
                     text += &format!(", {clear} last rows read undecoded");
                 }
-                let text = std::ffi::CString::new(text).expect("no NUL in a number");
-                pg_sys::ExplainPropertyText(c"Cold batches".as_ptr(), text.as_ptr(), es);
+                explain_text(es, c"Cold batches", text);
             }
             let (mut probes, mut missed) = (*st).tails;
             if !(*st).scan.is_null() {
@@ -2006,13 +2014,11 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
                     (*st).splits.0 - (*st).splits.1,
                     (*st).splits.0
                 );
-                let text = std::ffi::CString::new(text).expect("no NUL in a number");
-                pg_sys::ExplainPropertyText(c"Newest partition first".as_ptr(), text.as_ptr(), es);
+                explain_text(es, c"Newest partition first", text);
             }
             if probes > 0 {
                 let text = format!("{probes}, {missed} found no row in their slice");
-                let text = std::ffi::CString::new(text).expect("no NUL in a number");
-                pg_sys::ExplainPropertyText(c"Tail probes".as_ptr(), text.as_ptr(), es);
+                explain_text(es, c"Tail probes", text);
             }
             if (*st).blocks.1 > 0 {
                 let text = format!(
@@ -2020,16 +2026,14 @@ pub(super) unsafe extern "C-unwind" fn explain_scan(
                     (*st).blocks.0,
                     (*st).blocks.1
                 );
-                let text = std::ffi::CString::new(text).expect("no NUL in a number");
-                pg_sys::ExplainPropertyText(c"Sealed blocks".as_ptr(), text.as_ptr(), es);
+                explain_text(es, c"Sealed blocks", text);
             }
             if (*st).heap_keys > 0 {
                 let text = format!(
                     "{} (rows of hot and sealed chunks failing them are not counted as removed)",
                     (*st).heap_keys
                 );
-                let text = std::ffi::CString::new(text).expect("no NUL in a number");
-                pg_sys::ExplainPropertyText(c"Heap keys".as_ptr(), text.as_ptr(), es);
+                explain_text(es, c"Heap keys", text);
             }
             if (*st).by_index {
                 pg_sys::ExplainPropertyInteger(
